@@ -1,0 +1,253 @@
+// Lowering: from graph outputs to a static plan of buffers and dispatches, built once.
+//
+// 1. Keep only nodes the requested outputs and side effects depend on (dead code is dropped, which is
+//    also where a pruned backward graph loses what nothing needs).
+// 2. Give every live value a buffer. Persistent nodes (inputs, params, state, consts) own theirs;
+//    computed values take one from a pool and give it back after their last use (liveness), so the
+//    backward pass reuses forward activations' memory once they are dead. Reshape shares storage.
+// 3. Ask each op's kernel lowering for its dispatches and resolve their bindings to buffers.
+// The plan is plain data: the runtime turns it into GPU objects once and replays it every step.
+
+import { byteSize, fmtShape, type Node } from "./ir.ts";
+import { getKernel, getOp } from "./registry.ts";
+import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
+
+export interface PlannedBuffer {
+  id: number;
+  bytes: number;
+  persistent: boolean;
+  /** The persistent node owning it (for uploads and reads). */
+  owner?: Node;
+}
+
+export interface PlannedBinding {
+  name: string;
+  buffer: number;
+  /** Bytes bound (the tensor's size; a pooled buffer may be larger). */
+  bytes: number;
+  /** Whether the plan allows writing through this binding. */
+  writable: boolean;
+  what: string;
+}
+
+export interface PlannedDispatch {
+  label: string;
+  node: Node;
+  code: string;
+  entry: string;
+  bindings: PlannedBinding[];
+  workgroups: readonly [number, number, number];
+}
+
+export interface Plan {
+  /** Ops in execution order (aliases included; they have no dispatch). */
+  order: Node[];
+  dispatches: PlannedDispatch[];
+  buffers: PlannedBuffer[];
+  /** Where each live node's value lives (buffer id). */
+  storage: Map<Node, number>;
+  outputs: Node[];
+  /** Sum of all buffers the plan allocates. */
+  peakBytes: number;
+}
+
+export interface LowerOptions {
+  ctx?: LowerCtx;
+  /** Largest single binding the device allows (maxStorageBufferBindingSize). */
+  maxBindingBytes?: number;
+}
+
+export function lower(
+  outputs: readonly Node[],
+  effects: readonly Node[] = [],
+  opts: LowerOptions = {},
+): Plan {
+  const ctx = opts.ctx ?? DEFAULT_LOWER_CTX;
+  const maxBinding = opts.maxBindingBytes ?? Infinity;
+
+  // 1. liveness-from-outputs (dead code elimination)
+  const live = new Set<Node>();
+  const stack = [...outputs, ...effects];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (live.has(n)) continue;
+    live.add(n);
+    for (const x of n.inputs) stack.push(x);
+  }
+  const order = [...live].sort((a, b) => a.id - b.id);
+  const ops = order.filter((n) => n.kind === "op");
+  const pos = new Map<Node, number>(ops.map((n, i) => [n, i]));
+  checkEffectOrder(ops);
+
+  // 2. storage
+  const buffers: PlannedBuffer[] = [];
+  const storage = new Map<Node, number>();
+  const auxStorage = new Map<Node, number[]>();
+  const newBuffer = (bytes: number, persistent: boolean, owner?: Node): number => {
+    buffers.push({ id: buffers.length, bytes, persistent, owner });
+    return buffers.length - 1;
+  };
+  for (const n of order) if (n.persistent) storage.set(n, newBuffer(byteSize(n.shape, n.dtype), true, n));
+
+  // last use of each buffer, in op positions (outputs live to the end)
+  const END = ops.length;
+  const free: number[] = [];
+  const take = (bytes: number): number => {
+    // best fit among free pooled buffers no more than 2x too large
+    let best = -1;
+    for (let i = 0; i < free.length; i++) {
+      const b = buffers[free[i]].bytes;
+      if (b >= bytes && b <= 2 * bytes && (best < 0 || b < buffers[free[best]].bytes)) best = i;
+    }
+    if (best >= 0) return free.splice(best, 1)[0];
+    return newBuffer(bytes, false);
+  };
+  // consumers per node, to know when a pooled buffer dies
+  const lastReader = new Map<Node, number>();
+  for (const n of ops) {
+    for (const x of n.inputs) lastReader.set(x, Math.max(lastReader.get(x) ?? -1, pos.get(n)!));
+  }
+  for (const o of outputs) lastReader.set(o, END);
+  // a value must live until the last reader of anything sharing its storage (reshapes, aux outputs)
+  const need = new Map<Node, number>();
+  const auxNeed = new Map<Node, number[]>();
+  for (let i = ops.length - 1; i >= 0; i--) {
+    const n = ops[i];
+    const own = Math.max(lastReader.get(n) ?? i, need.get(n) ?? -1);
+    need.set(n, own);
+    if (getOp(n.op).alias) {
+      const src = n.inputs[0];
+      need.set(src, Math.max(need.get(src) ?? -1, own));
+    } else if (n.op === "aux") {
+      const src = n.inputs[0];
+      const arr = auxNeed.get(src) ?? [];
+      const k = n.attrs.index as number;
+      arr[k] = Math.max(arr[k] ?? -1, own);
+      auxNeed.set(src, arr);
+    }
+  }
+
+  const dispatches: PlannedDispatch[] = [];
+  const dieAt = new Map<number, number[]>();
+  const dies = (buf: number, at: number) => {
+    if (buffers[buf].persistent) return;
+    const l = dieAt.get(at) ?? [];
+    l.push(buf);
+    dieAt.set(at, l);
+  };
+  for (const n of ops) {
+    const i = pos.get(n)!;
+    const def = getOp(n.op);
+    if (def.alias) {
+      storage.set(n, storage.get(n.inputs[0])!);
+    } else if (n.op === "aux") {
+      storage.set(n, auxStorage.get(n.inputs[0])![n.attrs.index as number]);
+    } else {
+      if (!def.writes) {
+        const b = take(byteSize(n.shape, n.dtype));
+        storage.set(n, b);
+        dies(b, need.get(n)!);
+      }
+      const aux = n.auxSpecs.map((s, k) => {
+        const b = take(byteSize(s.shape, s.dtype));
+        dies(b, auxNeed.get(n)?.[k] ?? i);
+        return b;
+      });
+      auxStorage.set(n, aux);
+      const lowered = getKernel(n.op)(n, ctx);
+      const scratch = (lowered.scratch ?? []).map((b) => take(b));
+      for (const d of lowered.dispatches) {
+        dispatches.push(resolve(n, d, def.writes ?? [], scratch, lowered.scratch ?? []));
+      }
+      for (const b of scratch) dies(b, i);
+    }
+    // release buffers whose last reader is this op (after this op's own outputs were taken)
+    for (const b of dieAt.get(i) ?? []) free.push(b);
+  }
+
+  const peakBytes = buffers.reduce((s, b) => s + b.bytes, 0);
+  return { order, dispatches, buffers, storage, outputs: [...outputs], peakBytes };
+
+  function resolve(
+    n: Node,
+    d: import("../kernels/kernel.ts").Dispatch,
+    writes: readonly number[],
+    scratch: number[],
+    scratchBytes: number[],
+  ): PlannedDispatch {
+    const bindings: PlannedBinding[] = d.bindings.map((bd) => {
+      let buffer: number, bytes: number, writable: boolean, what: string;
+      if ("node" in bd.ref) {
+        const t = bd.ref.node;
+        const k = n.inputs.indexOf(t);
+        if (t !== n && k < 0) {
+          throw new Error(`lower: ${d.label} binds ${t}, which is not an input or output of ${n}`);
+        }
+        const s = storage.get(t);
+        if (s === undefined) throw new Error(`lower: ${d.label} binds ${t}, which has no storage`);
+        buffer = s;
+        bytes = byteSize(t.shape, t.dtype);
+        writable = t === n || writes.some((w) => n.inputs[w] === t);
+        what = `${t}`;
+      } else if ("aux" in bd.ref) {
+        const spec = n.auxSpecs[bd.ref.aux];
+        buffer = auxStorage.get(n)![bd.ref.aux];
+        bytes = byteSize(spec.shape, spec.dtype);
+        writable = true;
+        what = `aux ${bd.ref.aux} of ${n}`;
+      } else {
+        buffer = scratch[bd.ref.scratch];
+        bytes = scratchBytes[bd.ref.scratch];
+        writable = true;
+        what = `scratch ${bd.ref.scratch} of ${n}`;
+      }
+      if (bytes > maxBinding) {
+        throw new Error(
+          `lower: ${d.label} for ${n}: binding '${bd.name}' (${what}) needs ${bytes} bytes, over the device's ` +
+            `maxStorageBufferBindingSize of ${maxBinding}; use a smaller batch or split the tensor`,
+        );
+      }
+      return { name: bd.name, buffer, bytes, writable, what };
+    });
+    for (const w of d.workgroups) {
+      if (!Number.isInteger(w) || w < 1 || w > ctx.maxWorkgroupsPerDim) {
+        throw new Error(
+          `lower: ${d.label} for ${n}${fmtShape(n.shape)} dispatches ${d.workgroups.join("x")} workgroups; ` +
+            `each must be 1..${ctx.maxWorkgroupsPerDim}`,
+        );
+      }
+    }
+    return {
+      label: d.label,
+      node: n,
+      code: d.code,
+      entry: d.entry ?? "main",
+      bindings,
+      workgroups: d.workgroups,
+    };
+  }
+}
+
+/** In-place updates must come after every reader of the tensors they overwrite. */
+function checkEffectOrder(ops: Node[]): void {
+  for (let i = 0; i < ops.length; i++) {
+    const def = getOp(ops[i].op);
+    if (!def.writes) continue;
+    for (const w of def.writes) {
+      const target = ops[i].inputs[w];
+      if (!target.persistent) {
+        throw new Error(`lower: ${ops[i]} writes in place to ${target}, which is not a param/state tensor`);
+      }
+      for (let j = i + 1; j < ops.length; j++) {
+        if (ops[j].inputs.includes(target) && !getOp(ops[j].op).writes?.length) {
+          throw new Error(`lower: ${ops[j]} reads ${target} after ${ops[i]} updated it in place`);
+        }
+      }
+    }
+  }
+}
+
+/** Kernel labels in execution order, for tests and `--plan` listings. */
+export function kernelLabels(plan: Plan): string[] {
+  return plan.dispatches.map((d) => d.label);
+}

@@ -1,0 +1,1 @@
+// (to be written) op family 'activation': shape rules, gradient rules, builder functions.

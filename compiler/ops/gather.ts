@@ -1,0 +1,1 @@
+// (to be written) op family 'gather': shape rules, gradient rules, builder functions.

@@ -1,0 +1,1 @@
+// (to be written) op family 'loss': shape rules, gradient rules, builder functions.

@@ -1,0 +1,1 @@
+// (to be written) op family 'matmul': shape rules, gradient rules, builder functions.

@@ -1,0 +1,1 @@
+// (to be written) op family 'norm': shape rules, gradient rules, builder functions.

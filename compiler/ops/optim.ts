@@ -1,0 +1,1 @@
+// (to be written) op family 'optim': shape rules, gradient rules, builder functions.

@@ -1,0 +1,1 @@
+// (to be written) op family 'patch': shape rules, gradient rules, builder functions.

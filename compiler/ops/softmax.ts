@@ -1,0 +1,1 @@
+// (to be written) op family 'softmax': shape rules, gradient rules, builder functions.

@@ -1,0 +1,55 @@
+// The op table. Each op is defined once (compiler/ops/<family>.ts) with its shape rule and gradient
+// rule; its kernel lowering is registered separately by kernels/<family>.ts. Keeping them in two
+// tables lets the compiler (graph building, autodiff) run without a GPU, e.g. in the CPU tests.
+
+import type { Attrs, Node, OutSpec } from "./ir.ts";
+import type { KernelLowering } from "../kernels/kernel.ts";
+
+/**
+ * A gradient rule: given the node, the gradient of the loss w.r.t. its output (`dy`, same shape) and
+ * which inputs need a gradient, return one gradient per input (undefined where not needed). Rules
+ * build their result out of other ops of the same IR, so the backward graph is an ordinary graph.
+ */
+export type GradRule = (node: Node, dy: Node, needs: readonly boolean[]) => (Node | undefined)[];
+
+export interface OpDef {
+  name: string;
+  /** Validates inputs/attrs and returns the output spec; throws ShapeError naming the op. */
+  infer(inputs: readonly Node[], attrs: Attrs): OutSpec;
+  /** Missing: the op is not differentiable (indices, backward ops, optimizer updates). */
+  grad?: GradRule;
+  /** Indices of inputs this op updates in place (side-effect ops such as optimizer updates). */
+  writes?: readonly number[];
+  /** Output shares the storage of input 0 (reshape): no kernel, no copy. */
+  alias?: boolean;
+}
+
+const ops = new Map<string, OpDef>();
+const kernels = new Map<string, KernelLowering>();
+
+export function defineOp(def: OpDef): OpDef {
+  if (ops.has(def.name)) throw new Error(`registry: op '${def.name}' defined twice`);
+  ops.set(def.name, def);
+  return def;
+}
+
+export function getOp(name: string): OpDef {
+  const d = ops.get(name);
+  if (!d) throw new Error(`registry: unknown op '${name}'`);
+  return d;
+}
+
+export function allOps(): string[] {
+  return [...ops.keys()];
+}
+
+export function defineKernel(op: string, lower: KernelLowering): void {
+  if (kernels.has(op)) throw new Error(`registry: kernel for '${op}' defined twice`);
+  kernels.set(op, lower);
+}
+
+export function getKernel(op: string): KernelLowering {
+  const k = kernels.get(op);
+  if (!k) throw new Error(`registry: op '${op}' has no kernel (is kernels/index.ts imported?)`);
+  return k;
+}

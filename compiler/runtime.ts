@@ -1,0 +1,318 @@
+// The runtime: turn a Plan into GPU objects once, then replay it. Each run() is one command encoder,
+// one compute pass and one queue.submit; nothing is read back unless asked.
+
+import { byteSize, type DType, fmtShape, type Node, numel } from "./ir.ts";
+import { lower, type LowerOptions, type Plan } from "./lower.ts";
+import { getGpu, type Gpu } from "./device.ts";
+import { checkBindings, reflectShader } from "./reflect.ts";
+
+export type HostArray = Float32Array | Int32Array | Uint32Array;
+
+export interface CompileOptions extends LowerOptions {
+  /** In-place update nodes (optimizer steps) to run after the outputs. */
+  effects?: readonly Node[];
+  gpu?: Gpu;
+}
+
+/** Compile outputs (and side effects) of a graph into an executable plan on the GPU. */
+export async function compile(outputs: readonly Node[], opts: CompileOptions = {}): Promise<Executable> {
+  const gpu = opts.gpu ?? await getGpu();
+  const plan = lower(outputs, opts.effects ?? [], {
+    ctx: opts.ctx ?? gpu.lowerCtx,
+    maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
+  });
+  const exe = new Executable(gpu, plan);
+  await exe.init();
+  return exe;
+}
+
+export class Executable {
+  readonly device: GPUDevice;
+  private buffers: GPUBuffer[] = [];
+  private pipelines: GPUComputePipeline[] = [];
+  private bindGroups: GPUBindGroup[] = [];
+  private staging = new Map<string, GPUBuffer>();
+  /** Number of times run() was called. */
+  steps = 0;
+
+  constructor(readonly gpu: Gpu, readonly plan: Plan) {
+    this.device = gpu.device;
+  }
+
+  /** Creates buffers, pipelines and bind groups, and uploads initial values. Called by compile(). */
+  async init(): Promise<void> {
+    const dev = this.device;
+    const maxBuf = this.gpu.limits.maxBufferSize;
+    dev.pushErrorScope("out-of-memory");
+    dev.pushErrorScope("validation");
+    for (const b of this.plan.buffers) {
+      if (b.bytes > maxBuf) {
+        throw new Error(
+          `runtime: buffer of ${b.bytes} bytes (${b.owner ?? "pooled"}) exceeds maxBufferSize ${maxBuf}`,
+        );
+      }
+      this.buffers.push(dev.createBuffer({
+        size: Math.ceil(b.bytes / 16) * 16,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        label: b.owner ? `${b.owner}` : `pool${b.id}`,
+      }));
+    }
+    const modules = new Map<string, GPUShaderModule>();
+    const pipeCache = new Map<string, GPUComputePipeline>();
+    for (const d of this.plan.dispatches) {
+      const info = reflectShader(d.code, d.entry, d.label);
+      checkBindings(d.label, info, d.bindings);
+      let mod = modules.get(d.code);
+      if (!mod) {
+        mod = dev.createShaderModule({ code: d.code, label: d.label });
+        const ci = await mod.getCompilationInfo();
+        const errs = ci.messages.filter((m) => m.type === "error");
+        if (errs.length) {
+          throw new Error(
+            `kernel ${d.label} (${d.node}): WGSL compile error:\n` +
+              errs.map((m) => `  line ${m.lineNum}: ${m.message}`).join("\n") + "\n" + numbered(d.code),
+          );
+        }
+        modules.set(d.code, mod);
+      }
+      const key = d.entry + "\u0000" + d.code;
+      let pipe = pipeCache.get(key);
+      if (!pipe) {
+        const layout = dev.createBindGroupLayout({
+          label: d.label,
+          entries: info.bindings.map((b) => ({
+            binding: b.binding,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: b.kind },
+          })),
+        });
+        pipe = dev.createComputePipeline({
+          label: d.label,
+          layout: dev.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module: mod, entryPoint: d.entry },
+        });
+        pipeCache.set(key, pipe);
+      }
+      this.pipelines.push(pipe);
+      const byName = new Map(info.bindings.map((b) => [b.name, b.binding]));
+      this.bindGroups.push(dev.createBindGroup({
+        label: d.label,
+        layout: pipe.getBindGroupLayout(0),
+        entries: d.bindings.map((b) => ({
+          binding: byName.get(b.name)!,
+          resource: { buffer: this.buffers[b.buffer], offset: 0, size: Math.ceil(b.bytes / 4) * 4 },
+        })),
+      }));
+    }
+    const verr = await dev.popErrorScope();
+    const oom = await dev.popErrorScope();
+    if (oom) {
+      throw new Error(
+        `runtime: out of GPU memory building the plan (${this.plan.peakBytes} bytes): ${oom.message}`,
+      );
+    }
+    if (verr) throw new Error(`runtime: WebGPU validation error building the plan: ${verr.message}`);
+    for (const b of this.plan.buffers) {
+      const n = b.owner;
+      if (n?.init !== undefined) {
+        const data = typeof n.init === "function" ? n.init(numel(n.shape)) : n.init;
+        this.writeRaw(n, data);
+      }
+    }
+  }
+
+  /** Number of compute dispatches one run() records. */
+  get kernelCount(): number {
+    return this.plan.dispatches.length;
+  }
+
+  private bufferOf(n: Node): GPUBuffer {
+    const id = this.plan.storage.get(n);
+    if (id === undefined) {
+      throw new Error(`runtime: ${n} is not part of this plan (not an output or live input)`);
+    }
+    return this.buffers[id];
+  }
+
+  /** Uploads data into an input/param/state node. f16/bf16 nodes take f32 data (converted) or raw u16 words. */
+  write(n: Node, data: HostArray | Uint16Array | number[]): void {
+    if (!n.persistent) {
+      throw new Error(`runtime: cannot write ${n}: only inputs, params and state can be written`);
+    }
+    this.writeRaw(n, Array.isArray(data) ? Float32Array.from(data) : data);
+  }
+
+  private writeRaw(n: Node, data: HostArray | Uint16Array): void {
+    const count = numel(n.shape);
+    if (data.length !== count) {
+      throw new Error(`runtime: ${n} holds ${count} values ${fmtShape(n.shape)}, got ${data.length}`);
+    }
+    const bytes = encode(n.dtype, data, n);
+    this.device.queue.writeBuffer(
+      this.bufferOf(n),
+      0,
+      bytes.buffer as ArrayBuffer,
+      bytes.byteOffset,
+      bytes.byteLength,
+    );
+  }
+
+  /** Records every dispatch into one encoder and submits it once. Optionally copies nodes out for reading. */
+  run(read: readonly Node[] = []): Promise<HostArray[]> {
+    const enc = this.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    const ds = this.plan.dispatches;
+    for (let i = 0; i < ds.length; i++) {
+      pass.setPipeline(this.pipelines[i]);
+      pass.setBindGroup(0, this.bindGroups[i]);
+      const [x, y, z] = ds[i].workgroups;
+      pass.dispatchWorkgroups(x, y, z);
+    }
+    pass.end();
+    const stages = read.map((n, i) => this.copyOut(enc, n, i));
+    this.device.queue.submit([enc.finish()]);
+    this.steps++;
+    return Promise.all(stages.map((s, i) => this.finishRead(read[i], s)));
+  }
+
+  /** Reads any live node (persistent, or an output of the plan) back to the host as f32/i32/u32. */
+  async read(n: Node): Promise<HostArray> {
+    const enc = this.device.createCommandEncoder();
+    const s = this.copyOut(enc, n, 0);
+    this.device.queue.submit([enc.finish()]);
+    return await this.finishRead(n, s);
+  }
+
+  private copyOut(enc: GPUCommandEncoder, n: Node, slot: number): GPUBuffer {
+    if (!n.persistent && !this.plan.outputs.includes(n)) {
+      throw new Error(`runtime: ${n} is an intermediate; list it in compile()'s outputs to read it`);
+    }
+    const bytes = Math.ceil(byteSize(n.shape, n.dtype) / 4) * 4;
+    // staging buffers are cached per (size, slot) and reused once their previous read was awaited
+    const key = `${bytes}:${slot}`;
+    let st = this.staging.get(key);
+    if (!st || st.mapState !== "unmapped") {
+      st = this.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      if (!this.staging.has(key)) this.staging.set(key, st);
+    }
+    enc.copyBufferToBuffer(this.bufferOf(n), 0, st, 0, bytes);
+    return st;
+  }
+
+  private async finishRead(n: Node, st: GPUBuffer): Promise<HostArray> {
+    await st.mapAsync(GPUMapMode.READ);
+    const raw = st.getMappedRange().slice(0);
+    st.unmap();
+    return decode(n.dtype, raw, numel(n.shape));
+  }
+
+  destroy(): void {
+    for (const b of this.buffers) b.destroy();
+    for (const b of this.staging.values()) b.destroy();
+    this.buffers = [];
+  }
+}
+
+function numbered(code: string): string {
+  return code.split("\n").map((l, i) => `${String(i + 1).padStart(4)}| ${l}`).join("\n");
+}
+
+/** Host → GPU bytes for a dtype. f32 data into f16/bf16 nodes is rounded to nearest even. */
+export function encode(dtype: DType, data: HostArray | Uint16Array, n?: Node): Uint8Array {
+  const where = n ? `${n}` : dtype;
+  switch (dtype) {
+    case "f32":
+      if (data instanceof Float32Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      return new Uint8Array(Float32Array.from(data as ArrayLike<number>).buffer);
+    case "i32":
+      if (data instanceof Float32Array) {
+        for (const v of data) {
+          if (!Number.isInteger(v)) throw new Error(`runtime: ${where} is i32 but got ${v}`);
+        }
+      }
+      return new Uint8Array(Int32Array.from(data as ArrayLike<number>).buffer);
+    case "u32":
+      return new Uint8Array(Uint32Array.from(data as ArrayLike<number>).buffer);
+    case "f16":
+    case "bf16": {
+      const words = new Uint16Array(Math.ceil(data.length / 2) * 2);
+      if (data instanceof Uint16Array) words.set(data);
+      else {
+        const f = Float32Array.from(data as ArrayLike<number>);
+        for (let i = 0; i < f.length; i++) words[i] = dtype === "bf16" ? toBf16(f[i]) : toF16(f[i]);
+      }
+      return new Uint8Array(words.buffer);
+    }
+  }
+}
+
+export function decode(dtype: DType, raw: ArrayBuffer, count: number): HostArray {
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(raw, 0, count);
+    case "i32":
+      return new Int32Array(raw, 0, count);
+    case "u32":
+      return new Uint32Array(raw, 0, count);
+    case "f16":
+    case "bf16": {
+      const w = new Uint16Array(raw, 0, count);
+      const out = new Float32Array(count);
+      for (let i = 0; i < count; i++) out[i] = dtype === "bf16" ? fromBf16(w[i]) : fromF16(w[i]);
+      return out;
+    }
+  }
+}
+
+const f32buf = new Float32Array(1);
+const u32buf = new Uint32Array(f32buf.buffer);
+
+export function toBf16(x: number): number {
+  f32buf[0] = x;
+  const u = u32buf[0];
+  if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0; // NaN
+  return ((u + 0x7fff + ((u >> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function fromBf16(h: number): number {
+  u32buf[0] = h << 16;
+  return f32buf[0];
+}
+
+export function toF16(x: number): number {
+  // Math.f16round would do, but keep to what every runtime has: round-to-nearest-even by hand.
+  f32buf[0] = x;
+  const u = u32buf[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is still correct
+  return sign | h;
+}
+
+export function fromF16(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}

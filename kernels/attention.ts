@@ -1,0 +1,1 @@
+// (to be written) WGSL kernels of op family 'attention' (forward and backward).

@@ -1,0 +1,128 @@
+// What a kernel lowering produces, and small WGSL helpers shared by the kernel families.
+//
+// A lowering turns one IR node into one or more compute dispatches. Shapes are static, so sizes and
+// strides are baked into the WGSL as `const`s: each distinct shape gets its own pipeline, compiled
+// once when the plan is built. Bindings are matched to the shader's variables *by name* and checked
+// against wgsl_reflect's view of the shader (compiler/reflect.ts): every declared binding must be
+// bound, read_write bindings may only point at the node's own outputs, its scratch, or inputs the op
+// declares it writes.
+
+import type { DType, Node } from "../compiler/ir.ts";
+
+/** Which storage a binding refers to. */
+export type BufRef =
+  /** A node's main storage (an input of the op, or the op's own output when node is the op). */
+  | { node: Node }
+  /** The k-th extra output of the op being lowered (e.g. argmax saved for backward). */
+  | { aux: number }
+  /** A temporary that lives only during this op's dispatches (size given in Lowered.scratch). */
+  | { scratch: number };
+
+export interface Binding {
+  /** The WGSL variable name, e.g. `a`, `out`. */
+  name: string;
+  ref: BufRef;
+}
+
+export interface Dispatch {
+  /** Kernel name shown in plans and errors, e.g. `matmul_fwd`, `layernorm_bwd`. */
+  label: string;
+  code: string;
+  entry?: string;
+  bindings: Binding[];
+  workgroups: readonly [number, number, number];
+}
+
+export interface Lowered {
+  dispatches: Dispatch[];
+  /** Byte sizes of scratch buffers used by the dispatches ({scratch: i}). */
+  scratch?: number[];
+}
+
+/** Device facts a lowering may use to pick variants and must respect. */
+export interface LowerCtx {
+  maxWorkgroupsPerDim: number;
+  maxWorkgroupStorage: number;
+  maxInvocations: number;
+  hasF16: boolean;
+}
+
+export type KernelLowering = (node: Node, ctx: LowerCtx) => Lowered;
+
+export const DEFAULT_LOWER_CTX: LowerCtx = {
+  maxWorkgroupsPerDim: 65535,
+  maxWorkgroupStorage: 16384,
+  maxInvocations: 256,
+  hasF16: false,
+};
+
+/**
+ * A 1-D launch of `n` threads in workgroups of `wg`, folded into 2-D when it would exceed the per-
+ * dimension limit. Kernels compute the linear thread index as `gid.x + gid.y * GRID_STRIDE` and
+ * return when it is >= n. Returns the workgroup counts and the WGSL const for the stride.
+ */
+export function grid1d(
+  n: number,
+  wg: number,
+  ctx: Pick<LowerCtx, "maxWorkgroupsPerDim"> = DEFAULT_LOWER_CTX,
+): { workgroups: [number, number, number]; stride: string } {
+  const groups = Math.max(1, Math.ceil(n / wg));
+  const max = ctx.maxWorkgroupsPerDim;
+  const x = Math.min(groups, max);
+  const y = Math.ceil(groups / x);
+  if (y > max) throw new Error(`grid1d: ${n} threads exceed ${max}x${max} workgroups of ${wg}`);
+  return { workgroups: [x, y, 1], stride: `const GRID_STRIDE: u32 = ${x * wg}u;` };
+}
+
+/** The WGSL element type a tensor of this dtype is stored as. 16-bit types are packed in u32 words. */
+export function storageType(dtype: DType): string {
+  switch (dtype) {
+    case "f32":
+      return "f32";
+    case "i32":
+      return "i32";
+    case "u32":
+    case "f16":
+    case "bf16":
+      return "u32";
+  }
+}
+
+/**
+ * A WGSL expression reading element `idx` (a u32 expression) of `arr` as f32, whatever its storage
+ * dtype: bf16 is the high half of an f32, f16 is unpacked with the core `unpack2x16float` (so no
+ * `shader-f16` feature is needed to *read* f16 weights).
+ */
+export function loadF32(dtype: DType, arr: string, idx: string): string {
+  switch (dtype) {
+    case "f32":
+      return `${arr}[${idx}]`;
+    case "i32":
+    case "u32":
+      return `f32(${arr}[${idx}])`;
+    case "bf16":
+      return `bf16_at(${arr}[(${idx}) >> 1u], (${idx}) & 1u)`;
+    case "f16":
+      return `unpack2x16float(${arr}[(${idx}) >> 1u])[(${idx}) & 1u]`;
+  }
+}
+
+/** WGSL helper functions that loadF32 expressions may call; include once per shader. */
+export const WGSL_UNPACK = /* wgsl */ `
+fn bf16_at(word: u32, half: u32) -> f32 {
+  return bitcast<f32>(select(word << 16u, word & 0xffff0000u, half == 1u));
+}
+`;
+
+/** Formats a JS number as a WGSL f32 literal. */
+export function f32lit(x: number): string {
+  if (!Number.isFinite(x)) throw new Error(`f32lit: ${x} is not finite`);
+  const s = String(Math.fround(x));
+  return s.includes(".") || s.includes("e") ? `f32(${s})` : `${s}.0`;
+}
+
+/** Formats a shape/stride list as a WGSL const array of u32. */
+export function u32array(name: string, xs: readonly number[]): string {
+  const vals = xs.length ? xs.map((x) => `${x}u`).join(", ") : "0u";
+  return `const ${name} = array<u32, ${Math.max(1, xs.length)}>(${vals});`;
+}

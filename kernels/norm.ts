@@ -1,0 +1,1 @@
+// (to be written) WGSL kernels of op family 'norm' (forward and backward).

@@ -1,0 +1,21 @@
+// Public API. Build a graph, differentiate it, compile it once, replay it every step.
+//
+//   const g = new Graph();
+//   const x = g.input("x", [8, 16]);
+//   const w = g.param("w", [16, 4], { init: truncNormal(1, 0.02) });
+//   const loss = mean(...)
+//   const grads = grad(loss);               // only trainable params, pruned
+//   const exe = await compile([loss, ...grads.values()]);
+
+import "./compiler/ops/index.ts";
+import "./kernels/index.ts";
+
+export * from "./compiler/ir.ts";
+export { grad, needsGradSet } from "./compiler/grad.ts";
+export { kernelLabels, lower, type Plan } from "./compiler/lower.ts";
+export { compile, type CompileOptions, Executable, type HostArray } from "./compiler/runtime.ts";
+export { getGpu, type Gpu, NoAdapterError } from "./compiler/device.ts";
+export { constantInit, randn, Rng, truncNormal } from "./compiler/random.ts";
+export * from "./compiler/ops/elementwise.ts";
+export * from "./compiler/ops/reduce.ts";
+export * from "./compiler/ops/layout.ts";

@@ -1,0 +1,1 @@
+// (to be written) CPU references (f64) of op family 'gather'.

@@ -1,0 +1,1 @@
+// CPU references (f64) of the layout family (reshape needs none: it is an alias).
