@@ -33,14 +33,15 @@ let cached: Promise<Gpu> | undefined;
 
 /** The process-wide GPU, created on first use. Prints the adapter name to stderr once. */
 export function getGpu(opts: { quiet?: boolean; powerPreference?: GPUPowerPreference } = {}): Promise<Gpu> {
-  cached ??= open(opts).catch((e) => {
+  cached ??= openGpu(opts).catch((e) => {
     cached = undefined;
     throw e;
   });
   return cached;
 }
 
-async function open(opts: { quiet?: boolean; powerPreference?: GPUPowerPreference }): Promise<Gpu> {
+/** Opens a new device (uncached); getGpu() is the shared one. */
+export async function openGpu(opts: { quiet?: boolean; powerPreference?: GPUPowerPreference }): Promise<Gpu> {
   if (typeof navigator === "undefined" || !("gpu" in navigator)) throw new NoAdapterError(HOW_TO_GET_ONE);
   let adapter: GPUAdapter | null = null;
   try {

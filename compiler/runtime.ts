@@ -22,7 +22,12 @@ export async function compile(outputs: readonly Node[], opts: CompileOptions = {
     maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
   });
   const exe = new Executable(gpu, plan);
-  await exe.init();
+  try {
+    await exe.init();
+  } catch (e) {
+    exe.destroy();
+    throw e;
+  }
   return exe;
 }
 
@@ -45,67 +50,72 @@ export class Executable {
     const maxBuf = this.gpu.limits.maxBufferSize;
     dev.pushErrorScope("out-of-memory");
     dev.pushErrorScope("validation");
-    for (const b of this.plan.buffers) {
-      if (b.bytes > maxBuf) {
-        throw new Error(
-          `runtime: buffer of ${b.bytes} bytes (${b.owner ?? "pooled"}) exceeds maxBufferSize ${maxBuf}`,
-        );
-      }
-      this.buffers.push(dev.createBuffer({
-        size: Math.ceil(b.bytes / 16) * 16,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-        label: b.owner ? `${b.owner}` : `pool${b.id}`,
-      }));
-    }
-    const modules = new Map<string, GPUShaderModule>();
-    const pipeCache = new Map<string, GPUComputePipeline>();
-    for (const d of this.plan.dispatches) {
-      const info = reflectShader(d.code, d.entry, d.label);
-      checkBindings(d.label, info, d.bindings);
-      let mod = modules.get(d.code);
-      if (!mod) {
-        mod = dev.createShaderModule({ code: d.code, label: d.label });
-        const ci = await mod.getCompilationInfo();
-        const errs = ci.messages.filter((m) => m.type === "error");
-        if (errs.length) {
+    let verr: GPUError | null = null, oom: GPUError | null = null;
+    try {
+      for (const b of this.plan.buffers) {
+        if (b.bytes > maxBuf) {
           throw new Error(
-            `kernel ${d.label} (${d.node}): WGSL compile error:\n` +
-              errs.map((m) => `  line ${m.lineNum}: ${m.message}`).join("\n") + "\n" + numbered(d.code),
+            `runtime: buffer of ${b.bytes} bytes (${b.owner ?? "pooled"}) exceeds maxBufferSize ${maxBuf}`,
           );
         }
-        modules.set(d.code, mod);
+        this.buffers.push(dev.createBuffer({
+          size: Math.ceil(b.bytes / 16) * 16,
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+          label: b.owner ? `${b.owner}` : `pool${b.id}`,
+        }));
       }
-      const key = d.entry + "\u0000" + d.code;
-      let pipe = pipeCache.get(key);
-      if (!pipe) {
-        const layout = dev.createBindGroupLayout({
+      const modules = new Map<string, GPUShaderModule>();
+      const pipeCache = new Map<string, GPUComputePipeline>();
+      for (const d of this.plan.dispatches) {
+        const info = reflectShader(d.code, d.entry, d.label);
+        checkBindings(d.label, info, d.bindings);
+        let mod = modules.get(d.code);
+        if (!mod) {
+          mod = dev.createShaderModule({ code: d.code, label: d.label });
+          const ci = await mod.getCompilationInfo();
+          const errs = ci.messages.filter((m) => m.type === "error");
+          if (errs.length) {
+            throw new Error(
+              `kernel ${d.label} (${d.node}): WGSL compile error:\n` +
+                errs.map((m) => `  line ${m.lineNum}: ${m.message}`).join("\n") + "\n" + numbered(d.code),
+            );
+          }
+          modules.set(d.code, mod);
+        }
+        const key = d.entry + "\u0000" + d.code;
+        let pipe = pipeCache.get(key);
+        if (!pipe) {
+          const layout = dev.createBindGroupLayout({
+            label: d.label,
+            entries: info.bindings.map((b) => ({
+              binding: b.binding,
+              visibility: GPUShaderStage.COMPUTE,
+              buffer: { type: b.kind },
+            })),
+          });
+          pipe = dev.createComputePipeline({
+            label: d.label,
+            layout: dev.createPipelineLayout({ bindGroupLayouts: [layout] }),
+            compute: { module: mod, entryPoint: d.entry },
+          });
+          pipeCache.set(key, pipe);
+        }
+        this.pipelines.push(pipe);
+        const byName = new Map(info.bindings.map((b) => [b.name, b.binding]));
+        this.bindGroups.push(dev.createBindGroup({
           label: d.label,
-          entries: info.bindings.map((b) => ({
-            binding: b.binding,
-            visibility: GPUShaderStage.COMPUTE,
-            buffer: { type: b.kind },
+          layout: pipe.getBindGroupLayout(0),
+          entries: d.bindings.map((b) => ({
+            binding: byName.get(b.name)!,
+            resource: { buffer: this.buffers[b.buffer], offset: 0, size: Math.ceil(b.bytes / 4) * 4 },
           })),
-        });
-        pipe = dev.createComputePipeline({
-          label: d.label,
-          layout: dev.createPipelineLayout({ bindGroupLayouts: [layout] }),
-          compute: { module: mod, entryPoint: d.entry },
-        });
-        pipeCache.set(key, pipe);
+        }));
       }
-      this.pipelines.push(pipe);
-      const byName = new Map(info.bindings.map((b) => [b.name, b.binding]));
-      this.bindGroups.push(dev.createBindGroup({
-        label: d.label,
-        layout: pipe.getBindGroupLayout(0),
-        entries: d.bindings.map((b) => ({
-          binding: byName.get(b.name)!,
-          resource: { buffer: this.buffers[b.buffer], offset: 0, size: Math.ceil(b.bytes / 4) * 4 },
-        })),
-      }));
+    } finally {
+      // always pop, so a failed build leaves no error scope behind on the shared device
+      verr = await dev.popErrorScope();
+      oom = await dev.popErrorScope();
     }
-    const verr = await dev.popErrorScope();
-    const oom = await dev.popErrorScope();
     if (oom) {
       throw new Error(
         `runtime: out of GPU memory building the plan (${this.plan.peakBytes} bytes): ${oom.message}`,

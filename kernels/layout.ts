@@ -1,1 +1,137 @@
-// (to be written) WGSL kernels of op family 'layout'.
+// WGSL kernels of the layout family: permute, slice (+ slice_bwd), concat. reshape has none (alias).
+// All are copies with one thread per element of what they write; shapes are static, so the index
+// arithmetic is unrolled per dimension with the sizes baked in as constants. Tensors are 32-bit
+// (the ops reject 16-bit storage), so every element is one array word and no two threads share one.
+
+import { defineKernel } from "../compiler/registry.ts";
+import { type Node, type Shape, strides } from "../compiler/ir.ts";
+import { type Dispatch, grid1d, type LowerCtx, storageType } from "./kernel.ts";
+
+const WG = 256;
+
+/** Product of dims [from, to). */
+function prod(s: Shape, from: number, to: number): number {
+  let p = 1;
+  for (let i = from; i < to; i++) p *= s[i];
+  return p;
+}
+
+/** A thread-per-element kernel over `n` items: `body` computes from `i` and writes its element. */
+function copyKernel(
+  label: string,
+  n: number,
+  ctx: LowerCtx,
+  src: { name: string; node: Node },
+  dst: { name: string; node: Node },
+  body: string,
+): Dispatch {
+  const g = grid1d(n, WG, ctx);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> ${src.name}: array<${storageType(src.node.dtype)}>;
+@group(0) @binding(1) var<storage, read_write> ${dst.name}: array<${storageType(dst.node.dtype)}>;
+const N: u32 = ${n}u;
+${g.stride}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= N) { return; }
+${body}
+}
+`;
+  return {
+    label,
+    code,
+    bindings: [{ name: src.name, ref: { node: src.node } }, { name: dst.name, ref: { node: dst.node } }],
+    workgroups: g.workgroups,
+  };
+}
+
+// permute: output element i has coordinates c[d] (row-major in the output shape); its source is
+// sum_d c[d] * xstride[perm[d]]. Size-1 output dims contribute nothing and are skipped.
+defineKernel("permute", (n, ctx) => {
+  const x = n.inputs[0];
+  const perm = n.attrs.perm as number[];
+  const os = strides(n.shape), xs = strides(x.shape);
+  const lines = [`  var rem = i;`, `  var src = 0u;`];
+  n.shape.forEach((d, k) => {
+    if (d === 1) return;
+    lines.push(`  let c${k} = rem / ${os[k]}u; rem = rem - c${k} * ${os[k]}u;`);
+    lines.push(`  src = src + c${k} * ${xs[perm[k]]}u;`);
+  });
+  lines.push(`  out[i] = x[src];`);
+  return {
+    dispatches: [
+      copyKernel(
+        "permute_fwd",
+        n.size,
+        ctx,
+        { name: "x", node: x },
+        { name: "out", node: n },
+        lines.join("\n"),
+      ),
+    ],
+  };
+});
+
+/** [OUTER, LEN, INNER] view of a shape around `axis`. */
+function around(s: Shape, axis: number) {
+  return { outer: prod(s, 0, axis), len: s[axis], inner: prod(s, axis + 1, s.length) };
+}
+
+// slice: output viewed as [OUTER, LEN_OUT, INNER] reads x at [o, start + j, r].
+defineKernel("slice", (n, ctx) => {
+  const x = n.inputs[0];
+  const axis = n.attrs.axis as number, start = n.attrs.start as number;
+  const { len: lo, inner } = around(n.shape, axis);
+  const li = x.shape[axis];
+  const body = `
+  let r = i % ${inner}u;
+  let j = (i / ${inner}u) % ${lo}u;
+  let o = i / ${inner * lo}u;
+  out[i] = x[(o * ${li}u + j + ${start}u) * ${inner}u + r];`;
+  return {
+    dispatches: [
+      copyKernel("slice_fwd", n.size, ctx, { name: "x", node: x }, { name: "out", node: n }, body),
+    ],
+  };
+});
+
+// slice_bwd: one thread per dx element; inside [start, end) on the axis it takes dy, else 0.
+defineKernel("slice_bwd", (n, ctx) => {
+  const dy = n.inputs[0];
+  const { axis, start, end } = n.attrs as { axis: number; start: number; end: number };
+  const { len: li, inner } = around(n.shape, axis);
+  const lo = end - start;
+  const body = `
+  let r = i % ${inner}u;
+  let j = (i / ${inner}u) % ${li}u;
+  let o = i / ${inner * li}u;
+  var v = 0.0;
+  if (j >= ${start}u && j < ${end}u) { v = dy[(o * ${lo}u + j - ${start}u) * ${inner}u + r]; }
+  dx[i] = v;`;
+  return {
+    dispatches: [
+      copyKernel("slice_bwd", n.size, ctx, { name: "dy", node: dy }, { name: "dx", node: n }, body),
+    ],
+  };
+});
+
+// concat: one dispatch per input (so any number of inputs fits the 8-bindings-per-shader limit),
+// each copying its input into its own region of the output; the regions are disjoint and together
+// cover the output, so every element is written exactly once.
+defineKernel("concat", (n, ctx) => {
+  const axis = n.attrs.axis as number;
+  const { len: lo, inner } = around(n.shape, axis);
+  let off = 0;
+  const dispatches = n.inputs.map((x) => {
+    const li = x.shape[axis];
+    const body = `
+  let r = i % ${inner}u;
+  let j = (i / ${inner}u) % ${li}u;
+  let o = i / ${inner * li}u;
+  out[(o * ${lo}u + j + ${off}u) * ${inner}u + r] = x[i];`;
+    off += li;
+    return copyKernel("concat_fwd", x.size, ctx, { name: "x", node: x }, { name: "out", node: n }, body);
+  });
+  return { dispatches };
+});

@@ -1,1 +1,170 @@
-// (to be written) WGSL kernels of op family 'loss' (forward and backward).
+// Cross-entropy kernels.
+//   cross_entropy_fwd:  one workgroup per row: row max, then Σexp(x−max) and Σ(x−max) in one pass;
+//                       writes the row's loss to scratch and its log-sum-exp to the aux output.
+//   cross_entropy_mean: one workgroup sums the N row losses (fixed order, deterministic) → out[0].
+//   cross_entropy_bwd:  one thread per logit: (exp(x − lse) − target) · dy / N.
+// Smoothing enters only through two constants: the target weight of the label (ON) and of every other
+// class (OFF); Σ target = 1 in both modes, so the row loss is lse − OFF·Σx − (ON−OFF)·x_label, which
+// is computed on max-shifted values to avoid cancellation.
+// A label outside [0, C) is never used as an index: its row gets NaN (loss and gradient).
+
+import { defineKernel } from "../compiler/registry.ts";
+import type { Node } from "../compiler/ir.ts";
+import { f32lit, grid1d } from "./kernel.ts";
+
+const WG = 128;
+
+/** Target weights (label, other classes) for a cross_entropy node's attrs. */
+function targetWeights(n: Node, c: number): { on: number; off: number } {
+  const eps = n.attrs.smoothing as number;
+  if (n.attrs.mode === "others") return { on: 1 - eps, off: c > 1 ? eps / (c - 1) : 0 };
+  return { on: 1 - eps + eps / c, off: eps / c };
+}
+
+const NAN = "bitcast<f32>(0x7fc00000u)";
+
+defineKernel("cross_entropy", (n, ctx) => {
+  const [x, labels] = n.inputs;
+  const [rows, c] = x.shape;
+  const { on, off } = targetWeights(n, c);
+  const gx = Math.min(rows, ctx.maxWorkgroupsPerDim);
+  const gy = Math.ceil(rows / gx);
+  const rowCode = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read_write> rowloss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+const ROWS: u32 = ${rows}u;
+const C: u32 = ${c}u;
+const GX: u32 = ${gx}u;
+const ON: f32 = ${f32lit(on)};
+const OFF: f32 = ${f32lit(off)};
+var<workgroup> smax: array<f32, ${WG}>;
+var<workgroup> sexp: array<f32, ${WG}>;
+var<workgroup> ssum: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * GX;
+  if (row >= ROWS) { return; } // uniform per workgroup, so the barriers below stay uniform
+  let base = row * C;
+  var m = -3.4028235e38;
+  for (var j = t; j < C; j += ${WG}u) { m = max(m, x[base + j]); }
+  smax[t] = m;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { smax[t] = max(smax[t], smax[t + s]); }
+    workgroupBarrier();
+  }
+  let rmax = smax[0];
+  var e = 0.0;
+  var sx = 0.0;
+  for (var j = t; j < C; j += ${WG}u) {
+    let v = x[base + j] - rmax;
+    e += exp(v);
+    sx += v;
+  }
+  sexp[t] = e;
+  ssum[t] = sx;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) {
+      sexp[t] += sexp[t + s];
+      ssum[t] += ssum[t + s];
+    }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    let lab = labels[row];
+    let ok = lab >= 0 && lab < i32(C);
+    let xl = x[base + u32(select(0, lab, ok))] - rmax;
+    let shifted = log(sexp[0]);
+    lse[row] = rmax + shifted;
+    rowloss[row] = select(${NAN}, shifted - OFF * ssum[0] - (ON - OFF) * xl, ok);
+  }
+}
+`;
+  const meanCode = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> rowloss: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+const ROWS: u32 = ${rows}u;
+var<workgroup> acc: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  var s = 0.0;
+  for (var i = t; i < ROWS; i += 256u) { s += rowloss[i]; }
+  acc[t] = s;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (t < k) { acc[t] += acc[t + k]; }
+    workgroupBarrier();
+  }
+  if (t == 0u) { out[0] = acc[0] / ${rows}.0; }
+}
+`;
+  return {
+    scratch: [4 * rows],
+    dispatches: [
+      {
+        label: "cross_entropy_fwd",
+        code: rowCode,
+        bindings: [
+          { name: "x", ref: { node: x } },
+          { name: "labels", ref: { node: labels } },
+          { name: "rowloss", ref: { scratch: 0 } },
+          { name: "lse", ref: { aux: 0 } },
+        ],
+        workgroups: [gx, gy, 1],
+      },
+      {
+        label: "cross_entropy_mean",
+        code: meanCode,
+        bindings: [{ name: "rowloss", ref: { scratch: 0 } }, { name: "out", ref: { node: n } }],
+        workgroups: [1, 1, 1],
+      },
+    ],
+  };
+});
+
+defineKernel("cross_entropy_bwd", (n, ctx) => {
+  const [x, labels, lse, dy] = n.inputs;
+  const [rows, c] = x.shape;
+  const { on, off } = targetWeights(n, c);
+  const g = grid1d(n.size, 256, ctx);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<i32>;
+@group(0) @binding(2) var<storage, read> lse: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+const N: u32 = ${n.size}u;
+const C: u32 = ${c}u;
+const ON: f32 = ${f32lit(on)};
+const OFF: f32 = ${f32lit(off)};
+${g.stride}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= N) { return; }
+  let row = i / C;
+  let lab = labels[row];
+  let ok = lab >= 0 && lab < i32(C);
+  let tgt = select(OFF, ON, i32(i % C) == lab);
+  let p = exp(x[i] - lse[row]);
+  dx[i] = select(${NAN}, (p - tgt) * (dy[0] / ${rows}.0), ok);
+}
+`;
+  return {
+    dispatches: [{
+      label: "cross_entropy_bwd",
+      code,
+      bindings: [
+        { name: "x", ref: { node: x } },
+        { name: "labels", ref: { node: labels } },
+        { name: "lse", ref: { node: lse } },
+        { name: "dy", ref: { node: dy } },
+        { name: "dx", ref: { node: n } },
+      ],
+      workgroups: g.workgroups,
+    }],
+  };
+});

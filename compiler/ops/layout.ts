@@ -1,6 +1,15 @@
 // Layout ops: reshape (shares storage, no kernel), transpose/permute, slice, concat.
 
-import { fmtShape, type Node, numel, type Shape, shapeFail } from "../ir.ts";
+import {
+  type Attrs,
+  fmtShape,
+  type Node,
+  normAxis,
+  numel,
+  type Shape,
+  ShapeError,
+  shapeFail,
+} from "../ir.ts";
 import { defineOp } from "../registry.ts";
 
 defineOp({
@@ -38,3 +47,161 @@ defineOp({
   name: "aux",
   infer: (inputs) => shapeFail("aux", inputs, "to be created with Graph.aux(node, k)"),
 });
+
+// ---------------------------------------------------------------------------------------------------
+// permute / transpose, slice, concat. All copy data (one kernel each, see kernels/layout.ts) and work
+// on 32-bit dtypes (f32, i32, u32): 16-bit storage packs two values per word, so a thread-per-element
+// copy of it would race on shared words — cast 16-bit weights to f32 first.
+
+const WORD_DTYPES = ["f32", "i32", "u32"];
+
+function checkWordDtype(op: string, inputs: readonly Node[]): void {
+  if (inputs.some((x) => !WORD_DTYPES.includes(x.dtype))) {
+    shapeFail(op, inputs, "32-bit inputs (f32/i32/u32; cast 16-bit storage to f32 first)");
+  }
+}
+
+/** True when perm is a permutation of 0..rank-1. */
+function isPerm(perm: unknown, rank: number): perm is number[] {
+  if (!Array.isArray(perm) || perm.length !== rank) return false;
+  const seen = new Set<number>();
+  for (const p of perm) {
+    if (!Number.isInteger(p) || p < 0 || p >= rank || seen.has(p)) return false;
+    seen.add(p);
+  }
+  return true;
+}
+
+defineOp({
+  name: "permute",
+  infer: (inputs, attrs) => {
+    const x = inputs[0];
+    if (inputs.length !== 1) shapeFail("permute", inputs, "one input");
+    checkWordDtype("permute", inputs);
+    const perm = attrs.perm;
+    if (!isPerm(perm, x.rank)) {
+      shapeFail("permute", inputs, `a permutation of 0..${x.rank - 1} (got perm ${JSON.stringify(perm)})`);
+    }
+    return { shape: perm.map((p) => x.shape[p]), dtype: x.dtype };
+  },
+  // out[i] = x[perm[i]] along axes, so dx = permute(dy, inverse(perm))
+  grad: (n, dy) => {
+    const perm = n.attrs.perm as number[];
+    const inv = new Array<number>(perm.length);
+    perm.forEach((p, i) => (inv[p] = i));
+    return [permute(dy, inv)];
+  },
+});
+
+/** General N-d axis permutation: out.shape[i] = x.shape[perm[i]] (negative axes allowed). */
+export function permute(x: Node, perm: readonly number[]): Node {
+  const p = perm.map((a) => (Number.isInteger(a) && a < 0 ? a + x.rank : a));
+  if (isPerm(p, x.rank) && p.every((a, i) => a === i)) return x; // identity: no copy
+  return x.graph.apply("permute", [x], { perm: p });
+}
+
+/** Swaps two axes (negative axes allowed); a permute. */
+export function transpose(x: Node, a: number, b: number): Node {
+  const i = normAxis("transpose", a, x.rank), j = normAxis("transpose", b, x.rank);
+  const perm = x.shape.map((_, k) => k);
+  [perm[i], perm[j]] = [perm[j], perm[i]];
+  return permute(x, perm);
+}
+
+/** Validates normalised slice attrs against x; returns the output shape. */
+function sliceShape(op: string, inputs: readonly Node[], x: Shape, attrs: Attrs): number[] {
+  const { axis, start, end } = attrs as { axis: number; start: number; end: number };
+  if (!Number.isInteger(axis) || axis < 0 || axis >= x.length) {
+    shapeFail(op, inputs, `an axis in 0..${x.length - 1} (got ${axis})`);
+  }
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > x[axis] || start >= end) {
+    shapeFail(
+      op,
+      inputs,
+      `a non-empty range 0 <= start < end <= ${x[axis]} on axis ${axis} (got ${start}:${end})`,
+    );
+  }
+  return x.map((d, i) => (i === axis ? end - start : d));
+}
+
+defineOp({
+  name: "slice",
+  infer: (inputs, attrs) => {
+    if (inputs.length !== 1) shapeFail("slice", inputs, "one input");
+    checkWordDtype("slice", inputs);
+    return { shape: sliceShape("slice", inputs, inputs[0].shape, attrs), dtype: inputs[0].dtype };
+  },
+  grad: (n, dy) => [n.graph.apply("slice_bwd", [dy], { ...n.attrs, shape: n.inputs[0].shape })],
+});
+
+// dx of a slice: dy placed at [start, end) along axis, zeros elsewhere. attrs: axis, start, end, shape.
+defineOp({
+  name: "slice_bwd",
+  infer: (inputs, attrs) => {
+    const shape = attrs.shape as Shape;
+    const dy = inputs[0];
+    if (inputs.length !== 1 || dy.dtype !== "f32") shapeFail("slice_bwd", inputs, "one f32 input");
+    const want = sliceShape("slice_bwd", inputs, shape, attrs);
+    if (want.join() !== dy.shape.join()) {
+      shapeFail("slice_bwd", inputs, `dy of shape ${fmtShape(want)} (a slice of ${fmtShape(shape)})`);
+    }
+    return { shape: [...shape], dtype: "f32" };
+  },
+});
+
+/**
+ * x[start:end] along `axis` (end exclusive). Negative start/end count from the end like Python, but
+ * unlike Python an out-of-range or empty range is an error rather than silently clamped.
+ */
+export function slice(x: Node, axis: number, start: number, end: number = x.shape[axis]): Node {
+  const a = normAxis("slice", axis, x.rank);
+  const len = x.shape[a];
+  const s = start < 0 ? start + len : start;
+  const e = end < 0 ? end + len : end;
+  if (s === 0 && e === len) return x;
+  return x.graph.apply("slice", [x], { axis: a, start: s, end: e });
+}
+
+defineOp({
+  name: "concat",
+  infer: (inputs, attrs) => {
+    if (inputs.length < 1) shapeFail("concat", inputs, "at least one input");
+    checkWordDtype("concat", inputs);
+    const x = inputs[0];
+    const axis = attrs.axis as number;
+    if (!Number.isInteger(axis) || axis < 0 || axis >= x.rank) {
+      shapeFail("concat", inputs, `an axis in 0..${x.rank - 1} (got ${axis})`);
+    }
+    let total = 0;
+    for (const y of inputs) {
+      const same = y.rank === x.rank && y.shape.every((d, i) => i === axis || d === x.shape[i]);
+      if (!same || y.dtype !== x.dtype) {
+        shapeFail(
+          "concat",
+          inputs,
+          `inputs of one dtype and rank ${x.rank} that agree on every dim but axis ${axis}`,
+        );
+      }
+      total += y.shape[axis];
+    }
+    return { shape: x.shape.map((d, i) => (i === axis ? total : d)), dtype: x.dtype };
+  },
+  // each input's gradient is its region of dy
+  grad: (n, dy, needs) => {
+    const axis = n.attrs.axis as number;
+    let off = 0;
+    return n.inputs.map((x, k) => {
+      const len = x.shape[axis];
+      off += len;
+      return needs[k] ? slice(dy, axis, off - len, off) : undefined;
+    });
+  },
+});
+
+/** Joins tensors along `axis` (negative allowed); any number of inputs. */
+export function concat(xs: readonly Node[], axis: number): Node {
+  if (xs.length === 0) throw new ShapeError("concat: needs at least one input");
+  const a = normAxis("concat", axis, xs[0].rank);
+  if (xs.length === 1) return xs[0];
+  return xs[0].graph.apply("concat", xs, { axis: a });
+}

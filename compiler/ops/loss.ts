@@ -1,1 +1,78 @@
-// (to be written) op family 'loss': shape rules, gradient rules, builder functions.
+// Loss ops: cross-entropy over class logits with optional label smoothing, as the mean over rows.
+//
+// cross_entropy(logits [N,C] f32, labels [N] i32) → [1], the mean of the per-row losses
+//   loss_i = −Σ_c target_ic · log_softmax(logits_i)_c
+// with two smoothing conventions (ε = attrs.smoothing):
+//   "uniform": target = (1−ε)·onehot + ε/C            (PyTorch F.cross_entropy(label_smoothing=ε))
+//   "others":  target = 1−ε on the label, ε/(C−1) elsewhere   (Point-BERT's smoothed loss)
+// The per-row log-sum-exp is an aux output, so the backward op is a single elementwise pass:
+//   cross_entropy_bwd(logits, labels, lse, dy) → (softmax − target) · dy / N.
+// Labels are never differentiated. An out-of-range label makes its row's loss and gradient NaN
+// (kernels never index with it), so a bad label shows up in the loss instead of reading garbage.
+
+import { type Node, shapeFail } from "../ir.ts";
+import { defineOp } from "../registry.ts";
+
+export type Smoothing = "uniform" | "others";
+
+export interface CrossEntropyOptions {
+  /** ε in [0, 1); default 0 (plain cross-entropy). */
+  labelSmoothing?: number;
+  /** How ε is spread over the classes; default "uniform" (PyTorch's convention). */
+  smoothing?: Smoothing;
+}
+
+defineOp({
+  name: "cross_entropy",
+  infer: (inputs, attrs) => {
+    const [x, labels] = inputs;
+    const expect = "logits [N,C] f32 and labels [N] i32";
+    if (inputs.length !== 2 || x.rank !== 2 || x.dtype !== "f32") shapeFail("cross_entropy", inputs, expect);
+    if (labels.dtype !== "i32" || labels.rank !== 1 || labels.shape[0] !== x.shape[0]) {
+      shapeFail("cross_entropy", inputs, `${expect} (labels must be i32 of shape [${x.shape[0]}])`);
+    }
+    const eps = attrs.smoothing as number;
+    if (typeof eps !== "number" || !(eps >= 0 && eps < 1)) {
+      shapeFail("cross_entropy", inputs, `label smoothing in [0, 1) (got ${eps})`);
+    }
+    if (attrs.mode !== "uniform" && attrs.mode !== "others") {
+      shapeFail("cross_entropy", inputs, `smoothing mode "uniform" or "others" (got ${attrs.mode})`);
+    }
+    if (x.shape[0] === 0 || x.shape[1] === 0) shapeFail("cross_entropy", inputs, "N >= 1 and C >= 1");
+    if (attrs.mode === "others" && eps > 0 && x.shape[1] < 2) {
+      shapeFail("cross_entropy", inputs, `C >= 2 for "others" smoothing (ε/(C−1))`);
+    }
+    return { shape: [1], dtype: "f32", aux: [{ shape: [x.shape[0]], dtype: "f32" }] };
+  },
+  grad: (n, dy, needs) => {
+    const [x, labels] = n.inputs;
+    const lse = n.graph.aux(n, 0);
+    return [needs[0] ? n.graph.apply("cross_entropy_bwd", [x, labels, lse, dy], n.attrs) : undefined];
+  },
+});
+
+defineOp({
+  name: "cross_entropy_bwd",
+  infer: (inputs) => {
+    const [x, labels, lse, dy] = inputs;
+    if (
+      inputs.length !== 4 || x.rank !== 2 || x.dtype !== "f32" || labels.dtype !== "i32" ||
+      labels.shape.join() !== `${x.shape[0]}` || lse.shape.join() !== `${x.shape[0]}` ||
+      lse.dtype !== "f32" || dy.shape.join() !== "1" || dy.dtype !== "f32"
+    ) {
+      shapeFail("cross_entropy_bwd", inputs, "logits [N,C] f32, labels [N] i32, lse [N] f32, dy [1] f32");
+    }
+    return { shape: x.shape, dtype: "f32" };
+  },
+});
+
+/**
+ * Mean cross-entropy of `logits` [N,C] against integer `labels` [N] (i32), as shape [1].
+ * `labelSmoothing` ε with `smoothing` "uniform" (PyTorch) or "others" (Point-BERT), see above.
+ */
+export function crossEntropy(logits: Node, labels: Node, opts: CrossEntropyOptions = {}): Node {
+  return logits.graph.apply("cross_entropy", [logits, labels], {
+    smoothing: opts.labelSmoothing ?? 0,
+    mode: opts.smoothing ?? "uniform",
+  });
+}

@@ -1,1 +1,45 @@
-// (to be written) CPU references (f64) of op family 'loss'.
+// CPU references (f64) of the loss family: cross-entropy with label smoothing, written the textbook
+// way (explicit log-softmax and target distribution per row). Out-of-range labels throw here.
+import { defineRef, type T, tensor } from "./tensor.ts";
+
+/** Row-wise log-softmax and the smoothed target distribution for cross_entropy attrs. */
+function rows(x: T, labels: T, a: Record<string, any>) {
+  const [n, c] = x.shape;
+  const eps: number = a.smoothing;
+  const out: { logp: number[]; target: number[] }[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = Array.from(x.data.subarray(i * c, (i + 1) * c));
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0));
+    const lab = labels.data[i];
+    if (!Number.isInteger(lab) || lab < 0 || lab >= c) throw new Error(`cross_entropy ref: label ${lab} of row ${i}`);
+    const target = row.map((_, j) => {
+      const hot = j === lab ? 1 : 0;
+      return a.mode === "others" ? (hot ? 1 - eps : eps / (c - 1)) : (1 - eps) * hot + eps / c;
+    });
+    out.push({ logp: row.map((v) => v - lse), target });
+  }
+  return out;
+}
+
+defineRef("cross_entropy", ([x, labels], a) => {
+  const r = rows(x, labels, a);
+  let total = 0;
+  const lse = tensor([r.length]);
+  r.forEach(({ logp, target }, i) => {
+    total -= logp.reduce((s, lp, j) => s + target[j] * lp, 0);
+    lse.data[i] = x.data[i * x.shape[1]] - logp[0];
+  });
+  return [tensor([1], [total / r.length]), lse];
+});
+
+// Recomputes the log-softmax from the logits (ignoring the saved lse) so the GPU's aux is checked too.
+defineRef("cross_entropy_bwd", ([x, labels, _lse, dy], a) => {
+  const r = rows(x, labels, a);
+  const dx = tensor(x.shape);
+  const c = x.shape[1];
+  r.forEach(({ logp, target }, i) => {
+    for (let j = 0; j < c; j++) dx.data[i * c + j] = (Math.exp(logp[j]) - target[j]) * dy.data[0] / r.length;
+  });
+  return dx;
+});

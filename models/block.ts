@@ -1,0 +1,86 @@
+// A pre-LayerNorm transformer block with timm's parameter names, and a tiny sequence classifier
+// around it. The engine's end-to-end test and the first example train this; the ViT (issue 4) reuses
+// `transformerBlock` for its blocks.
+//
+//   h = x + proj(attn(norm1(x)))          attn: fused qkv linear (with bias), split q|k|v, heads contiguous
+//   y = h + fc2(act(fc1(norm2(h))))
+
+import { type DType, type Graph, type Node } from "../compiler/ir.ts";
+import { add } from "../compiler/ops/elementwise.ts";
+import { linear } from "../compiler/ops/matmul.ts";
+import { layerNorm } from "../compiler/ops/norm.ts";
+import { attention } from "../compiler/ops/attention.ts";
+import { gelu, relu } from "../compiler/ops/activation.ts";
+import { slice } from "../compiler/ops/layout.ts";
+import { mean } from "../compiler/ops/reduce.ts";
+import { constantInit, truncNormal } from "../compiler/random.ts";
+import { toBf16, fromBf16 } from "../compiler/runtime.ts";
+
+export interface BlockConfig {
+  dim: number;
+  heads: number;
+  mlpRatio?: number;
+  causal?: boolean;
+  act?: "gelu" | "relu";
+  eps?: number;
+  /** Which sub-layer is frozen (no weight gradients, no optimizer state). */
+  frozen?: "none" | "attn" | "mlp";
+  /** Storage dtype of frozen weights (bf16 halves their memory; kernels read it as f32). */
+  frozenDtype?: DType;
+  seed?: number;
+}
+
+/** Rounds init values to what a 16-bit storage dtype holds, so a bf16 weight means the same everywhere. */
+function initFor(dtype: DType, init: (n: number) => Float32Array): (n: number) => Float32Array {
+  if (dtype !== "bf16") return init;
+  return (n) => init(n).map((v) => fromBf16(toBf16(v)));
+}
+
+export function transformerBlock(g: Graph, x: Node, prefix: string, cfg: BlockConfig): Node {
+  const D = cfg.dim, hidden = Math.round(D * (cfg.mlpRatio ?? 4)), eps = cfg.eps ?? 1e-6;
+  let seed = cfg.seed ?? 1;
+  const p = (name: string, shape: number[], frozen: boolean, kind: "w" | "b" | "one") => {
+    const dtype: DType = frozen && kind === "w" ? cfg.frozenDtype ?? "f32" : "f32";
+    const init = kind === "w" ? truncNormal(seed++, 0.02) : constantInit(kind === "one" ? 1 : 0);
+    return g.param(`${prefix}.${name}`, shape, { trainable: !frozen, dtype, init: initFor(dtype, init) });
+  };
+  const fa = cfg.frozen === "attn", fm = cfg.frozen === "mlp";
+
+  const n1 = layerNorm(x, p("norm1.weight", [D], fa, "one"), p("norm1.bias", [D], fa, "b"), eps);
+  const qkv = linear(n1, p("attn.qkv.weight", [3 * D, D], fa, "w"), p("attn.qkv.bias", [3 * D], fa, "b"));
+  const q = slice(qkv, -1, 0, D), k = slice(qkv, -1, D, 2 * D), v = slice(qkv, -1, 2 * D, 3 * D);
+  const a = attention(q, k, v, { heads: cfg.heads, causal: cfg.causal ?? false });
+  const h = add(x, linear(a, p("attn.proj.weight", [D, D], fa, "w"), p("attn.proj.bias", [D], fa, "b")));
+
+  const n2 = layerNorm(h, p("norm2.weight", [D], fm, "one"), p("norm2.bias", [D], fm, "b"), eps);
+  const f1 = linear(n2, p("mlp.fc1.weight", [hidden, D], fm, "w"), p("mlp.fc1.bias", [hidden], fm, "b"));
+  const act = (cfg.act ?? "gelu") === "gelu" ? gelu(f1) : relu(f1);
+  return add(h, linear(act, p("mlp.fc2.weight", [D, hidden], fm, "w"), p("mlp.fc2.bias", [D], fm, "b")));
+}
+
+export interface ClassifierConfig extends BlockConfig {
+  batch: number;
+  seq: number;
+  inDim: number;
+  classes: number;
+}
+
+/** tokens [B, T, inDim] → embed → block → norm → mean over T → head → logits [B, classes]. */
+export function sequenceClassifier(g: Graph, cfg: ClassifierConfig): { x: Node; logits: Node } {
+  const x = g.input("x", [cfg.batch, cfg.seq, cfg.inDim]);
+  const D = cfg.dim;
+  const e = linear(
+    x,
+    g.param("embed.weight", [D, cfg.inDim], { init: truncNormal(101, 0.2) }),
+    g.param("embed.bias", [D], { init: constantInit(0) }),
+  );
+  const y = transformerBlock(g, e, "blocks.0", cfg);
+  const n = layerNorm(y, g.param("norm.weight", [D], { init: constantInit(1) }), g.param("norm.bias", [D], { init: constantInit(0) }), cfg.eps ?? 1e-6);
+  const pooled = mean(n, 1);
+  const logits = linear(
+    pooled,
+    g.param("head.weight", [cfg.classes, D], { init: truncNormal(102, 0.02) }),
+    g.param("head.bias", [cfg.classes], { init: constantInit(0) }),
+  );
+  return { x, logits };
+}

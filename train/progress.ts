@@ -1,0 +1,63 @@
+// Progress for long runs: a one-line bar on a TTY (step, loss, throughput, ETA), plain lines
+// otherwise (CI logs), and JSONL metrics for machines.
+
+export class Progress {
+  private start = performance.now();
+  private lastDraw = 0;
+  private readonly tty: boolean;
+  constructor(readonly total: number, readonly unit = "it", private readonly out = Deno.stderr) {
+    this.tty = out.isTerminal();
+  }
+
+  /** step is 1-based; items is how many `unit`s this run has processed so far. */
+  update(step: number, fields: Record<string, number | string>, items: number, force = false): void {
+    const now = performance.now();
+    if (!force && this.tty && now - this.lastDraw < 100 && step < this.total) return;
+    this.lastDraw = now;
+    const secs = (now - this.start) / 1000;
+    const rate = items / Math.max(secs, 1e-9);
+    const eta = step > 0 ? (secs / step) * (this.total - step) : 0;
+    const f = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join("  ");
+    const text = `${String(step).padStart(String(this.total).length)}/${this.total}  ${f}  ${rate.toFixed(1)} ${this.unit}/s  ETA ${
+      clock(eta)
+    }`;
+    if (this.tty) {
+      const w = 24, filled = Math.round((w * step) / this.total);
+      const bar = "█".repeat(filled) + "░".repeat(w - filled);
+      this.write(`\r\x1b[2K${bar} ${text}`);
+      if (step >= this.total) this.write("\n");
+    } else {
+      this.write(text + "\n");
+    }
+  }
+
+  private write(s: string): void {
+    this.out.writeSync(new TextEncoder().encode(s));
+  }
+}
+
+function fmt(v: number): string {
+  if (Number.isInteger(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(4);
+}
+
+function clock(s: number): string {
+  s = Math.max(0, Math.round(s));
+  const m = Math.floor(s / 60), h = Math.floor(m / 60);
+  return h ? `${h}h${String(m % 60).padStart(2, "0")}m` : `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** Appends one JSON object per line. */
+export class Metrics {
+  private readonly file: Deno.FsFile;
+  constructor(path: string) {
+    this.file = Deno.openSync(path, { create: true, write: true, truncate: true });
+  }
+  log(record: Record<string, unknown>): void {
+    this.file.writeSync(new TextEncoder().encode(JSON.stringify(record) + "\n"));
+  }
+  close(): void {
+    this.file.close();
+  }
+}
