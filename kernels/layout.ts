@@ -46,11 +46,48 @@ ${body}
   };
 }
 
-// permute: output element i has coordinates c[d] (row-major in the output shape); its source is
-// sum_d c[d] * xstride[perm[d]]. Size-1 output dims contribute nothing and are skipped.
+/**
+ * The permutation with size-1 dims dropped and runs of axes that stay adjacent and in order merged
+ * (e.g. [2,3,4,5] by [0,2,3,1] is [2,3,20] by [0,2,1]). Moves the same data as the original.
+ */
+export function canonicalPerm(shape: Shape, perm: readonly number[]): { shape: number[]; perm: number[] } {
+  const keep = perm.filter((a) => shape[a] !== 1);
+  // groups of output-consecutive axes that are also input-consecutive
+  const groups: number[][] = [];
+  for (const a of keep) {
+    const last = groups[groups.length - 1];
+    if (last && last[last.length - 1] + 1 === a) last.push(a);
+    else groups.push([a]);
+  }
+  // number the groups in input order
+  const byInput = [...groups].sort((g, h) => g[0] - h[0]);
+  return {
+    shape: byInput.map((g) => g.reduce((p, a) => p * shape[a], 1)),
+    perm: groups.map((g) => byInput.indexOf(g)),
+  };
+}
+
+const TILE = 16;
+
+// permute, general case: output element i has coordinates c[d] (row-major in the output shape); its
+// source is sum_d c[d] * xstride[perm[d]]. Size-1 output dims contribute nothing and are skipped.
+// When the innermost axis stays innermost, consecutive threads read consecutive words, so this is
+// already coalesced; when the permute is a (batched) 2-D transpose it is not, and permute_tiled
+// below stages 16x16 tiles through workgroup memory so both reads and writes are coalesced.
 defineKernel("permute", (n, ctx) => {
   const x = n.inputs[0];
   const perm = n.attrs.perm as number[];
+  const c = canonicalPerm(x.shape, perm);
+  const r = c.perm.length;
+  const batched = r >= 2 && c.perm[r - 2] === r - 1 && c.perm[r - 1] === r - 2 &&
+    c.perm.slice(0, r - 2).every((a, i) => a === i);
+  if (batched) {
+    const B = prod(c.shape, 0, r - 2), R = c.shape[r - 2], C = c.shape[r - 1];
+    const wg = [Math.ceil(C / TILE), Math.ceil(R / TILE), B] as const;
+    if (wg.every((w) => w <= ctx.maxWorkgroupsPerDim)) {
+      return { dispatches: [tiledTranspose(x, n, R, C, wg)] };
+    }
+  }
   const os = strides(n.shape), xs = strides(x.shape);
   const lines = [`  var rem = i;`, `  var src = 0u;`];
   n.shape.forEach((d, k) => {
@@ -72,6 +109,45 @@ defineKernel("permute", (n, ctx) => {
     ],
   };
 });
+
+/**
+ * x viewed as [B, R, C] → out [B, C, R]: one 16x16 tile per workgroup (B = workgroups in z), staged
+ * through workgroup memory padded to 17 columns to dodge bank conflicts.
+ */
+function tiledTranspose(
+  x: Node,
+  n: Node,
+  R: number,
+  C: number,
+  wg: readonly [number, number, number],
+): Dispatch {
+  const t = storageType(x.dtype);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<${t}>;
+@group(0) @binding(1) var<storage, read_write> out: array<${t}>;
+const R: u32 = ${R}u;
+const C: u32 = ${C}u;
+var<workgroup> tile: array<${t}, ${TILE * (TILE + 1)}>;
+@compute @workgroup_size(${TILE}, ${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let b = wid.z;
+  let r = wid.y * ${TILE}u + lid.y;
+  let c = wid.x * ${TILE}u + lid.x;
+  if (r < R && c < C) { tile[lid.y * ${TILE + 1}u + lid.x] = x[(b * R + r) * C + c]; }
+  workgroupBarrier();
+  // write the transposed tile: consecutive threads (lid.x) now walk along R, contiguous in out
+  let r2 = wid.y * ${TILE}u + lid.x;
+  let c2 = wid.x * ${TILE}u + lid.y;
+  if (r2 < R && c2 < C) { out[(b * C + c2) * R + r2] = tile[lid.x * ${TILE + 1}u + lid.y]; }
+}
+`;
+  return {
+    label: "permute_tiled",
+    code,
+    bindings: [{ name: "x", ref: { node: x } }, { name: "out", ref: { node: n } }],
+    workgroups: wg,
+  };
+}
 
 /** [OUTER, LEN, INNER] view of a shape around `axis`. */
 function around(s: Shape, axis: number) {

@@ -37,8 +37,8 @@ defineKernel("cross_entropy", (n, ctx) => {
 const ROWS: u32 = ${rows}u;
 const C: u32 = ${c}u;
 const GX: u32 = ${gx}u;
-const ON: f32 = ${f32lit(on)};
 const OFF: f32 = ${f32lit(off)};
+const ON_MINUS_OFF: f32 = ${f32lit(on - off)};
 var<workgroup> smax: array<f32, ${WG}>;
 var<workgroup> sexp: array<f32, ${WG}>;
 var<workgroup> ssum: array<f32, ${WG}>;
@@ -79,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     let xl = x[base + u32(select(0, lab, ok))] - rmax;
     let shifted = log(sexp[0]);
     lse[row] = rmax + shifted;
-    rowloss[row] = select(${NAN}, shifted - OFF * ssum[0] - (ON - OFF) * xl, ok);
+    rowloss[row] = select(${NAN}, shifted - OFF * ssum[0] - ON_MINUS_OFF * xl, ok);
   }
 }
 `;

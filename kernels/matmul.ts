@@ -92,7 +92,8 @@ function lowerMatmul(n: Node, ctx: LowerCtx): Lowered {
     for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) r.push(f(i, j));
     return r.join(sep);
   };
-  const range = (f: (i: number) => string, sep = "\n      ") => Array.from({ length: T }, (_, i) => f(i)).join(sep);
+  const range = (f: (i: number) => string, sep = "\n      ") =>
+    Array.from({ length: T }, (_, i) => f(i)).join(sep);
   const outIdx = tOut ? "bat * M * N + gn * M + gm" : "(bat * M + gm) * N + gn";
 
   const code = /* wgsl */ `
@@ -128,7 +129,7 @@ fn main(
   let n0 = wid.x * BM;
   let aBase = bat * A_BSTRIDE;
   let bBase = bat * B_BSTRIDE;
-  ${lines((i, j) => `var acc${i}${j} = 0.0;`)}
+  ${lines((i, j) => `var acc${i}${j} = 0.0;`, "\n  ")}
   for (var k0 = 0u; k0 < K; k0 += BK) {
     for (var l = 0u; l < ${loads}u; l++) {
       let idx = t + l * ${NT}u;
@@ -158,7 +159,8 @@ fn main(
   }
   ${
     range((i) =>
-      range((j) => /* wgsl */ `{
+      range((j) =>
+        /* wgsl */ `{
     let gm = m0 + lid.y + ${i * W}u; let gn = n0 + lid.x + ${j * W}u;
     if (gm < M && gn < N) { out[${outIdx}] = acc${i}${j}${bias ? " + bias[gn]" : ""}; }
   }`, "\n  "), "\n  ")

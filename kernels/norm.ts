@@ -1,1 +1,259 @@
-// (to be written) WGSL kernels of op family 'norm' (forward and backward).
+// Norm kernels, one workgroup per row (row = all of the last axis), and the row-reduction helpers
+// the softmax kernels share.
+//   layernorm_fwd / rmsnorm_fwd: row statistics by workgroup tree reductions (layernorm: two passes,
+//     mean then Σ(x − mean)², which is more accurate than Σx² − mean²), then the normalised row;
+//     writes the statistics (mean, rstd) as aux outputs for the backward.
+//   layernorm_bwd / rmsnorm_bwd: one fused reduction of (Σg, Σg·x̂) per row, then dx.
+//   norm_wgrad: Σ dy·x̂ over blocks of rows, one workgroup per (64 columns × block of rows), so the
+//     weight gradient of a long [rows, D] tensor is parallel over rows too (the sum op finishes it).
+// Rows map to workgroups (x, y) folded to stay within maxWorkgroupsPerDim (rows can exceed 65535).
+
+import { defineKernel } from "../compiler/registry.ts";
+import type { Node } from "../compiler/ir.ts";
+import { f32lit, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
+
+/** Workgroups for `groups` independent workgroup tasks, folded into y; index = wid.x + wid.y·GX. */
+export function foldGroups(groups: number, ctx: Pick<LowerCtx, "maxWorkgroupsPerDim">) {
+  const max = ctx.maxWorkgroupsPerDim;
+  const x = Math.min(Math.max(1, groups), max);
+  const y = Math.ceil(Math.max(1, groups) / x);
+  if (y > max) throw new Error(`foldGroups: ${groups} workgroups exceed ${max}x${max}`);
+  return { workgroups: [x, y, 1] as [number, number, number], gx: x };
+}
+
+/** Threads per row workgroup: a power of two (for the tree reduction) ≥ the row length, 32..256. */
+export function rowThreads(len: number, ctx: Pick<LowerCtx, "maxInvocations">): number {
+  let t = 32;
+  while (t < len && t < 256) t *= 2;
+  while (t > ctx.maxInvocations) t /= 2;
+  return t;
+}
+
+/**
+ * WGSL for a workgroup-wide reduction `fn <name>(t, v) -> <type>` over `wg` threads, combining with
+ * `combine(a, b)`. Every thread gets the result. Must be called from uniform control flow.
+ */
+export function wgslRowReduce(
+  name: string,
+  type: string,
+  wg: number,
+  combine: (a: string, b: string) => string,
+) {
+  return /* wgsl */ `
+var<workgroup> ${name}_buf: array<${type}, ${wg}>;
+fn ${name}(t: u32, v: ${type}) -> ${type} {
+  ${name}_buf[t] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { ${name}_buf[t] = ${combine(`${name}_buf[t]`, `${name}_buf[t + s]`)}; }
+    workgroupBarrier();
+  }
+  let r = ${name}_buf[0];
+  workgroupBarrier(); // everyone has read the result before the buffer is reused
+  return r;
+}
+`;
+}
+
+type Kind = "layernorm" | "rmsnorm";
+
+/** Declarations of the bindings `names` (with WGSL types) in order. */
+function decls(list: { name: string; type: string; rw?: boolean }[]): string {
+  return list.map((b, i) =>
+    `@group(0) @binding(${i}) var<storage, ${b.rw ? "read_write" : "read"}> ${b.name}: array<${b.type}>;`
+  ).join("\n");
+}
+
+function normFwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
+  const [x] = n.inputs;
+  const d = x.shape[x.rank - 1];
+  const rows = x.size / d;
+  const w = n.attrs.weight ? n.inputs[1] : undefined;
+  const b = n.attrs.bias ? n.inputs[w ? 2 : 1] : undefined;
+  const wg = rowThreads(d, ctx);
+  const grid = foldGroups(rows, ctx);
+  const layer = kind === "layernorm";
+  const vars = [
+    { name: "x", type: "f32", node: x },
+    ...(w ? [{ name: "w", type: storageType(w.dtype), node: w }] : []),
+    ...(b ? [{ name: "b", type: storageType(b.dtype), node: b }] : []),
+    { name: "out", type: "f32", rw: true, node: n },
+    ...(layer ? [{ name: "mean_out", type: "f32", rw: true, aux: 0 }] : []),
+    { name: "rstd_out", type: "f32", rw: true, aux: layer ? 1 : 0 },
+  ];
+  let y = "v";
+  if (w) y = `${y} * ${loadF32(w.dtype, "w", "j")}`;
+  if (b) y = `${y} + ${loadF32(b.dtype, "b", "j")}`;
+  const code = /* wgsl */ `
+${decls(vars)}
+const ROWS: u32 = ${rows}u;
+const D: u32 = ${d}u;
+const GX: u32 = ${grid.gx}u;
+const WG: u32 = ${wg}u;
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${WGSL_UNPACK}
+${wgslRowReduce("row_sum", "f32", wg, (a, c) => `${a} + ${c}`)}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * GX;
+  let live = row < ROWS; // uniform per workgroup: spare workgroups of the folded grid just idle
+  let base = row * D;
+  var mu = 0.0;
+  ${
+    layer
+      ? `var s = 0.0;
+  if (live) { for (var j = t; j < D; j += WG) { s += x[base + j]; } }
+  mu = row_sum(t, s) / f32(D);`
+      : ""
+  }
+  var q = 0.0;
+  if (live) { for (var j = t; j < D; j += WG) { let c = x[base + j] - mu; q += c * c; } }
+  let rstd = inverseSqrt(row_sum(t, q) / f32(D) + EPS);
+  if (!live) { return; }
+  for (var j = t; j < D; j += WG) {
+    let v = (x[base + j] - mu) * rstd;
+    out[base + j] = ${y};
+  }
+  if (t == 0u) {
+    ${layer ? "mean_out[row] = mu;" : ""}
+    rstd_out[row] = rstd;
+  }
+}
+`;
+  return {
+    dispatches: [{
+      label: `${kind}_fwd`,
+      code,
+      bindings: vars.map((v) => ({ name: v.name, ref: "aux" in v ? { aux: v.aux! } : { node: v.node! } })),
+      workgroups: grid.workgroups,
+    }],
+  };
+}
+
+function normBwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
+  const layer = kind === "layernorm";
+  const [x, dy] = n.inputs;
+  const mean = layer ? n.inputs[2] : undefined;
+  const rstd = n.inputs[layer ? 3 : 2];
+  const w = n.attrs.weight ? n.inputs[layer ? 4 : 3] : undefined;
+  const d = x.shape[x.rank - 1];
+  const rows = x.size / d;
+  const wg = rowThreads(d, ctx);
+  const grid = foldGroups(rows, ctx);
+  const vars = [
+    { name: "x", type: "f32", node: x },
+    { name: "dy", type: "f32", node: dy },
+    ...(mean ? [{ name: "mean", type: "f32", node: mean }] : []),
+    { name: "rstd", type: "f32", node: rstd },
+    ...(w ? [{ name: "w", type: storageType(w.dtype), node: w }] : []),
+    { name: "dx", type: "f32", rw: true, node: n },
+  ];
+  const g = w ? `dy[base + j] * ${loadF32(w.dtype, "w", "j")}` : "dy[base + j]";
+  const code = /* wgsl */ `
+${decls(vars)}
+const ROWS: u32 = ${rows}u;
+const D: u32 = ${d}u;
+const GX: u32 = ${grid.gx}u;
+const WG: u32 = ${wg}u;
+${WGSL_UNPACK}
+${wgslRowReduce("row_sum2", "vec2f", wg, (a, c) => `${a} + ${c}`)}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let row = wid.x + wid.y * GX;
+  let live = row < ROWS;
+  let base = row * D;
+  var mu = 0.0;
+  var r = 0.0;
+  var acc = vec2f(0.0);
+  if (live) {
+    ${mean ? "mu = mean[row];" : ""}
+    r = rstd[row];
+    for (var j = t; j < D; j += WG) {
+      let g = ${g};
+      acc += vec2f(g, g * (x[base + j] - mu) * r);
+    }
+  }
+  // (mean(g), mean(g·x̂)) over the row
+  let m = row_sum2(t, acc) / f32(D);
+  if (!live) { return; }
+  for (var j = t; j < D; j += WG) {
+    let g = ${g};
+    let xh = (x[base + j] - mu) * r;
+    dx[base + j] = r * (g${layer ? " - m.x" : ""} - xh * m.y);
+  }
+}
+`;
+  return {
+    dispatches: [{
+      label: `${kind}_bwd`,
+      code,
+      bindings: vars.map((v) => ({ name: v.name, ref: { node: v.node } })),
+      workgroups: grid.workgroups,
+    }],
+  };
+}
+
+// Weight gradient partials: workgroup (64 columns × 4 row lanes) per (column block, row block).
+const WCOLS = 64, WLANES = 4;
+function normWgrad(n: Node, ctx: LowerCtx): Lowered {
+  const [x, dy, rstd, mean] = n.inputs;
+  const d = x.shape[x.rank - 1];
+  const rows = x.size / d;
+  const rpb = n.attrs.rowsPerBlock as number;
+  const blocks = n.shape[0];
+  const colBlocks = Math.ceil(d / WCOLS);
+  const grid = foldGroups(colBlocks * blocks, ctx);
+  const vars = [
+    { name: "x", type: "f32", node: x },
+    { name: "dy", type: "f32", node: dy },
+    { name: "rstd", type: "f32", node: rstd },
+    ...(mean ? [{ name: "mean", type: "f32", node: mean }] : []),
+    { name: "out", type: "f32", rw: true, node: n },
+  ];
+  const code = /* wgsl */ `
+${decls(vars)}
+const ROWS: u32 = ${rows}u;
+const D: u32 = ${d}u;
+const RPB: u32 = ${rpb}u;
+const COL_BLOCKS: u32 = ${colBlocks}u;
+const TASKS: u32 = ${colBlocks * blocks}u;
+const GX: u32 = ${grid.gx}u;
+var<workgroup> part: array<f32, ${WCOLS * WLANES}>;
+@compute @workgroup_size(${WCOLS}, ${WLANES})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let task = wid.x + wid.y * GX;
+  let col = (task % COL_BLOCKS) * ${WCOLS}u + lid.x;
+  let blk = task / COL_BLOCKS;
+  let live = task < TASKS && col < D;
+  var acc = 0.0;
+  if (live) {
+    let end = min(ROWS, (blk + 1u) * RPB);
+    for (var row = blk * RPB + lid.y; row < end; row += ${WLANES}u) {
+      let xh = (x[row * D + col]${mean ? " - mean[row]" : ""}) * rstd[row];
+      acc += dy[row * D + col] * xh;
+    }
+  }
+  part[lid.y * ${WCOLS}u + lid.x] = acc;
+  workgroupBarrier();
+  if (live && lid.y == 0u) {
+    var s = 0.0;
+    for (var k = 0u; k < ${WLANES}u; k++) { s += part[k * ${WCOLS}u + lid.x]; }
+    out[blk * D + col] = s;
+  }
+}
+`;
+  return {
+    dispatches: [{
+      label: "norm_wgrad",
+      code,
+      bindings: vars.map((v) => ({ name: v.name, ref: { node: v.node } })),
+      workgroups: grid.workgroups,
+    }],
+  };
+}
+
+defineKernel("layernorm", (n, ctx) => normFwd(n, ctx, "layernorm"));
+defineKernel("rmsnorm", (n, ctx) => normFwd(n, ctx, "rmsnorm"));
+defineKernel("layernorm_bwd", (n, ctx) => normBwd(n, ctx, "layernorm"));
+defineKernel("rmsnorm_bwd", (n, ctx) => normBwd(n, ctx, "rmsnorm"));
+defineKernel("norm_wgrad", normWgrad);

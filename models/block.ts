@@ -5,7 +5,7 @@
 //   h = x + proj(attn(norm1(x)))          attn: fused qkv linear (with bias), split q|k|v, heads contiguous
 //   y = h + fc2(act(fc1(norm2(h))))
 
-import { type DType, type Graph, type Node } from "../compiler/ir.ts";
+import type { DType, Graph, Node } from "../compiler/ir.ts";
 import { add } from "../compiler/ops/elementwise.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { layerNorm } from "../compiler/ops/norm.ts";
@@ -14,7 +14,7 @@ import { gelu, relu } from "../compiler/ops/activation.ts";
 import { slice } from "../compiler/ops/layout.ts";
 import { mean } from "../compiler/ops/reduce.ts";
 import { constantInit, truncNormal } from "../compiler/random.ts";
-import { toBf16, fromBf16 } from "../compiler/runtime.ts";
+import { fromBf16, toBf16 } from "../compiler/runtime.ts";
 
 export interface BlockConfig {
   dim: number;
@@ -24,7 +24,7 @@ export interface BlockConfig {
   act?: "gelu" | "relu";
   eps?: number;
   /** Which sub-layer is frozen (no weight gradients, no optimizer state). */
-  frozen?: "none" | "attn" | "mlp";
+  frozen?: "none" | "attn" | "mlp" | "all";
   /** Storage dtype of frozen weights (bf16 halves their memory; kernels read it as f32). */
   frozenDtype?: DType;
   seed?: number;
@@ -44,7 +44,7 @@ export function transformerBlock(g: Graph, x: Node, prefix: string, cfg: BlockCo
     const init = kind === "w" ? truncNormal(seed++, 0.02) : constantInit(kind === "one" ? 1 : 0);
     return g.param(`${prefix}.${name}`, shape, { trainable: !frozen, dtype, init: initFor(dtype, init) });
   };
-  const fa = cfg.frozen === "attn", fm = cfg.frozen === "mlp";
+  const fa = cfg.frozen === "attn" || cfg.frozen === "all", fm = cfg.frozen === "mlp" || cfg.frozen === "all";
 
   const n1 = layerNorm(x, p("norm1.weight", [D], fa, "one"), p("norm1.bias", [D], fa, "b"), eps);
   const qkv = linear(n1, p("attn.qkv.weight", [3 * D, D], fa, "w"), p("attn.qkv.bias", [3 * D], fa, "b"));
@@ -75,7 +75,12 @@ export function sequenceClassifier(g: Graph, cfg: ClassifierConfig): { x: Node; 
     g.param("embed.bias", [D], { init: constantInit(0) }),
   );
   const y = transformerBlock(g, e, "blocks.0", cfg);
-  const n = layerNorm(y, g.param("norm.weight", [D], { init: constantInit(1) }), g.param("norm.bias", [D], { init: constantInit(0) }), cfg.eps ?? 1e-6);
+  const n = layerNorm(
+    y,
+    g.param("norm.weight", [D], { init: constantInit(1) }),
+    g.param("norm.bias", [D], { init: constantInit(0) }),
+    cfg.eps ?? 1e-6,
+  );
   const pooled = mean(n, 1);
   const logits = linear(
     pooled,

@@ -31,7 +31,10 @@ test("autodiff: frozen params and data inputs get no gradient, but gradients flo
   const g = new Graph();
   const x = g.input("x", [4, 3]);
   const w1 = g.param("w1", [4, 3], { init: Float32Array.from({ length: 12 }, (_, i) => 0.1 * i - 0.5) });
-  const frozen = g.param("frozen", [4, 3], { trainable: false, init: Float32Array.from({ length: 12 }, (_, i) => 1 + 0.05 * i) });
+  const frozen = g.param("frozen", [4, 3], {
+    trainable: false,
+    init: Float32Array.from({ length: 12 }, (_, i) => 1 + 0.05 * i),
+  });
   const h = mul(x, w1); // trainable
   const f = mul(h, frozen); // frozen op above it
   const loss = sumAll(mul(f, f));

@@ -8,6 +8,7 @@ import { kernelLabels, lower } from "../compiler/lower.ts";
 import { scale } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { concat, permute, reshape, slice, transpose } from "../compiler/ops/layout.ts";
+import { canonicalPerm } from "../kernels/layout.ts";
 
 test("layout: reshape is an alias (no kernel) and gradients flow through it", async (t) => {
   await t.step("plan of reshape + scale has one dispatch", () => {
@@ -42,6 +43,24 @@ test("layout: permute / transpose of 2-D, 3-D, 4-D", async (t) => {
       await checkOp({ build: (g) => permute(randParam(g, "x", shape), perm) });
     });
   }
+  await t.step("tiled transposes spanning several 16x16 tiles, odd sizes", async () => {
+    await checkOp({ build: (g) => permute(randParam(g, "x", [37, 19]), [1, 0]), fdSamples: 6 });
+    await checkOp({ build: (g) => permute(randParam(g, "x", [3, 17, 33]), [0, 2, 1]), fdSamples: 6 });
+    await checkOp({ build: (g) => permute(randParam(g, "x", [2, 18, 3, 7]), [0, 2, 3, 1]), fdSamples: 6 });
+  });
+  await t.step("kernel choice: tiled for (batched) 2-D transposes, general otherwise", () => {
+    const label = (shape: number[], perm: number[]) => {
+      const g = new Graph();
+      return kernelLabels(lower([permute(g.input("x", shape), perm)]));
+    };
+    assert.deepEqual(label([4, 6], [1, 0]), ["permute_tiled"]);
+    assert.deepEqual(label([2, 3, 4, 5], [0, 2, 3, 1]), ["permute_tiled"]); // = [2,3,20] by [0,2,1]
+    assert.deepEqual(label([2, 3, 4, 5], [0, 2, 1, 3]), ["permute_fwd"]); // inner axis stays
+    assert.deepEqual(label([2, 3, 4, 5], [3, 1, 0, 2]), ["permute_fwd"]);
+    assert.deepEqual(canonicalPerm([2, 3, 4, 5], [0, 2, 3, 1]), { shape: [2, 3, 20], perm: [0, 2, 1] });
+    assert.deepEqual(canonicalPerm([3, 1, 4], [2, 1, 0]), { shape: [3, 4], perm: [1, 0] });
+    assert.deepEqual(canonicalPerm([2, 3, 5], [2, 0, 1]), { shape: [6, 5], perm: [1, 0] });
+  });
   await t.step("transpose(x, 1, -1) of [3,4,5]", async () => {
     await checkOp({
       build: (g) => {

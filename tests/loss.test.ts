@@ -15,7 +15,7 @@ function randLabels(n: number, c: number, seed: number): number[] {
 }
 
 test("loss: cross_entropy fwd + grad, eps ∈ {0, 0.1}, both smoothing modes, odd sizes", async (t) => {
-  const shapes: [number, number, number][] = [[5, 7, 1], [3, 1000, 3], [13, 2, 1], [1, 3, 2]];
+  const shapes: [number, number, number][] = [[5, 7, 1], [3, 1000, 3], [13, 2, 1], [1, 3, 2], [300, 5, 2]];
   for (const [n, c, std] of shapes) {
     for (const eps of [0, 0.1]) {
       for (const mode of ["uniform", "others"] as Smoothing[]) {
@@ -53,13 +53,21 @@ test("loss: cross_entropy matches hand-computed values and the plan's kernels", 
     const loss = crossEntropy(x, lab, { labelSmoothing: eps, smoothing: mode });
     const dx = grad(loss).get(x)!;
     const exe = await compile([loss, dx]);
-    assert.deepEqual(kernelLabels(exe.plan), ["cross_entropy_fwd", "cross_entropy_mean", "cross_entropy_bwd"]);
+    // (fill is autodiff's seed dloss = 1)
+    assert.deepEqual(kernelLabels(exe.plan), [
+      "cross_entropy_fwd",
+      "cross_entropy_mean",
+      "fill",
+      "cross_entropy_bwd",
+    ]);
     exe.write(lab, Int32Array.from([1]));
     const [l, d] = await exe.run([loss, dx]);
     const want = -target.reduce((s, tg, j) => s + tg * lp[j], 0);
     assert.ok(Math.abs(l[0] - want) < 1e-6, `ε=${eps} ${mode}: loss ${l[0]} vs ${want}`);
     const wantD = [1 / 8, 2 / 8, 5 / 8].map((p, j) => p - target[j]);
-    for (let j = 0; j < 3; j++) assert.ok(Math.abs(d[j] - wantD[j]) < 1e-6, `dx[${j}] ${d[j]} vs ${wantD[j]}`);
+    for (let j = 0; j < 3; j++) {
+      assert.ok(Math.abs(d[j] - wantD[j]) < 1e-6, `dx[${j}] ${d[j]} vs ${wantD[j]}`);
+    }
     exe.destroy();
   }
 });

@@ -72,7 +72,9 @@ test("large 1-D launches fold into 2-D grids within maxComputeWorkgroupsPerDimen
   const x = g.input("x", [1500]);
   const y = sum(g.apply("reshape", [scale(x, 2)], { shape: [6, 250] }), 1);
   const exe = await compile([y], { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 3 } });
-  for (const d of exe.plan.dispatches) assert.ok(d.workgroups.every((w) => w <= 3), `${d.label} ${d.workgroups}`);
+  for (const d of exe.plan.dispatches) {
+    assert.ok(d.workgroups.every((w) => w <= 3), `${d.label} ${d.workgroups}`);
+  }
   const data = Float32Array.from({ length: 1500 }, (_, i) => (i % 17) - 8);
   exe.write(x, data);
   const [got] = await exe.run([y]);
@@ -81,7 +83,12 @@ test("large 1-D launches fold into 2-D grids within maxComputeWorkgroupsPerDimen
 
 test("a tensor over maxStorageBufferBindingSize is refused with a clear error", () => {
   const { y } = chain(2, 4096);
-  assertThrowsMsg(() => lower([y], [], { maxBindingBytes: 8192 }), "scale", "16384 bytes", "maxStorageBufferBindingSize");
+  assertThrowsMsg(
+    () => lower([y], [], { maxBindingBytes: 8192 }),
+    "scale",
+    "16384 bytes",
+    "maxStorageBufferBindingSize",
+  );
 });
 
 test("bindings are checked against the reflected shader", async () => {
@@ -109,8 +116,18 @@ test("bindings are checked against the reflected shader", async () => {
   }));
   const g = new Graph();
   const x = g.input("x", [4]);
-  await assertRejectsMsg(() => compile([g.apply("test_badbind", [x])]), "test_badbind", "'input'", "declares only");
-  await assertRejectsMsg(() => compile([g.apply("test_badwrite", [x])]), "test_badwrite", "'x'", "must not be written");
+  await assertRejectsMsg(
+    () => compile([g.apply("test_badbind", [x])]),
+    "test_badbind",
+    "'input'",
+    "declares only",
+  );
+  await assertRejectsMsg(
+    () => compile([g.apply("test_badwrite", [x])]),
+    "test_badwrite",
+    "'x'",
+    "must not be written",
+  );
 });
 
 test("bf16/f16 storage: host rounding and GPU unpacking", async () => {

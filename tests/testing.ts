@@ -5,13 +5,10 @@
 import assert from "node:assert/strict";
 
 export { assert };
-export const {
-  equal: assertEquals,
-  deepEqual: assertDeepEquals,
-  throws: assertThrows,
-  rejects: assertRejects,
-  ok: assertOk,
-} = assert;
+// Assertion functions need explicit type annotations to narrow types (TS2775).
+export const assertEquals: typeof assert.equal = assert.equal;
+export const assertDeepEquals: typeof assert.deepEqual = assert.deepEqual;
+export const assertOk: typeof assert.ok = assert.ok;
 
 /**
  * A test that may use the GPU. WebGPU objects outlive a single test (one device per process), so

@@ -3,7 +3,10 @@
 
 import { parseArgs } from "node:util";
 
-export type FlagSpec = Record<string, { type: "string" | "boolean"; default?: string | boolean; help: string }>;
+export type FlagSpec = Record<
+  string,
+  { type: "string" | "boolean"; default?: string | boolean; help: string }
+>;
 
 /** Parses Deno.args against `spec`; prints usage and exits on --help or an unknown flag. */
 export function parseFlags<S extends FlagSpec>(
@@ -13,7 +16,9 @@ export function parseFlags<S extends FlagSpec>(
 ): { [K in keyof S]: S[K]["type"] extends "boolean" ? boolean : string } {
   const help = () =>
     usage + "\n\nflags:\n" +
-    Object.entries(spec).map(([k, v]) => `  --${k.padEnd(18)} ${v.help}${v.default !== undefined ? ` (default ${v.default})` : ""}`)
+    Object.entries(spec).map(([k, v]) =>
+      `  --${k.padEnd(18)} ${v.help}${v.default !== undefined ? ` (default ${v.default})` : ""}`
+    )
       .join("\n");
   const options: Record<string, { type: "string" | "boolean"; default?: string | boolean }> = {
     help: { type: "boolean", default: false },

@@ -12,15 +12,17 @@ export class Progress {
   /** step is 1-based; items is how many `unit`s this run has processed so far. */
   update(step: number, fields: Record<string, number | string>, items: number, force = false): void {
     const now = performance.now();
-    if (!force && this.tty && now - this.lastDraw < 100 && step < this.total) return;
+    // a TTY redraws at most 10 times a second; plain logs get a line when forced or every 5 s
+    const gap = this.tty ? 100 : 5000;
+    if (!force && now - this.lastDraw < gap && step < this.total) return;
     this.lastDraw = now;
     const secs = (now - this.start) / 1000;
     const rate = items / Math.max(secs, 1e-9);
     const eta = step > 0 ? (secs / step) * (this.total - step) : 0;
     const f = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join("  ");
-    const text = `${String(step).padStart(String(this.total).length)}/${this.total}  ${f}  ${rate.toFixed(1)} ${this.unit}/s  ETA ${
-      clock(eta)
-    }`;
+    const text = `${String(step).padStart(String(this.total).length)}/${this.total}  ${f}  ${
+      rate.toFixed(1)
+    } ${this.unit}/s  ETA ${clock(eta)}`;
     if (this.tty) {
       const w = 24, filled = Math.round((w * step) / this.total);
       const bar = "█".repeat(filled) + "░".repeat(w - filled);

@@ -68,7 +68,11 @@ function checkQKV(op: string, inputs: readonly Node[], attrs: Record<string, unk
   }
   const Dh = F / H;
   if (k.shape[0] !== q.shape[0] || v.shape[0] !== q.shape[0]) {
-    shapeFail(op, inputs, `q, k and v to have the same batch size (got ${q.shape[0]}, ${k.shape[0]}, ${v.shape[0]})`);
+    shapeFail(
+      op,
+      inputs,
+      `q, k and v to have the same batch size (got ${q.shape[0]}, ${k.shape[0]}, ${v.shape[0]})`,
+    );
   }
   if (k.shape[1] !== v.shape[1]) {
     shapeFail(op, inputs, `k and v to have the same length Tk (got ${k.shape[1]} and ${v.shape[1]})`);
@@ -109,7 +113,7 @@ defineOp({
 defineOp({
   name: "attention_bwd_d",
   infer: (inputs, attrs) => {
-    const [o, dy] = inputs;
+    const o = inputs[0];
     const H = attrs.heads as number;
     if (
       inputs.length !== 2 || o.rank !== 3 || o.dtype !== "f32" || !Number.isInteger(H) || H < 1 ||

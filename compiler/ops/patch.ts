@@ -9,7 +9,9 @@ import { reshape } from "./layout.ts";
 import { linear } from "./matmul.ts";
 
 function checkPatch(op: string, inputs: readonly Node[], img: Shape, p: unknown): number {
-  if (typeof p !== "number" || !Number.isInteger(p) || p < 1) shapeFail(op, inputs, `a positive integer patch size (got ${p})`);
+  if (typeof p !== "number" || !Number.isInteger(p) || p < 1) {
+    shapeFail(op, inputs, `a positive integer patch size (got ${p})`);
+  }
   const [, , H, W] = img;
   if (H % p !== 0 || W % p !== 0) {
     shapeFail(op, inputs, `image height and width divisible by the patch size ${p} (got ${H}x${W})`);

@@ -16,7 +16,16 @@ interface Dims {
 
 function dims(q: T, k: T, a: Record<string, any>): Dims {
   const [B, Tq, F] = q.shape;
-  return { B, Tq, Tk: k.shape[1], H: a.heads, Hkv: a.kvHeads, Dh: F / a.heads, scale: a.scale, causal: a.causal };
+  return {
+    B,
+    Tq,
+    Tk: k.shape[1],
+    H: a.heads,
+    Hkv: a.kvHeads,
+    Dh: F / a.heads,
+    scale: a.scale,
+    causal: a.causal,
+  };
 }
 
 /** Element (b, t, head, d) of a [B, T, heads·Dh] tensor. */
@@ -99,7 +108,9 @@ function eachPair(
           if (!visible(z, i, j)) continue;
           const p = Math.exp(score(z, q, k, b, h, i, j) - L.data[row]);
           let dp = 0;
-          for (let d = 0; d < z.Dh; d++) dp += at(dy, b, i, h, d, z.H, z.Dh) * at(v, b, j, hk, d, z.Hkv, z.Dh);
+          for (let d = 0; d < z.Dh; d++) {
+            dp += at(dy, b, i, h, d, z.H, z.Dh) * at(v, b, j, hk, d, z.Hkv, z.Dh);
+          }
           f(b, h, hk, i, j, p, p * (dp - D.data[row]));
         }
       }

@@ -12,7 +12,9 @@ function rows(x: T, labels: T, a: Record<string, any>) {
     const m = Math.max(...row);
     const lse = m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0));
     const lab = labels.data[i];
-    if (!Number.isInteger(lab) || lab < 0 || lab >= c) throw new Error(`cross_entropy ref: label ${lab} of row ${i}`);
+    if (!Number.isInteger(lab) || lab < 0 || lab >= c) {
+      throw new Error(`cross_entropy ref: label ${lab} of row ${i}`);
+    }
     const target = row.map((_, j) => {
       const hot = j === lab ? 1 : 0;
       return a.mode === "others" ? (hot ? 1 - eps : eps / (c - 1)) : (1 - eps) * hot + eps / c;

@@ -10,7 +10,8 @@ defineRef("matmul", ([a, b, bias], attrs, node) => {
   const shared = b.shape.length === 2;
   // element (m, k) of op(a) and (k, n) of op(b) in batch entry i
   const A = (i: number, m: number, k: number) => a.data[i * M * K + (ta ? k * M + m : m * K + k)];
-  const B = (i: number, k: number, n: number) => b.data[(shared ? 0 : i * K * N) + (tb ? n * K + k : k * N + n)];
+  const B = (i: number, k: number, n: number) =>
+    b.data[(shared ? 0 : i * K * N) + (tb ? n * K + k : k * N + n)];
   const out: T = tensor(node.shape);
   for (let i = 0; i < batch; i++) {
     for (let m = 0; m < M; m++) {

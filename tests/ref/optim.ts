@@ -1,1 +1,33 @@
-// (to be written) CPU references (f64) of op family 'optim'.
+// CPU references (f64) of the optim family: sum of squares, clip coefficient, one AdamW step written
+// as torch.optim.AdamW's single-tensor loop (weight decay, moments, bias-corrected update).
+import { ADAMW_HYPER } from "../../compiler/ops/optim.ts";
+import { defineRef, tensor } from "./tensor.ts";
+
+defineRef("sumsq", ([x, acc]) => {
+  let s = acc ? acc.data[0] : 0;
+  for (const v of x.data) s += v * v;
+  return tensor([1], [s]);
+});
+
+defineRef(
+  "clip_coef",
+  ([total], a) => tensor([1], [Math.min(1, a.maxNorm / (Math.sqrt(total.data[0]) + 1e-6))]),
+);
+
+// Returns the new [p, m, v] (adamw writes inputs 0, 2, 3).
+defineRef("adamw", ([p, g, m, v, hyper, coef], a) => {
+  const lr = hyper.data[ADAMW_HYPER.lr];
+  const bc1 = hyper.data[ADAMW_HYPER.bc1], bc2 = hyper.data[ADAMW_HYPER.bc2];
+  const c = coef ? coef.data[0] : 1;
+  const np = tensor(p.shape), nm = tensor(p.shape), nv = tensor(p.shape);
+  for (let i = 0; i < p.data.length; i++) {
+    const grad = g.data[i] * c;
+    const decayed = p.data[i] * (1 - lr * a.weightDecay);
+    nm.data[i] = a.beta1 * m.data[i] + (1 - a.beta1) * grad;
+    nv.data[i] = a.beta2 * v.data[i] + (1 - a.beta2) * grad * grad;
+    const stepSize = lr / bc1;
+    const denom = Math.sqrt(nv.data[i]) / Math.sqrt(bc2) + a.eps;
+    np.data[i] = decayed - stepSize * nm.data[i] / denom;
+  }
+  return [np, nm, nv];
+});

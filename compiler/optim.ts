@@ -1,0 +1,105 @@
+// The user-facing AdamW optimizer: builds, inside the graph, everything one training step needs to
+// update the trainable params from their gradients, and writes the per-step scalars from the host.
+//
+//   const grads = grad(loss);
+//   const opt = new AdamW(g, grads, { lr: 1e-3, weightDecay: 0.05, maxGradNorm: 1 });  // build it last
+//   const exe = await compile([loss], { effects: opt.effects });
+//   for (...) { exe.write(x, ...); opt.prepareStep(exe, lrAt(step)); await exe.run([loss]); }
+//
+// Per param p it adds two zero-initialised state tensors (m, v: `<p.name>.exp_avg`, `.exp_avg_sq`) and
+// one in-place `adamw` node; all of them share one f32 input `hyper` (ADAMW_HYPER layout: lr and the
+// two bias corrections) that prepareStep writes, the only per-step upload besides the data. With
+// maxGradNorm, gradients are scaled by torch's clip_grad_norm_ factor computed on the GPU from a chain
+// of `sumsq` nodes over all gradients. Learning-rate schedules live with the caller.
+
+import type { Graph, Node } from "./ir.ts";
+import type { Executable } from "./runtime.ts";
+import { adamw, ADAMW_HYPER, clipCoef, sumsq } from "./ops/optim.ts";
+
+export interface AdamWOptions {
+  /** Learning rate used when prepareStep is given none (default 1e-3). */
+  lr?: number;
+  /** (β1, β2), default [0.9, 0.999]. */
+  betas?: [number, number];
+  /** Added to the denominator (default 1e-8). */
+  eps?: number;
+  /** Decoupled weight decay (default 0.05). */
+  weightDecay?: number;
+  /** Clip the global L2 norm of all gradients to this (torch.nn.utils.clip_grad_norm_); off by default. */
+  maxGradNorm?: number;
+  /**
+   * Params that get no weight decay. Default (timm): 1-D params (biases, norm scales) and params
+   * whose name ends in "bias". Pass `() => false` to decay everything, as torch.optim.AdamW does.
+   */
+  noDecay?: (p: Node) => boolean;
+  /** Prefix of the hyper input's name (default "adamw"); set it when a graph has two optimizers. */
+  name?: string;
+}
+
+/** timm's default no-decay rule: 1-D tensors and biases. */
+export function timmNoDecay(p: Node): boolean {
+  return p.rank <= 1 || (p.name ?? "").endsWith("bias");
+}
+
+export class AdamW {
+  /** The in-place update nodes; pass them to compile(outputs, { effects }). */
+  readonly effects: Node[] = [];
+  /** Per-step scalars (ADAMW_HYPER layout), written by prepareStep. */
+  readonly hyper: Node;
+  /** First and second moment state of each param. */
+  readonly moments: Map<Node, { m: Node; v: Node }> = new Map();
+  /** Σ g² over all gradients (before clipping), when clipping; add it to outputs to log the norm. */
+  readonly gradSumSq: Node | undefined;
+  /** The clip factor applied to every gradient, when clipping. */
+  readonly clipCoef: Node | undefined;
+  /** Steps taken so far (prepareStep increments it first, so the first step is t = 1). */
+  t = 0;
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+
+  constructor(g: Graph, grads: Map<Node, Node> | Iterable<readonly [Node, Node]>, opts: AdamWOptions = {}) {
+    const pairs = [...grads];
+    const [b1, b2] = opts.betas ?? [0.9, 0.999];
+    this.lr = opts.lr ?? 1e-3;
+    this.beta1 = b1;
+    this.beta2 = b2;
+    const wd = opts.weightDecay ?? 0.05;
+    const noDecay = opts.noDecay ?? timmNoDecay;
+    const prefix = opts.name ?? "adamw";
+    for (const [p, gp] of pairs) {
+      if (p.graph !== g || gp.graph !== g) throw new Error(`AdamW: ${p} / ${gp} belong to another graph`);
+      if (p.kind !== "param" || !p.trainable) throw new Error(`AdamW: ${p} is not a trainable param`);
+    }
+    this.hyper = g.input(`${prefix}.hyper`, [ADAMW_HYPER.size]);
+    if (opts.maxGradNorm !== undefined && pairs.length) {
+      let total: Node | undefined;
+      for (const [, gp] of pairs) total = sumsq(gp, total);
+      this.gradSumSq = total;
+      this.clipCoef = clipCoef(total!, opts.maxGradNorm);
+    }
+    for (const [p, gp] of pairs) {
+      const base = p.name ?? `${prefix}.p${p.id}`;
+      const m = g.state(`${base}.exp_avg`, p.shape);
+      const v = g.state(`${base}.exp_avg_sq`, p.shape);
+      this.moments.set(p, { m, v });
+      const attrs = { beta1: b1, beta2: b2, eps: opts.eps ?? 1e-8, weightDecay: noDecay(p) ? 0 : wd };
+      this.effects.push(adamw(p, gp, m, v, this.hyper, attrs, this.clipCoef));
+    }
+  }
+
+  /** Advances the step count and writes this step's lr and bias corrections into `hyper`. */
+  prepareStep(exe: Executable, lr: number = this.lr): void {
+    this.t++;
+    if (this.effects.length) exe.write(this.hyper, this.hyperValues(lr)); // else hyper is not in the plan
+  }
+
+  /** The hyper values for the current step t (ADAMW_HYPER layout). */
+  hyperValues(lr: number = this.lr): Float32Array {
+    const h = new Float32Array(ADAMW_HYPER.size);
+    h[ADAMW_HYPER.lr] = lr;
+    h[ADAMW_HYPER.bc1] = 1 - this.beta1 ** this.t;
+    h[ADAMW_HYPER.bc2] = 1 - this.beta2 ** this.t;
+    return h;
+  }
+}

@@ -1,0 +1,207 @@
+// Tests of the matmul family: forward and gradients (rule vs finite differences, GPU vs CPU) for all
+// four trans combinations, 2-D / batched / shared-b layouts, with and without bias, odd sizes that
+// straddle tile edges, both tile configs (and the small-device fallback, and batches folded past the
+// z limit); frozen bf16/f16 weights (forward and dA through them, no dB kernel); shape errors.
+
+import { assertClose, checkOp, randParam } from "./harness.ts";
+import { assert, assertThrowsMsg, test } from "./testing.ts";
+import { type DType, Graph, type Node } from "../compiler/ir.ts";
+import { grad } from "../compiler/grad.ts";
+import { kernelLabels, lower } from "../compiler/lower.ts";
+import { compile, fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
+import { mul } from "../compiler/ops/elementwise.ts";
+import { sumAll } from "../compiler/ops/reduce.ts";
+import { linear, matmul } from "../compiler/ops/matmul.ts";
+import { Rng } from "../compiler/random.ts";
+import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
+import { interpret } from "./ref/tensor.ts";
+
+type Layout = "2d" | "batched" | "shared";
+const TRANS = [[false, false], [false, true], [true, false], [true, true]] as const;
+
+/** Shapes of a and b for op(a) [..., M, K] and op(b) [..., K, N]. */
+function shapes(layout: Layout, M: number, K: number, N: number, ta: boolean, tb: boolean, batch = [3]) {
+  const a = ta ? [K, M] : [M, K];
+  const b = tb ? [N, K] : [K, N];
+  if (layout === "2d") return { a, b };
+  if (layout === "shared") return { a: [...batch, ...a], b };
+  return { a: [...batch, ...a], b: [...batch, ...b] };
+}
+
+function buildMatmul(
+  g: Graph,
+  layout: Layout,
+  [M, K, N]: number[],
+  ta: boolean,
+  tb: boolean,
+  withBias: boolean,
+  batch?: number[],
+): Node {
+  const s = shapes(layout, M, K, N, ta, tb, batch);
+  const a = randParam(g, "a", s.a);
+  const b = randParam(g, "b", s.b);
+  const bias = withBias ? randParam(g, "bias", [N]) : undefined;
+  return matmul(a, b, { transA: ta, transB: tb, bias });
+}
+
+test("matmul: fwd + grads, all trans combos x 2-D/batched/shared b x bias, odd sizes", async (t) => {
+  for (const layout of ["2d", "batched", "shared"] as const) {
+    for (const [ta, tb] of TRANS) {
+      for (const withBias of [false, true]) {
+        await t.step(`7x13x5 ${layout} transA=${ta} transB=${tb} bias=${withBias}`, async () => {
+          await checkOp({ build: (g) => buildMatmul(g, layout, [7, 13, 5], ta, tb, withBias) });
+        });
+      }
+    }
+  }
+  // several K tiles (65 = 4·16 + 1), M past one 32-row tile, N not a multiple of anything
+  for (const layout of ["2d", "batched", "shared"] as const) {
+    for (const [ta, tb] of TRANS) {
+      await t.step(`33x65x17 ${layout} transA=${ta} transB=${tb} bias`, async () => {
+        await checkOp({ build: (g) => buildMatmul(g, layout, [33, 65, 17], ta, tb, true, [2]) });
+      });
+    }
+  }
+  await t.step("two batch dims [2,2] with shared and batched b", async () => {
+    await checkOp({ build: (g) => buildMatmul(g, "batched", [5, 6, 4], false, true, true, [2, 2]) });
+    await checkOp({ build: (g) => buildMatmul(g, "shared", [5, 6, 4], true, false, true, [2, 2]) });
+  });
+});
+
+test("matmul: the 64x64 tile config (chosen for larger products) is exercised and correct", async (t) => {
+  const cases: [Layout, number[], number[]][] = [
+    ["batched", [65, 9, 70], [4]], // 2·2·4 = 16 tiles of 64×64
+    ["shared", [65, 9, 130], [5]], // batch folds into M = 325: 6·3 = 18 tiles
+  ];
+  for (const [layout, mkn, batch] of cases) {
+    for (const [ta, tb] of layout === "shared" ? [[false, false], [false, true]] as const : TRANS) {
+      await t.step(`${layout} [${batch}] ${mkn.join("x")} transA=${ta} transB=${tb}`, async () => {
+        const g = new Graph();
+        const y = buildMatmul(g, layout, mkn, ta, tb, true, batch);
+        const fwd = lower([y]).dispatches[0];
+        assert.equal(fwd.label, "matmul_fwd");
+        assert.ok(fwd.code.includes("const BM: u32 = 64u;"), "expected the 64x64 tile");
+        await checkOp({ build: (g) => buildMatmul(g, layout, mkn, ta, tb, true, batch), fdSamples: 8 });
+      });
+    }
+  }
+});
+
+/** Compiles only the forward with a given lowering context and compares it with the CPU reference. */
+async function forwardWithCtx(build: (g: Graph) => Node, ctx: LowerCtx): Promise<string> {
+  const g = new Graph();
+  const y = build(g);
+  const want = interpret([y]).get(y)!.data;
+  const exe = await compile([y], { ctx });
+  const [got] = await exe.run([y]);
+  exe.destroy();
+  assertClose("matmul forward with a custom lowering context", got, want, 1e-4);
+  return lower([y], [], { ctx }).dispatches[0].code;
+}
+
+test("matmul: small-device fallback tile and batches folded past the z limit", async () => {
+  // 64 invocations per workgroup: the 8×8-thread config
+  const code = await forwardWithCtx(
+    (g) => buildMatmul(g, "batched", [19, 21, 23], true, false, true, [2]),
+    { ...DEFAULT_LOWER_CTX, maxInvocations: 64 },
+  );
+  assert.ok(code.includes("@workgroup_size(8, 8)"), "expected the 8x8 fallback");
+  // at most 4 workgroups per dimension: 10 batches → z = 4, folded 3 times into y
+  await forwardWithCtx(
+    (g) => buildMatmul(g, "batched", [9, 7, 11], false, true, false, [10]),
+    { ...DEFAULT_LOWER_CTX, maxWorkgroupsPerDim: 4 },
+  );
+  await forwardWithCtx(
+    (g) => buildMatmul(g, "shared", [9, 7, 11], true, true, true, [2, 5]),
+    { ...DEFAULT_LOWER_CTX, maxWorkgroupsPerDim: 4 },
+  );
+});
+
+test("linear: PyTorch layout w [out, in], with and without bias", async () => {
+  await checkOp({
+    build: (g) => linear(randParam(g, "x", [2, 3, 10]), randParam(g, "w", [6, 10]), randParam(g, "b", [6])),
+  });
+  await checkOp({ build: (g) => linear(randParam(g, "x", [4, 9]), randParam(g, "w", [3, 9])) });
+});
+
+/** Random values exactly representable in a 16-bit storage type (so the CPU sees what the GPU sees). */
+function rounded16(dtype: DType, n: number, seed: number): Float32Array {
+  const r = new Rng(seed);
+  const rt = dtype === "bf16" ? (x: number) => fromBf16(toBf16(x)) : (x: number) => fromF16(toF16(x));
+  return Float32Array.from({ length: n }, () => rt(r.normal()));
+}
+
+test("matmul: frozen bf16/f16 b — forward and dA through it, no weight-gradient kernel", async (t) => {
+  const cases: [Layout, boolean, boolean][] = [
+    ["shared", false, true], // linear layer: x [B, T, in] · Wᵀ
+    ["shared", false, false],
+    ["shared", true, false], // dA needs the transposed-output product reading 16-bit b
+    ["batched", true, true],
+    ["2d", false, false],
+  ];
+  for (const dtype of ["bf16", "f16"] as const) {
+    for (const [layout, ta, tb] of cases) {
+      const build = (g: Graph) => {
+        const [M, K, N] = [7, 13, 5];
+        const s = shapes(layout, M, K, N, ta, tb, [2]);
+        const a = randParam(g, "a", s.a);
+        const size = s.b.reduce((p, d) => p * d, 1);
+        const w = g.param("w", s.b, { trainable: false, dtype, init: rounded16(dtype, size, 17 + size) });
+        return matmul(a, w, { transA: ta, transB: tb, bias: randParam(g, "bias", [N]) });
+      };
+      await t.step(`${dtype} ${layout} transA=${ta} transB=${tb}`, async () => {
+        const r = await checkOp({ build });
+        assert.deepEqual(Object.keys(r.gradErrs).sort(), ["a", "bias"]);
+        // the plan of the gradients: dA reads the 16-bit weight; no dB kernel exists
+        const g = new Graph();
+        const y = build(g);
+        const loss = sumAll(mul(y, randParam(g, "c", [...y.shape])));
+        const grads = grad(loss, [g.byName("a"), g.byName("bias")]);
+        const plan = lower([...grads.values()]);
+        const labels = kernelLabels(plan);
+        assert.ok(labels.includes("matmul_bwd_a"), labels.join());
+        assert.ok(!labels.includes("matmul_bwd_b"), labels.join());
+        const da = plan.dispatches.find((d) => d.label === "matmul_bwd_a")!;
+        assert.ok(da.code.includes(dtype === "bf16" ? "bf16_at(b[" : "unpack2x16float(b["), "16-bit read");
+      });
+    }
+  }
+});
+
+test("matmul: trainable b gets a dB kernel; only what `needs` asks for is built", () => {
+  const g = new Graph();
+  const x = g.input("x", [2, 3, 4]);
+  const w = randParam(g, "w", [5, 4]);
+  const loss = sumAll(linear(x, w));
+  const labels = kernelLabels(lower([...grad(loss).values()]));
+  assert.ok(labels.includes("matmul_bwd_b"), labels.join());
+  assert.ok(!labels.includes("matmul_bwd_a"), `x is an input: no dA (${labels.join()})`);
+});
+
+test("matmul: shape errors name the op and the shapes", () => {
+  const g = new Graph();
+  const a = g.input("a", [3, 4]);
+  assertThrowsMsg(() => matmul(a, g.input("b", [5, 6])), "matmul", "[3,4]", "[5,6]", "K");
+  assertThrowsMsg(() => matmul(a, g.input("b2", [6, 4]), { transB: false }), "matmul", "[6,4]");
+  assertThrowsMsg(
+    () => matmul(a, g.input("b3", [4, 6]), { bias: g.input("bias", [4]) }),
+    "matmul",
+    "[4]",
+    "bias of shape [6]",
+  );
+  assertThrowsMsg(
+    () => matmul(g.input("a3", [2, 3, 4]), g.input("b4", [3, 4, 5])),
+    "matmul",
+    "[2,3,4]",
+    "[3,4,5]",
+    "batch",
+  );
+  assertThrowsMsg(
+    () => matmul(g.param("ah", [3, 4], { trainable: false, dtype: "f16" }), g.input("b5", [4, 2])),
+    "matmul",
+    "f16",
+    "only b may be",
+  );
+  assertThrowsMsg(() => matmul(g.input("v", [4]), g.input("b6", [4, 2])), "matmul", "rank >= 2");
+  assertThrowsMsg(() => linear(a, g.input("w", [4, 3])), "matmul", "[4,3]");
+});

@@ -1,0 +1,54 @@
+// One compiled training step: forward, pruned backward, AdamW (+ optional clipping), built once.
+// Each step() uploads the batch and the optimizer's per-step scalars, then submits once; the loss is
+// read back only when asked (every N steps), so the GPU is not stalled on every step.
+
+import type { Node } from "../compiler/ir.ts";
+import { grad } from "../compiler/grad.ts";
+import { AdamW, type AdamWOptions } from "../compiler/optim.ts";
+import { compile, type Executable, type HostArray } from "../compiler/runtime.ts";
+import type { Gpu } from "../compiler/device.ts";
+
+export interface TrainerOptions extends AdamWOptions {
+  /** Extra nodes to keep readable (e.g. logits for accuracy). */
+  outputs?: Node[];
+  gpu?: Gpu;
+}
+
+export class Trainer {
+  private constructor(
+    readonly loss: Node,
+    readonly grads: Map<Node, Node>,
+    readonly opt: AdamW,
+    readonly exe: Executable,
+  ) {}
+
+  static async create(loss: Node, opts: TrainerOptions = {}): Promise<Trainer> {
+    const grads = grad(loss);
+    if (grads.size === 0) throw new Error(`trainer: the loss depends on no trainable parameter`);
+    const opt = new AdamW(loss.graph, grads, opts);
+    const exe = await compile([loss, ...(opts.outputs ?? [])], { effects: opt.effects, gpu: opts.gpu });
+    return new Trainer(loss, grads, opt, exe);
+  }
+
+  /** Trainable parameter count. */
+  get paramCount(): number {
+    let n = 0;
+    for (const p of this.grads.keys()) n += p.size;
+    return n;
+  }
+
+  /** Runs one step. Returns the loss when `readLoss`, else undefined (no readback, no stall). */
+  async step(feeds: ReadonlyMap<Node, HostArray>, lr: number, readLoss = false): Promise<number | undefined> {
+    for (const [n, v] of feeds) this.exe.write(n, v);
+    this.opt.prepareStep(this.exe, lr);
+    const out = await this.exe.run(readLoss ? [this.loss] : []);
+    return readLoss ? out[0][0] : undefined;
+  }
+}
+
+/** Linear warmup then cosine decay to `minLr`, as timm's scheduler (per step). */
+export function cosineLr(step: number, total: number, base: number, warmup = 0, minLr = 0): number {
+  if (step < warmup) return base * (step + 1) / warmup;
+  const t = (step - warmup) / Math.max(1, total - warmup);
+  return minLr + 0.5 * (base - minLr) * (1 + Math.cos(Math.PI * Math.min(1, t)));
+}
