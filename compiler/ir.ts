@@ -60,6 +60,12 @@ export class Node {
     readonly init: Init | undefined,
     /** Shapes/dtypes of extra outputs (saved for backward, e.g. argmax); read them with Graph.aux. */
     readonly auxSpecs: readonly TensorSpec[] = [],
+    /**
+     * Frozen params only: the streaming unit (e.g. one LLM layer's attention half) whose weights the
+     * runtime can stream from disk instead of keeping resident. Their values come from a loader given
+     * to compile(), not from `init`.
+     */
+    readonly streamGroup?: number,
   ) {}
   get size(): number {
     return numel(this.shape);
@@ -96,7 +102,7 @@ export class Graph {
     inputs: readonly Node[],
     spec: OutSpec,
     attrs: Attrs,
-    opts: { name?: string; trainable?: boolean; init?: Init } = {},
+    opts: { name?: string; trainable?: boolean; init?: Init; streamGroup?: number } = {},
   ): Node {
     for (const d of spec.shape) {
       if (!Number.isInteger(d) || d < 0) {
@@ -119,6 +125,7 @@ export class Graph {
       opts.trainable ?? false,
       opts.init,
       spec.aux ?? [],
+      opts.streamGroup,
     );
     this.nodes.push(n);
     if (opts.name !== undefined) this.names.set(opts.name, n);
@@ -134,16 +141,24 @@ export class Graph {
   param(
     name: string,
     shape: Shape,
-    opts: { trainable?: boolean; dtype?: DType; init?: Init } = {},
+    opts: { trainable?: boolean; dtype?: DType; init?: Init; streamGroup?: number } = {},
   ): Node {
     const dtype = opts.dtype ?? "f32";
     const trainable = opts.trainable ?? true;
+    if (opts.streamGroup !== undefined && (trainable || opts.init !== undefined)) {
+      throw new ShapeError(`param '${name}': a streamed param must be frozen and take its values from the loader, not init`);
+    }
     if (trainable && dtype !== "f32") {
       throw new ShapeError(
         `param '${name}': trainable params must be f32 (got ${dtype}); store frozen ones in ${dtype}`,
       );
     }
-    return this.add("param", "param", [], { shape, dtype }, {}, { name, trainable, init: opts.init });
+    return this.add("param", "param", [], { shape, dtype }, {}, {
+      name,
+      trainable,
+      init: opts.init,
+      streamGroup: opts.streamGroup,
+    });
   }
 
   /** Persistent, non-trainable tensor updated in place by side-effect ops (optimizer moments). */

@@ -7,6 +7,11 @@
 //    backward pass reuses forward activations' memory once they are dead. Reshape shares storage.
 // 3. Ask each op's kernel lowering for its dispatches and resolve their bindings to buffers.
 // The plan is plain data: the runtime turns it into GPU objects once and replays it every step.
+//
+// Streaming (opts.stream): frozen params with a streamGroup get no buffer of their own. Two slot
+// buffers, each as large as the largest group, take turns: the dispatches are cut into phases at
+// every change of the group they bind, phase i binds slot i % 2 at the param's offset in its group,
+// and the runtime uploads phase i+1's group into the other slot while phase i runs.
 
 import { byteSize, fmtShape, type Node } from "./ir.ts";
 import { getKernel, getOp } from "./registry.ts";
@@ -25,6 +30,8 @@ export interface PlannedBinding {
   buffer: number;
   /** Bytes bound (the tensor's size; a pooled buffer may be larger). */
   bytes: number;
+  /** Byte offset into the buffer (non-zero only for streamed weights inside a slot). */
+  offset: number;
   /** Whether the plan allows writing through this binding. */
   writable: boolean;
   what: string;
@@ -49,12 +56,33 @@ export interface Plan {
   outputs: Node[];
   /** Sum of all buffers the plan allocates. */
   peakBytes: number;
+  /** Present when frozen weights are streamed. */
+  stream?: StreamPlan;
 }
+
+export interface StreamPlan {
+  /** The two slot buffers (ids into buffers). */
+  slots: [number, number];
+  slotBytes: number;
+  /** Each streamed param's byte offset inside a slot. */
+  offsets: Map<Node, number>;
+  /** Streamed params of each group. */
+  groups: Map<number, Node[]>;
+  /** Dispatch ranges [start, end) and the group (slot i % 2) each needs resident. */
+  phases: { group: number; start: number; end: number }[];
+  /** Bytes of all streamed weights (what resident mode would hold). */
+  residentBytes: number;
+}
+
+/** Storage-buffer offsets must be multiples of this (WebGPU's minStorageBufferOffsetAlignment). */
+const SLOT_ALIGN = 256;
 
 export interface LowerOptions {
   ctx?: LowerCtx;
   /** Largest single binding the device allows (maxStorageBufferBindingSize). */
   maxBindingBytes?: number;
+  /** Stream params that have a streamGroup through two slots instead of keeping them resident. */
+  stream?: boolean;
 }
 
 export function lower(
@@ -87,7 +115,11 @@ export function lower(
     buffers.push({ id: buffers.length, bytes, persistent, owner });
     return buffers.length - 1;
   };
-  for (const n of order) if (n.persistent) storage.set(n, newBuffer(byteSize(n.shape, n.dtype), true, n));
+  const streamed = opts.stream ? order.filter((n) => n.streamGroup !== undefined) : [];
+  for (const n of order) {
+    if (n.persistent && !streamed.includes(n)) storage.set(n, newBuffer(byteSize(n.shape, n.dtype), true, n));
+  }
+  const stream = streamed.length ? streamLayout(streamed, newBuffer) : undefined;
 
   // last use of each buffer, in op positions (outputs live to the end)
   const END = ops.length;
@@ -128,6 +160,7 @@ export function lower(
   }
 
   const dispatches: PlannedDispatch[] = [];
+  const dispatchGroup: (number | undefined)[] = [];
   const dieAt = new Map<number, number[]>();
   const dies = (buf: number, at: number) => {
     if (buffers[buf].persistent) return;
@@ -166,7 +199,8 @@ export function lower(
   }
 
   const peakBytes = buffers.reduce((s, b) => s + b.bytes, 0);
-  return { order, dispatches, buffers, storage, outputs: [...outputs], peakBytes };
+  if (stream) assignPhases(stream, dispatches, dispatchGroup);
+  return { order, dispatches, buffers, storage, outputs: [...outputs], peakBytes, stream };
 
   function resolve(
     n: Node,
@@ -175,18 +209,31 @@ export function lower(
     scratch: number[],
     scratchBytes: number[],
   ): PlannedDispatch {
+    let group: number | undefined;
     const bindings: PlannedBinding[] = d.bindings.map((bd) => {
-      let buffer: number, bytes: number, writable: boolean, what: string;
+      let buffer: number, bytes: number, writable: boolean, what: string, offset = 0;
       if ("node" in bd.ref) {
         const t = bd.ref.node;
         const k = n.inputs.indexOf(t);
         if (t !== n && k < 0) {
           throw new Error(`lower: ${d.label} binds ${t}, which is not an input or output of ${n}`);
         }
-        const s = storage.get(t);
-        if (s === undefined) throw new Error(`lower: ${d.label} binds ${t}, which has no storage`);
-        buffer = s;
         bytes = byteSize(t.shape, t.dtype);
+        if (stream?.offsets.has(t)) {
+          // the slot is chosen once phases are known (assignPhases); the offset is fixed
+          if (group !== undefined && group !== t.streamGroup) {
+            throw new Error(
+              `lower: ${d.label} binds weights of two streaming groups (${group}, ${t.streamGroup})`,
+            );
+          }
+          group = t.streamGroup;
+          buffer = -1;
+          offset = stream.offsets.get(t)!;
+        } else {
+          const s = storage.get(t);
+          if (s === undefined) throw new Error(`lower: ${d.label} binds ${t}, which has no storage`);
+          buffer = s;
+        }
         writable = t === n || writes.some((w) => n.inputs[w] === t);
         what = `${t}`;
       } else if ("aux" in bd.ref) {
@@ -207,8 +254,9 @@ export function lower(
             `maxStorageBufferBindingSize of ${maxBinding}; use a smaller batch or split the tensor`,
         );
       }
-      return { name: bd.name, buffer, bytes, writable, what };
+      return { name: bd.name, buffer, bytes, offset, writable, what };
     });
+    dispatchGroup.push(group);
     for (const w of d.workgroups) {
       if (!Number.isInteger(w) || w < 1 || w > ctx.maxWorkgroupsPerDim) {
         throw new Error(
@@ -226,6 +274,59 @@ export function lower(
       workgroups: d.workgroups,
     };
   }
+}
+
+/**
+ * Cuts the dispatch list into phases at each change of streamed group (dispatches that bind no
+ * streamed weight stay in the current phase; leading ones join the first) and points each streamed
+ * binding at slot phase % 2.
+ */
+function assignPhases(
+  stream: StreamPlan,
+  dispatches: PlannedDispatch[],
+  groupOf: (number | undefined)[],
+): void {
+  let cur: StreamPlan["phases"][number] | undefined;
+  dispatches.forEach((d, i) => {
+    const group = groupOf[i];
+    if (group === undefined) return;
+    if (!cur || cur.group !== group) {
+      if (cur) cur.end = i;
+      cur = { group, start: cur ? i : 0, end: dispatches.length };
+      stream.phases.push(cur);
+    }
+    const slot = stream.slots[(stream.phases.length - 1) % 2];
+    for (const b of d.bindings) if (b.buffer === -1) b.buffer = slot;
+  });
+}
+
+function streamLayout(
+  streamed: Node[],
+  newBuffer: (bytes: number, persistent: boolean) => number,
+): StreamPlan {
+  const groups = new Map<number, Node[]>();
+  for (const n of streamed) {
+    if (n.kind !== "param" || n.trainable) {
+      throw new Error(`lower: only frozen params can be streamed, not ${n}`);
+    }
+    const l = groups.get(n.streamGroup!) ?? [];
+    l.push(n);
+    groups.set(n.streamGroup!, l);
+  }
+  const offsets = new Map<Node, number>();
+  let slotBytes = 0, residentBytes = 0;
+  for (const nodes of groups.values()) {
+    let off = 0;
+    for (const n of nodes) {
+      offsets.set(n, off);
+      const b = byteSize(n.shape, n.dtype);
+      residentBytes += b;
+      off += Math.ceil(b / SLOT_ALIGN) * SLOT_ALIGN;
+    }
+    slotBytes = Math.max(slotBytes, off);
+  }
+  const slots: [number, number] = [newBuffer(slotBytes, true), newBuffer(slotBytes, true)];
+  return { slots, slotBytes, offsets, groups, phases: [], residentBytes };
 }
 
 /** In-place updates must come after every reader of the tensors they overwrite. */

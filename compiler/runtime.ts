@@ -1,5 +1,10 @@
 // The runtime: turn a Plan into GPU objects once, then replay it. Each run() is one command encoder,
 // one compute pass and one queue.submit; nothing is read back unless asked.
+//
+// Frozen weights marked with a streamGroup take their values from a loader (WeightLoader). If they
+// all fit the GPU memory budget they are loaded once and stay resident; otherwise they are streamed:
+// run() submits one phase at a time and, while a phase runs, reads the next phase's group from disk
+// and uploads it into the other of two slot buffers (double buffering; see compiler/lower.ts).
 
 import { byteSize, type DType, fmtShape, type Node, numel } from "./ir.ts";
 import { lower, type LowerOptions, type Plan } from "./lower.ts";
@@ -8,20 +13,57 @@ import { checkBindings, reflectShader } from "./reflect.ts";
 
 export type HostArray = Float32Array | Int32Array | Uint32Array;
 
-export interface CompileOptions extends LowerOptions {
+/** Values of streamable frozen params, one group at a time (16-bit weights as raw u16 words). */
+export type WeightLoader = (
+  group: number,
+  nodes: readonly Node[],
+) => Promise<Map<Node, HostArray | Uint16Array>>;
+
+export interface CompileOptions extends Omit<LowerOptions, "stream"> {
   /** In-place update nodes (optimizer steps) to run after the outputs. */
   effects?: readonly Node[];
   gpu?: Gpu;
+  /** Loads params that have a streamGroup (required when the graph has any). */
+  weights?: WeightLoader;
+  /** Bytes of GPU memory the streamable frozen weights may take; above it they are streamed. */
+  gpuMemoryBudget?: number;
+  /** "auto" (default): stream only when over the budget. */
+  stream?: "auto" | "always" | "never";
 }
 
 /** Compile outputs (and side effects) of a graph into an executable plan on the GPU. */
 export async function compile(outputs: readonly Node[], opts: CompileOptions = {}): Promise<Executable> {
   const gpu = opts.gpu ?? await getGpu();
-  const plan = lower(outputs, opts.effects ?? [], {
+  const lowerOpts = {
     ctx: opts.ctx ?? gpu.lowerCtx,
     maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
-  });
-  const exe = new Executable(gpu, plan);
+  };
+  let plan = lower(outputs, opts.effects ?? [], lowerOpts);
+  const streamable = plan.order.filter((n) => n.streamGroup !== undefined);
+  if (streamable.length) {
+    if (!opts.weights) {
+      throw new Error(
+        `compile: ${streamable[0]} and ${
+          streamable.length - 1
+        } more are streamable weights; pass a weights loader`,
+      );
+    }
+    const residentBytes = streamable.reduce((s, n) => s + byteSize(n.shape, n.dtype), 0);
+    const budget = opts.gpuMemoryBudget ?? Infinity;
+    const mode = opts.stream ?? "auto";
+    if (mode === "always" || (mode === "auto" && residentBytes > budget)) {
+      plan = lower(outputs, opts.effects ?? [], { ...lowerOpts, stream: true });
+      const need = 2 * plan.stream!.slotBytes;
+      if (need > budget) {
+        throw new Error(
+          `compile: a GPU memory budget of ${budget} bytes cannot hold the two streaming slots ` +
+            `(2 × ${plan.stream!.slotBytes} bytes, the largest streamed group); the frozen weights need ` +
+            `${need} bytes streamed or ${residentBytes} bytes resident`,
+        );
+      }
+    }
+  }
+  const exe = new Executable(gpu, plan, opts.weights);
   try {
     await exe.init();
   } catch (e) {
@@ -39,9 +81,18 @@ export class Executable {
   private staging = new Map<string, GPUBuffer>();
   /** Number of times run() was called. */
   steps = 0;
+  /** Streaming statistics: bytes uploaded and seconds spent reading + uploading them. */
+  readonly streamStats = { bytes: 0, seconds: 0, uploads: 0 };
+  /** Which group each slot holds now (streaming), to skip an upload when it is already there. */
+  private slotHolds: [number, number] = [-1, -1];
 
-  constructor(readonly gpu: Gpu, readonly plan: Plan) {
+  constructor(readonly gpu: Gpu, readonly plan: Plan, private readonly loader?: WeightLoader) {
     this.device = gpu.device;
+  }
+
+  /** True when this plan streams frozen weights. */
+  get streaming(): boolean {
+    return this.plan.stream !== undefined;
   }
 
   /** Creates buffers, pipelines and bind groups, and uploads initial values. Called by compile(). */
@@ -107,7 +158,7 @@ export class Executable {
           layout: pipe.getBindGroupLayout(0),
           entries: d.bindings.map((b) => ({
             binding: byName.get(b.name)!,
-            resource: { buffer: this.buffers[b.buffer], offset: 0, size: Math.ceil(b.bytes / 4) * 4 },
+            resource: { buffer: this.buffers[b.buffer], offset: b.offset, size: Math.ceil(b.bytes / 4) * 4 },
           })),
         }));
       }
@@ -122,6 +173,21 @@ export class Executable {
       );
     }
     if (verr) throw new Error(`runtime: WebGPU validation error building the plan: ${verr.message}`);
+    if (this.loader && !this.plan.stream) {
+      // resident: every streamable group is loaded once, into the params' own buffers
+      const groups = new Map<number, Node[]>();
+      for (const n of this.plan.order) {
+        if (n.streamGroup !== undefined) groups.set(n.streamGroup, [...(groups.get(n.streamGroup) ?? []), n]);
+      }
+      for (const [g, nodes] of groups) {
+        const data = await this.loader(g, nodes);
+        for (const n of nodes) {
+          const v = data.get(n);
+          if (!v) throw new Error(`runtime: the weights loader gave no data for ${n} (group ${g})`);
+          this.writeRaw(n, v);
+        }
+      }
+    }
     for (const b of this.plan.buffers) {
       const n = b.owner;
       if (n?.init !== undefined) {
@@ -138,6 +204,9 @@ export class Executable {
 
   private bufferOf(n: Node): GPUBuffer {
     const id = this.plan.storage.get(n);
+    if (id === undefined && this.plan.stream?.offsets.has(n)) {
+      throw new Error(`runtime: ${n} is streamed (it lives in a slot only while its layer runs)`);
+    }
     if (id === undefined) {
       throw new Error(`runtime: ${n} is not part of this plan (not an output or live input)`);
     }
@@ -169,20 +238,74 @@ export class Executable {
 
   /** Records every dispatch into one encoder and submits it once. Optionally copies nodes out for reading. */
   run(read: readonly Node[] = []): Promise<HostArray[]> {
+    if (this.plan.stream) return this.runStreamed(read);
     const enc = this.device.createCommandEncoder();
+    this.encode(enc, 0, this.plan.dispatches.length);
+    const stages = read.map((n, i) => this.copyOut(enc, n, i));
+    this.device.queue.submit([enc.finish()]);
+    this.steps++;
+    return Promise.all(stages.map((s, i) => this.finishRead(read[i], s)));
+  }
+
+  /**
+   * Streamed run: phase i's group must be in slot i % 2. The next group is read from disk while the
+   * GPU works on the current phase, then queued for upload behind it (queue order keeps a slot from
+   * being overwritten before the phase that reads it has run).
+   */
+  private async runStreamed(read: readonly Node[]): Promise<HostArray[]> {
+    const sp = this.plan.stream!;
+    const fetch = async (i: number) => {
+      const slot = i % 2, group = sp.phases[i].group;
+      if (this.slotHolds[slot] === group) return undefined;
+      const t0 = performance.now();
+      const nodes = sp.groups.get(group)!;
+      const data = await this.loader!(group, nodes);
+      return { slot, group, nodes, data, t0 };
+    };
+    const upload = (f: Awaited<ReturnType<typeof fetch>>) => {
+      if (!f) return;
+      const buf = this.buffers[sp.slots[f.slot]];
+      for (const n of f.nodes) {
+        const v = f.data.get(n);
+        if (!v) throw new Error(`runtime: the weights loader gave no data for ${n} (group ${f.group})`);
+        const bytes = encode(n.dtype, v, n);
+        this.device.queue.writeBuffer(
+          buf,
+          sp.offsets.get(n)!,
+          bytes.buffer as ArrayBuffer,
+          bytes.byteOffset,
+          bytes.byteLength,
+        );
+        this.streamStats.bytes += bytes.byteLength;
+      }
+      this.streamStats.seconds += (performance.now() - f.t0) / 1000;
+      this.streamStats.uploads++;
+      this.slotHolds[f.slot] = f.group;
+    };
+    upload(await fetch(0));
+    let stages: GPUBuffer[] = [];
+    for (let i = 0; i < sp.phases.length; i++) {
+      const enc = this.device.createCommandEncoder();
+      this.encode(enc, sp.phases[i].start, sp.phases[i].end);
+      const last = i === sp.phases.length - 1;
+      if (last) stages = read.map((n, k) => this.copyOut(enc, n, k));
+      this.device.queue.submit([enc.finish()]);
+      if (!last) upload(await fetch(i + 1));
+    }
+    this.steps++;
+    return await Promise.all(stages.map((s, k) => this.finishRead(read[k], s)));
+  }
+
+  private encode(enc: GPUCommandEncoder, start: number, end: number): void {
     const pass = enc.beginComputePass();
     const ds = this.plan.dispatches;
-    for (let i = 0; i < ds.length; i++) {
+    for (let i = start; i < end; i++) {
       pass.setPipeline(this.pipelines[i]);
       pass.setBindGroup(0, this.bindGroups[i]);
       const [x, y, z] = ds[i].workgroups;
       pass.dispatchWorkgroups(x, y, z);
     }
     pass.end();
-    const stages = read.map((n, i) => this.copyOut(enc, n, i));
-    this.device.queue.submit([enc.finish()]);
-    this.steps++;
-    return Promise.all(stages.map((s, i) => this.finishRead(read[i], s)));
   }
 
   /** Reads any live node (persistent, or an output of the plan) back to the host as f32/i32/u32. */

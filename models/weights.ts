@@ -1,0 +1,73 @@
+// What checkpoint readers give the models: a list of named tensors whose bytes can be read one at a
+// time, by offset, without loading the whole file. Both readers (HF safetensors in
+// models/safetensors.ts, Meta's torch.save zip in models/pth.ts) implement WeightSource; model code
+// (models/llm.ts) maps names and uploads bytes as they are stored (bf16/f16 stay 16-bit on the GPU).
+
+import { fromBf16, fromF16 } from "../compiler/runtime.ts";
+
+/** Storage dtypes as safetensors spells them. */
+export type StDtype = "F32" | "F16" | "BF16" | "I64" | "I32";
+
+export interface TensorInfo {
+  name: string;
+  dtype: StDtype;
+  shape: number[];
+  /** Exact byte length of the tensor's data (numel × element size). */
+  bytes: number;
+}
+
+export interface WeightSource {
+  /** File or directory this source reads, for error messages. */
+  readonly path: string;
+  /** Every tensor, in file order. */
+  list(): TensorInfo[];
+  has(name: string): boolean;
+  /** Throws an error naming the file and the tensor when it is absent. */
+  info(name: string): TensorInfo;
+  /** The tensor's little-endian bytes, read by offset (nothing else of the file is read). */
+  read(name: string): Promise<Uint8Array>;
+  close(): void;
+}
+
+/** Error for bad checkpoint files: always names the file, and the tensor when there is one. */
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+  constructor(readonly file: string, message: string) {
+    super(`${file}: ${message}`);
+  }
+}
+
+export const DTYPE_BYTES: Record<StDtype, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
+
+/** Decodes a tensor's bytes to f32 (or exact integers for I64/I32, as f64-safe numbers). */
+export function toFloat32(info: TensorInfo, raw: Uint8Array): Float32Array {
+  const n = info.shape.reduce((a, b) => a * b, 1);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const out = new Float32Array(n);
+  switch (info.dtype) {
+    case "F32":
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
+      break;
+    case "BF16":
+      for (let i = 0; i < n; i++) out[i] = fromBf16(dv.getUint16(2 * i, true));
+      break;
+    case "F16":
+      for (let i = 0; i < n; i++) out[i] = fromF16(dv.getUint16(2 * i, true));
+      break;
+    case "I64":
+      for (let i = 0; i < n; i++) out[i] = Number(dv.getBigInt64(8 * i, true));
+      break;
+    case "I32":
+      for (let i = 0; i < n; i++) out[i] = dv.getInt32(4 * i, true);
+      break;
+  }
+  return out;
+}
+
+/** 16-bit payloads as u16 words (what Executable.write takes for f16/bf16 nodes). */
+export function toU16(raw: Uint8Array): Uint16Array {
+  const out = new Uint16Array(raw.byteLength / 2);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = dv.getUint16(2 * i, true);
+  return out;
+}
