@@ -29,3 +29,4 @@ export * from "./compiler/optim.ts";
 export * from "./compiler/ops/activation.ts";
 export * from "./compiler/ops/norm.ts";
 export * from "./compiler/ops/softmax.ts";
+export * from "./compiler/ops/rope.ts";

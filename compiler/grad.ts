@@ -43,6 +43,14 @@ export function grad(loss: Node, wrt?: readonly Node[]): Map<Node, Node> {
     const n = upto[i];
     if (!reach.has(n)) continue;
     if (needs.has(n)) onPath.add(n);
+    else if (n.kind === "op" && n.dtype === "f32" && n.inputs.some((x) => needs.has(x))) {
+      // a float value computed from trainable params by an op without a gradient rule: its
+      // contribution would be silently dropped, so refuse
+      const what = n.op === "aux" ? `extra output ${n.attrs.index} of '${n.inputs[0].op}'` : `op '${n.op}'`;
+      throw new ShapeError(
+        `grad: the loss depends on trainable params through ${what} (${n}), which has no gradient rule`,
+      );
+    }
     for (const x of n.inputs) reach.add(x);
   }
   const pending = new Map<Node, Node[]>();

@@ -146,7 +146,9 @@ export class Graph {
     const dtype = opts.dtype ?? "f32";
     const trainable = opts.trainable ?? true;
     if (opts.streamGroup !== undefined && (trainable || opts.init !== undefined)) {
-      throw new ShapeError(`param '${name}': a streamed param must be frozen and take its values from the loader, not init`);
+      throw new ShapeError(
+        `param '${name}': a streamed param must be frozen and take its values from the loader, not init`,
+      );
     }
     if (trainable && dtype !== "f32") {
       throw new ShapeError(

@@ -187,7 +187,12 @@ export function lower(
         return b;
       });
       auxStorage.set(n, aux);
-      const lowered = getKernel(n.op)(n, ctx);
+      let lowered;
+      try {
+        lowered = getKernel(n.op)(n, ctx);
+      } catch (e) {
+        throw new Error(`lower: ${n.op} for ${n}: ${(e as Error).message}`);
+      }
       const scratch = (lowered.scratch ?? []).map((b) => take(b));
       for (const d of lowered.dispatches) {
         dispatches.push(resolve(n, d, def.writes ?? [], scratch, lowered.scratch ?? []));
@@ -219,16 +224,17 @@ export function lower(
           throw new Error(`lower: ${d.label} binds ${t}, which is not an input or output of ${n}`);
         }
         bytes = byteSize(t.shape, t.dtype);
-        if (stream?.offsets.has(t)) {
+        const root = aliasRoot(t); // a reshape of a streamed weight lives where the weight does
+        if (stream?.offsets.has(root)) {
           // the slot is chosen once phases are known (assignPhases); the offset is fixed
-          if (group !== undefined && group !== t.streamGroup) {
+          if (group !== undefined && group !== root.streamGroup) {
             throw new Error(
-              `lower: ${d.label} binds weights of two streaming groups (${group}, ${t.streamGroup})`,
+              `lower: ${d.label} binds weights of two streaming groups (${group}, ${root.streamGroup})`,
             );
           }
-          group = t.streamGroup;
+          group = root.streamGroup;
           buffer = -1;
-          offset = stream.offsets.get(t)!;
+          offset = stream.offsets.get(root)!;
         } else {
           const s = storage.get(t);
           if (s === undefined) throw new Error(`lower: ${d.label} binds ${t}, which has no storage`);
@@ -330,17 +336,33 @@ function streamLayout(
 }
 
 /** In-place updates must come after every reader of the tensors they overwrite. */
+/** The node whose storage an alias (reshape, possibly chained) shares. */
+function aliasRoot(n: Node): Node {
+  while (n.kind === "op" && getOp(n.op).alias) n = n.inputs[0];
+  return n;
+}
+
+/**
+ * In-place updates must come after every reader of the tensors they overwrite (readers through
+ * reshapes included), and each tensor may be updated in place only once per step.
+ */
 function checkEffectOrder(ops: Node[]): void {
+  const writer = new Map<Node, Node>();
   for (let i = 0; i < ops.length; i++) {
     const def = getOp(ops[i].op);
     if (!def.writes) continue;
     for (const w of def.writes) {
-      const target = ops[i].inputs[w];
+      const target = aliasRoot(ops[i].inputs[w]);
       if (!target.persistent) {
         throw new Error(`lower: ${ops[i]} writes in place to ${target}, which is not a param/state tensor`);
       }
+      const prev = writer.get(target);
+      if (prev) {
+        throw new Error(`lower: ${target} is updated in place twice in one step (${prev} and ${ops[i]})`);
+      }
+      writer.set(target, ops[i]);
       for (let j = i + 1; j < ops.length; j++) {
-        if (ops[j].inputs.includes(target) && !getOp(ops[j].op).writes?.length) {
+        if (ops[j].inputs.some((x) => aliasRoot(x) === target)) {
           throw new Error(`lower: ${ops[j]} reads ${target} after ${ops[i]} updated it in place`);
         }
       }

@@ -14,12 +14,11 @@ export interface ShaderBinding {
 
 export interface ShaderInfo {
   bindings: ShaderBinding[];
-  workgroupSize: [number, number, number];
 }
 
 const cache = new Map<string, ShaderInfo>();
 
-/** Parses a compute shader and returns its group-0 bindings and workgroup size for `entry`. */
+/** Parses a compute shader, checks it has the compute entry point `entry`; returns its group-0 bindings. */
 export function reflectShader(code: string, entry: string, label: string): ShaderInfo {
   const key = entry + "\u0000" + code;
   const hit = cache.get(key);
@@ -49,11 +48,7 @@ export function reflectShader(code: string, entry: string, label: string): Shade
     }
     bindings.push({ name: v.name, binding: v.binding, kind });
   }
-  const ws = fn.workgroupSize;
-  const info: ShaderInfo = {
-    bindings,
-    workgroupSize: [Number(ws?.[0] ?? 1), Number(ws?.[1] ?? 1), Number(ws?.[2] ?? 1)],
-  };
+  const info: ShaderInfo = { bindings };
   cache.set(key, info);
   return info;
 }

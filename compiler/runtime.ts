@@ -31,6 +31,8 @@ export interface CompileOptions extends Omit<LowerOptions, "stream"> {
   stream?: "auto" | "always" | "never";
 }
 
+let building: Promise<void> = Promise.resolve();
+
 /** Compile outputs (and side effects) of a graph into an executable plan on the GPU. */
 export async function compile(outputs: readonly Node[], opts: CompileOptions = {}): Promise<Executable> {
   const gpu = opts.gpu ?? await getGpu();
@@ -64,8 +66,12 @@ export async function compile(outputs: readonly Node[], opts: CompileOptions = {
     }
   }
   const exe = new Executable(gpu, plan, opts.weights);
+  // one build at a time: error scopes belong to the device, so concurrent builds would pop each
+  // other's errors
+  const build = building.then(() => exe.init());
+  building = build.catch(() => {});
   try {
-    await exe.init();
+    await build;
   } catch (e) {
     exe.destroy();
     throw e;
@@ -78,7 +84,9 @@ export class Executable {
   private buffers: GPUBuffer[] = [];
   private pipelines: GPUComputePipeline[] = [];
   private bindGroups: GPUBindGroup[] = [];
-  private staging = new Map<string, GPUBuffer>();
+  private staging = new Map<string, GPUBuffer[]>();
+  /** Staging buffers with a copy recorded whose read has not finished yet. */
+  private pendingStage = new Set<GPUBuffer>();
   /** Number of times run() was called. */
   steps = 0;
   /** Streaming statistics: bytes uploaded and seconds spent reading + uploading them. */
@@ -308,6 +316,25 @@ export class Executable {
     pass.end();
   }
 
+  /**
+   * Times each dispatch on its own (submit + wait per kernel; slow, for finding hot spots, not for
+   * benchmarks). Resident plans only.
+   */
+  async profile(): Promise<{ label: string; node: string; ms: number }[]> {
+    if (this.plan.stream) throw new Error("runtime: profile() needs a resident plan");
+    const out = [];
+    for (let i = 0; i < this.plan.dispatches.length; i++) {
+      const t0 = performance.now();
+      const enc = this.device.createCommandEncoder();
+      this.encode(enc, i, i + 1);
+      this.device.queue.submit([enc.finish()]);
+      await this.device.queue.onSubmittedWorkDone();
+      const d = this.plan.dispatches[i];
+      out.push({ label: d.label, node: `${d.node}`, ms: performance.now() - t0 });
+    }
+    return out;
+  }
+
   /** Reads any live node (persistent, or an output of the plan) back to the host as f32/i32/u32. */
   async read(n: Node): Promise<HostArray> {
     const enc = this.device.createCommandEncoder();
@@ -321,16 +348,19 @@ export class Executable {
       throw new Error(`runtime: ${n} is an intermediate; list it in compile()'s outputs to read it`);
     }
     const bytes = Math.ceil(byteSize(n.shape, n.dtype) / 4) * 4;
-    // staging buffers are cached per (size, slot) and reused once their previous read was awaited
+    // staging buffers are kept per (size, slot) and reused once their previous read has finished
     const key = `${bytes}:${slot}`;
-    let st = this.staging.get(key);
-    if (!st || st.mapState !== "unmapped") {
+    const pool = this.staging.get(key) ?? [];
+    this.staging.set(key, pool);
+    let st = pool.find((b) => b.mapState === "unmapped" && !this.pendingStage.has(b));
+    if (!st) {
       st = this.device.createBuffer({
         size: bytes,
         usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       });
-      if (!this.staging.has(key)) this.staging.set(key, st);
+      pool.push(st);
     }
+    this.pendingStage.add(st);
     enc.copyBufferToBuffer(this.bufferOf(n), 0, st, 0, bytes);
     return st;
   }
@@ -339,12 +369,13 @@ export class Executable {
     await st.mapAsync(GPUMapMode.READ);
     const raw = st.getMappedRange().slice(0);
     st.unmap();
+    this.pendingStage.delete(st);
     return decode(n.dtype, raw, numel(n.shape));
   }
 
   destroy(): void {
     for (const b of this.buffers) b.destroy();
-    for (const b of this.staging.values()) b.destroy();
+    for (const pool of this.staging.values()) for (const b of pool) b.destroy();
     this.buffers = [];
   }
 }
@@ -371,6 +402,9 @@ export function encode(dtype: DType, data: HostArray | Uint16Array, n?: Node): U
       return new Uint8Array(Uint32Array.from(data as ArrayLike<number>).buffer);
     case "f16":
     case "bf16": {
+      if (data instanceof Uint16Array && data.length % 2 === 0) {
+        return new Uint8Array(data.buffer, data.byteOffset, data.byteLength); // raw words: no copy
+      }
       const words = new Uint16Array(Math.ceil(data.length / 2) * 2);
       if (data instanceof Uint16Array) words.set(data);
       else {

@@ -5,7 +5,8 @@
 //                     K/V tiles of BK keys stream through workgroup memory; each query row keeps an
 //                     online softmax (running max m, running sum l) and its output accumulators,
 //                     spread over R threads per row (each owns Dh/R output columns). Writes the output
-//                     and the row logsumexp m + log l.
+//                     and the row logsumexp m + log l; a row with no visible key (causal, Tq > Tk)
+//                     outputs 0 and stores the lowest finite f32, -3.4028235e38, as its logsumexp.
 //   attention_bwd_d   D_i = Σ_d dy_id·o_id, one thread per (batch, head, query).
 //   attention_bwd_q   one workgroup per (batch, head, query tile): recomputes P = exp(s - L) per key
 //                     tile, dS = P·(dP - D), accumulates dq = scale·dS·K. No atomics.
@@ -13,12 +14,12 @@
 //                     of its group and the query tiles that can see the keys, accumulating
 //                     dv = Pᵀ·dy and dk = scale·dSᵀ·Q in registers — GQA sums need no atomics either.
 // Tile sizes are chosen per shape so the workgroup arrays fit maxWorkgroupStorage; causal launches
-// skip tiles that are entirely masked. Workgroup counts are folded into 2-D (x + y·GX).
+// skip tiles that are entirely masked. Workgroup counts are folded into 2-D (x + y·GX, foldGroups).
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
 import { type AttnDims, attnDims } from "../compiler/ops/attention.ts";
-import { f32lit, grid1d, type LowerCtx } from "./kernel.ts";
+import { f32lit, foldGroups, grid1d, type LowerCtx } from "./kernel.ts";
 
 /** Preferred (rows, cols) tiles, largest first; rows get R threads each. */
 const TILES: [number, number][] = [
@@ -66,16 +67,12 @@ function pickTiles(
   );
 }
 
-/** Folds `groups` workgroups into x·y with x within the per-dimension limit. */
-function fold(groups: number, ctx: LowerCtx): { workgroups: [number, number, number]; gx: number } {
-  const gx = Math.max(1, Math.min(groups, ctx.maxWorkgroupsPerDim));
-  const gy = Math.ceil(groups / gx);
-  if (gy > ctx.maxWorkgroupsPerDim) throw new Error(`attention: ${groups} workgroups cannot be folded`);
-  return { workgroups: [gx, gy, 1], gx };
-}
-
-/** Shape constants and index helpers shared by the kernels. */
-function common(z: AttnDims, attrs: Record<string, unknown>): string {
+/**
+ * Shape constants, index helpers and tile staging shared by the kernels. The staging functions use
+ * module-scope names every kernel declares: BQ, BK, WG, the bindings q, k, v (and dy when `withDy`)
+ * and the workgroup tiles sq, sk, sv (and sdo when `withDy`).
+ */
+function common(z: AttnDims, attrs: Record<string, unknown>, withDy: boolean): string {
   return /* wgsl */ `
 const B: u32 = ${z.B}u;
 const TQ: u32 = ${z.Tq}u;
@@ -96,6 +93,36 @@ fn krow(b: u32, j: u32, hk: u32) -> u32 { return ((b * TK + j) * HKV + hk) * DH;
 fn visible(i: u32, j: u32) -> bool {
   return i < TQ && j < TK && (!CAUSAL || i32(j) <= i32(i) + OFF);
 }
+
+// The WG threads (t = local index) copy queries i0..i0+BQ-1 of head h (q${withDy ? ", dy" : ""}) into
+// sq${
+    withDy ? ", sdo" : ""
+  }, and keys j0..j0+BK-1 of kv head hk (k, v) into sk, sv; rows past the end become 0.
+fn stage_q(t: u32, b: u32, h: u32, i0: u32) {
+  for (var e = t; e < BQ * DH; e += WG) {
+    let ii = i0 + e / DH;
+    var x = 0.0;${withDy ? "\n    var g = 0.0;" : ""}
+    if (ii < TQ) {
+      let o = qrow(b, ii, h) + e % DH;
+      x = q[o];${withDy ? "\n      g = dy[o];" : ""}
+    }
+    sq[e] = x;${withDy ? "\n    sdo[e] = g;" : ""}
+  }
+}
+fn stage_kv(t: u32, b: u32, hk: u32, j0: u32) {
+  for (var e = t; e < BK * DH; e += WG) {
+    let jj = j0 + e / DH;
+    var kx = 0.0;
+    var vx = 0.0;
+    if (jj < TK) {
+      let o = krow(b, jj, hk) + e % DH;
+      kx = k[o];
+      vx = v[o];
+    }
+    sk[e] = kx;
+    sv[e] = vx;
+  }
+}
 `;
 }
 
@@ -115,14 +142,14 @@ function forward(n: Node, ctx: LowerCtx) {
   const t = pickTiles("attention_fwd", ctx, z.Dh, z.Tq, z.Tk, (r, c) => r * z.Dh + 2 * c * z.Dh + r * c);
   const nqt = Math.ceil(z.Tq / t.rows), nkt = Math.ceil(z.Tk / t.cols);
   const groups = z.B * z.H * nqt;
-  const f = fold(groups, ctx);
+  const f = foldGroups(groups, ctx, "attention_fwd");
   const code = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
-${common(z, n.attrs)}
+${common(z, n.attrs, false)}
 const BQ: u32 = ${t.rows}u;
 const BK: u32 = ${t.cols}u;
 const R: u32 = ${t.R}u;
@@ -150,12 +177,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let r = t / R;
   let c = t % R;
   let i = i0 + r;
-  for (var e = t; e < BQ * DH; e += WG) {
-    let ii = i0 + e / DH;
-    var x = 0.0;
-    if (ii < TQ) { x = q[qrow(b, ii, h) + e % DH]; }
-    sq[e] = x;
-  }
+  stage_q(t, b, h, i0);
   var m = NEG; // running max of the row's scores
   var l = 0.0; // running sum of exp(s - m)
   var acc: array<f32, DPT>; // unnormalised output columns c, c + R, ...
@@ -163,18 +185,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   for (var kt = 0u; kt < nkt; kt++) {
     let j0 = kt * BK;
     workgroupBarrier(); // the previous tile is consumed before it is overwritten
-    for (var e = t; e < BK * DH; e += WG) {
-      let jj = j0 + e / DH;
-      var kx = 0.0;
-      var vx = 0.0;
-      if (jj < TK) {
-        let o = krow(b, jj, hk) + e % DH;
-        kx = k[o];
-        vx = v[o];
-      }
-      sk[e] = kx;
-      sv[e] = vx;
-    }
+    stage_kv(t, b, hk, j0);
     workgroupBarrier();
     for (var jj = c; jj < BK; jj += R) {
       var s = NEG;
@@ -298,11 +309,11 @@ function backwardQ(n: Node, ctx: LowerCtx) {
   );
   const nqt = Math.ceil(z.Tq / t.rows), nkt = Math.ceil(z.Tk / t.cols);
   const groups = z.B * z.H * nqt;
-  const f = fold(groups, ctx);
+  const f = foldGroups(groups, ctx, "attention_bwd_q");
   const code = /* wgsl */ `
 ${BWD_INPUTS}
 @group(0) @binding(6) var<storage, read_write> dq: array<f32>;
-${common(z, n.attrs)}
+${common(z, n.attrs, true)}
 const BQ: u32 = ${t.rows}u;
 const BK: u32 = ${t.cols}u;
 const R: u32 = ${t.R}u;
@@ -331,18 +342,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let r = t / R;
   let c = t % R;
   let i = i0 + r;
-  for (var e = t; e < BQ * DH; e += WG) {
-    let ii = i0 + e / DH;
-    var x = 0.0;
-    var g = 0.0;
-    if (ii < TQ) {
-      let o = qrow(b, ii, h) + e % DH;
-      x = q[o];
-      g = dy[o];
-    }
-    sq[e] = x;
-    sdo[e] = g;
-  }
+  stage_q(t, b, h, i0);
   var lrow = 0.0;
   var drow = 0.0;
   if (i < TQ) {
@@ -354,18 +354,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   for (var kt = 0u; kt < nkt; kt++) {
     let j0 = kt * BK;
     workgroupBarrier();
-    for (var e = t; e < BK * DH; e += WG) {
-      let jj = j0 + e / DH;
-      var kx = 0.0;
-      var vx = 0.0;
-      if (jj < TK) {
-        let o = krow(b, jj, hk) + e % DH;
-        kx = k[o];
-        vx = v[o];
-      }
-      sk[e] = kx;
-      sv[e] = vx;
-    }
+    stage_kv(t, b, hk, j0);
     workgroupBarrier();
     for (var jj = c; jj < BK; jj += R) {
       var ds = 0.0;
@@ -423,12 +412,12 @@ function backwardKV(n: Node, ctx: LowerCtx) {
   );
   const nkt = Math.ceil(z.Tk / t.rows), nqt = Math.ceil(z.Tq / t.cols);
   const groups = z.B * z.Hkv * nkt;
-  const f = fold(groups, ctx);
+  const f = foldGroups(groups, ctx, "attention_bwd_kv");
   const code = /* wgsl */ `
 ${BWD_INPUTS}
 @group(0) @binding(6) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dv: array<f32>;
-${common(z, n.attrs)}
+${common(z, n.attrs, true)}
 const BK: u32 = ${t.rows}u;
 const BQ: u32 = ${t.cols}u;
 const R: u32 = ${t.R}u;
@@ -458,18 +447,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let r = t / R;
   let c = t % R;
   let j = j0 + r;
-  for (var e = t; e < BK * DH; e += WG) {
-    let jj = j0 + e / DH;
-    var kx = 0.0;
-    var vx = 0.0;
-    if (jj < TK) {
-      let o = krow(b, jj, hk) + e % DH;
-      kx = k[o];
-      vx = v[o];
-    }
-    sk[e] = kx;
-    sv[e] = vx;
-  }
+  stage_kv(t, b, hk, j0);
   // causal: the first query tile with a query that can see key j0 (i >= j0 - OFF)
   var qt0 = 0u;
   if (CAUSAL && i32(j0) - OFF > 0) { qt0 = u32(i32(j0) - OFF) / BQ; }
@@ -481,18 +459,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     for (var qt = qt0; qt < NQT; qt++) {
       let i0 = qt * BQ;
       workgroupBarrier();
-      for (var e = t; e < BQ * DH; e += WG) {
-        let ii = i0 + e / DH;
-        var x = 0.0;
-        var gy = 0.0;
-        if (ii < TQ) {
-          let o = qrow(b, ii, h) + e % DH;
-          x = q[o];
-          gy = dy[o];
-        }
-        sq[e] = x;
-        sdo[e] = gy;
-      }
+      stage_q(t, b, h, i0);
       for (var e = t; e < BQ; e += WG) {
         var lv = 0.0;
         var dv0 = 0.0;

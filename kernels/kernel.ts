@@ -57,6 +57,28 @@ export const DEFAULT_LOWER_CTX: LowerCtx = {
 };
 
 /**
+ * Workgroups for `groups` independent workgroup-sized tasks (rows, tiles, outputs), folded into a
+ * 2-D grid when they exceed the per-dimension limit. Kernels compute the task index as
+ * `wid.x + wid.y * GX` (gx is returned for the WGSL const) and let the spare workgroups of the last
+ * grid row idle. `what` names the kernel in the error when even x·y cannot hold the tasks.
+ */
+export function foldGroups(
+  groups: number,
+  ctx: Pick<LowerCtx, "maxWorkgroupsPerDim"> = DEFAULT_LOWER_CTX,
+  what = "foldGroups",
+): { workgroups: [number, number, number]; gx: number } {
+  const max = ctx.maxWorkgroupsPerDim;
+  const gx = Math.min(Math.max(1, groups), max);
+  const gy = Math.ceil(Math.max(1, groups) / gx);
+  if (gy > max) {
+    throw new Error(
+      `${what}: ${groups} workgroups exceed the ${max}x${max} grid (maxWorkgroupsPerDim ${max})`,
+    );
+  }
+  return { workgroups: [gx, gy, 1], gx };
+}
+
+/**
  * A 1-D launch of `n` threads in workgroups of `wg`, folded into 2-D when it would exceed the per-
  * dimension limit. Kernels compute the linear thread index as `gid.x + gid.y * GRID_STRIDE` and
  * return when it is >= n. Returns the workgroup counts and the WGSL const for the stride.
@@ -66,12 +88,47 @@ export function grid1d(
   wg: number,
   ctx: Pick<LowerCtx, "maxWorkgroupsPerDim"> = DEFAULT_LOWER_CTX,
 ): { workgroups: [number, number, number]; stride: string } {
-  const groups = Math.max(1, Math.ceil(n / wg));
-  const max = ctx.maxWorkgroupsPerDim;
-  const x = Math.min(groups, max);
-  const y = Math.ceil(groups / x);
-  if (y > max) throw new Error(`grid1d: ${n} threads exceed ${max}x${max} workgroups of ${wg}`);
-  return { workgroups: [x, y, 1], stride: `const GRID_STRIDE: u32 = ${x * wg}u;` };
+  const f = foldGroups(Math.ceil(n / wg), ctx, `grid1d: ${n} threads in workgroups of ${wg}`);
+  return { workgroups: f.workgroups, stride: `const GRID_STRIDE: u32 = ${f.gx * wg}u;` };
+}
+
+/** Threads per row workgroup: a power of two (for the tree reduction) ≥ the row length, 32..256. */
+export function rowThreads(len: number, ctx: Pick<LowerCtx, "maxInvocations">): number {
+  let t = 32;
+  while (t < len && t < 256) t *= 2;
+  while (t > ctx.maxInvocations) t /= 2;
+  return t;
+}
+
+/**
+ * WGSL for a workgroup-wide tree reduction `fn <name>(t: u32, v: <type>) -> <type>` over `wg`
+ * threads (a power of two; t = local_invocation_index), combining with the WGSL expression
+ * `combine(a, b)` (b comes from the higher thread indices: keep a on ties for a first-wins
+ * order). Every thread gets the result. It holds barriers, so it must be called from uniform control
+ * flow: kernels whose folded grid has spare workgroups keep them running to the call (a `live` flag)
+ * or return before it on a workgroup-uniform condition.
+ */
+export function wgslWorkgroupReduce(
+  name: string,
+  type: string,
+  wg: number,
+  combine: (a: string, b: string) => string,
+): string {
+  if (!Number.isInteger(Math.log2(wg))) throw new Error(`wgslWorkgroupReduce: ${wg} is not a power of 2`);
+  return /* wgsl */ `
+var<workgroup> ${name}_buf: array<${type}, ${wg}>;
+fn ${name}(t: u32, v: ${type}) -> ${type} {
+  ${name}_buf[t] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
+    if (t < s) { ${name}_buf[t] = ${combine(`${name}_buf[t]`, `${name}_buf[t + s]`)}; }
+    workgroupBarrier();
+  }
+  let r = ${name}_buf[0];
+  workgroupBarrier(); // everyone has read the result before the buffer is reused
+  return r;
+}
+`;
 }
 
 /** The WGSL element type a tensor of this dtype is stored as. 16-bit types are packed in u32 words. */
@@ -116,8 +173,10 @@ fn bf16_at(word: u32, half: u32) -> f32 {
 
 /** Formats a JS number as a WGSL f32 literal. */
 export function f32lit(x: number): string {
-  if (!Number.isFinite(x)) throw new Error(`f32lit: ${x} is not finite`);
-  const s = String(Math.fround(x));
+  const f = Math.fround(x);
+  // checked after rounding: 1e39 is finite in f64 but becomes Infinity in f32 (not a WGSL literal)
+  if (!Number.isFinite(f)) throw new Error(`f32lit: ${x} must be finite in f32 (it rounds to ${f})`);
+  const s = String(f);
   return s.includes(".") || s.includes("e") ? `f32(${s})` : `${s}.0`;
 }
 

@@ -10,7 +10,7 @@
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
-import { f32lit, grid1d } from "./kernel.ts";
+import { f32lit, foldGroups, grid1d, wgslWorkgroupReduce } from "./kernel.ts";
 
 const WG = 128;
 
@@ -21,14 +21,22 @@ function targetWeights(n: Node, c: number): { on: number; off: number } {
   return { on: 1 - eps + eps / c, off: eps / c };
 }
 
-const NAN = "bitcast<f32>(0x7fc00000u)";
+/**
+ * `value`, or NaN where `ok` is false. The NaN is made from bits at run time on purpose: a NaN
+ * const-expression such as `bitcast<f32>(0x7fc00000u)` is a shader-creation error in WGSL (Dawn/Tint
+ * reject it; naga happens to accept it).
+ */
+const OR_NAN = /* wgsl */ `
+fn or_nan(value: f32, ok: bool) -> f32 {
+  return bitcast<f32>(select(0x7fc00000u, bitcast<u32>(value), ok));
+}
+`;
 
 defineKernel("cross_entropy", (n, ctx) => {
   const [x, labels] = n.inputs;
   const [rows, c] = x.shape;
   const { on, off } = targetWeights(n, c);
-  const gx = Math.min(rows, ctx.maxWorkgroupsPerDim);
-  const gy = Math.ceil(rows / gx);
+  const f = foldGroups(rows, ctx, "cross_entropy_fwd");
   const rowCode = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
@@ -36,12 +44,12 @@ defineKernel("cross_entropy", (n, ctx) => {
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 const ROWS: u32 = ${rows}u;
 const C: u32 = ${c}u;
-const GX: u32 = ${gx}u;
+const GX: u32 = ${f.gx}u;
 const OFF: f32 = ${f32lit(off)};
 const ON_MINUS_OFF: f32 = ${f32lit(on - off)};
-var<workgroup> smax: array<f32, ${WG}>;
-var<workgroup> sexp: array<f32, ${WG}>;
-var<workgroup> ssum: array<f32, ${WG}>;
+${OR_NAN}
+${wgslWorkgroupReduce("wg_max", "f32", WG, (a, b) => `max(${a}, ${b})`)}
+${wgslWorkgroupReduce("wg_sum2", "vec2f", WG, (a, b) => `${a} + ${b}`)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let row = wid.x + wid.y * GX;
@@ -49,37 +57,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let base = row * C;
   var m = -3.4028235e38;
   for (var j = t; j < C; j += ${WG}u) { m = max(m, x[base + j]); }
-  smax[t] = m;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { smax[t] = max(smax[t], smax[t + s]); }
-    workgroupBarrier();
-  }
-  let rmax = smax[0];
-  var e = 0.0;
-  var sx = 0.0;
+  let rmax = wg_max(t, m);
+  var es = vec2f(0.0); // (Σ exp(x − max), Σ (x − max)) over this thread's columns
   for (var j = t; j < C; j += ${WG}u) {
     let v = x[base + j] - rmax;
-    e += exp(v);
-    sx += v;
+    es += vec2f(exp(v), v);
   }
-  sexp[t] = e;
-  ssum[t] = sx;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) {
-      sexp[t] += sexp[t + s];
-      ssum[t] += ssum[t + s];
-    }
-    workgroupBarrier();
-  }
+  let sums = wg_sum2(t, es);
   if (t == 0u) {
     let lab = labels[row];
     let ok = lab >= 0 && lab < i32(C);
     let xl = x[base + u32(select(0, lab, ok))] - rmax;
-    let shifted = log(sexp[0]);
+    let shifted = log(sums.x);
     lse[row] = rmax + shifted;
-    rowloss[row] = select(${NAN}, shifted - OFF * ssum[0] - ON_MINUS_OFF * xl, ok);
+    rowloss[row] = or_nan(shifted - OFF * sums.y - ON_MINUS_OFF * xl, ok);
   }
 }
 `;
@@ -87,18 +78,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 @group(0) @binding(0) var<storage, read> rowloss: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 const ROWS: u32 = ${rows}u;
-var<workgroup> acc: array<f32, 256>;
+${wgslWorkgroupReduce("wg_sum", "f32", 256, (a, b) => `${a} + ${b}`)}
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) t: u32) {
   var s = 0.0;
   for (var i = t; i < ROWS; i += 256u) { s += rowloss[i]; }
-  acc[t] = s;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (t < k) { acc[t] += acc[t + k]; }
-    workgroupBarrier();
-  }
-  if (t == 0u) { out[0] = acc[0] / ${rows}.0; }
+  let total = wg_sum(t, s);
+  if (t == 0u) { out[0] = total / ${rows}.0; }
 }
 `;
   return {
@@ -113,7 +99,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
           { name: "rowloss", ref: { scratch: 0 } },
           { name: "lse", ref: { aux: 0 } },
         ],
-        workgroups: [gx, gy, 1],
+        workgroups: f.workgroups,
       },
       {
         label: "cross_entropy_mean",
@@ -141,6 +127,7 @@ const C: u32 = ${c}u;
 const ON: f32 = ${f32lit(on)};
 const OFF: f32 = ${f32lit(off)};
 ${g.stride}
+${OR_NAN}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x + gid.y * GRID_STRIDE;
@@ -150,7 +137,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let ok = lab >= 0 && lab < i32(C);
   let tgt = select(OFF, ON, i32(i % C) == lab);
   let p = exp(x[i] - lse[row]);
-  dx[i] = select(${NAN}, (p - tgt) * (dy[0] / ${rows}.0), ok);
+  dx[i] = or_nan((p - tgt) * (dy[0] / ${rows}.0), ok);
 }
 `;
   return {

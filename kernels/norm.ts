@@ -1,5 +1,4 @@
-// Norm kernels, one workgroup per row (row = all of the last axis), and the row-reduction helpers
-// the softmax kernels share.
+// Norm kernels, one workgroup per row (row = all of the last axis).
 //   layernorm_fwd / rmsnorm_fwd: row statistics by workgroup tree reductions (layernorm: two passes,
 //     mean then Σ(x − mean)², which is more accurate than Σx² − mean²), then the normalised row;
 //     writes the statistics (mean, rstd) as aux outputs for the backward.
@@ -10,50 +9,17 @@
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
-import { f32lit, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
-
-/** Workgroups for `groups` independent workgroup tasks, folded into y; index = wid.x + wid.y·GX. */
-export function foldGroups(groups: number, ctx: Pick<LowerCtx, "maxWorkgroupsPerDim">) {
-  const max = ctx.maxWorkgroupsPerDim;
-  const x = Math.min(Math.max(1, groups), max);
-  const y = Math.ceil(Math.max(1, groups) / x);
-  if (y > max) throw new Error(`foldGroups: ${groups} workgroups exceed ${max}x${max}`);
-  return { workgroups: [x, y, 1] as [number, number, number], gx: x };
-}
-
-/** Threads per row workgroup: a power of two (for the tree reduction) ≥ the row length, 32..256. */
-export function rowThreads(len: number, ctx: Pick<LowerCtx, "maxInvocations">): number {
-  let t = 32;
-  while (t < len && t < 256) t *= 2;
-  while (t > ctx.maxInvocations) t /= 2;
-  return t;
-}
-
-/**
- * WGSL for a workgroup-wide reduction `fn <name>(t, v) -> <type>` over `wg` threads, combining with
- * `combine(a, b)`. Every thread gets the result. Must be called from uniform control flow.
- */
-export function wgslRowReduce(
-  name: string,
-  type: string,
-  wg: number,
-  combine: (a: string, b: string) => string,
-) {
-  return /* wgsl */ `
-var<workgroup> ${name}_buf: array<${type}, ${wg}>;
-fn ${name}(t: u32, v: ${type}) -> ${type} {
-  ${name}_buf[t] = v;
-  workgroupBarrier();
-  for (var s = ${wg / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { ${name}_buf[t] = ${combine(`${name}_buf[t]`, `${name}_buf[t + s]`)}; }
-    workgroupBarrier();
-  }
-  let r = ${name}_buf[0];
-  workgroupBarrier(); // everyone has read the result before the buffer is reused
-  return r;
-}
-`;
-}
+import {
+  f32lit,
+  foldGroups,
+  loadF32,
+  type LowerCtx,
+  type Lowered,
+  rowThreads,
+  storageType,
+  WGSL_UNPACK,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 
 type Kind = "layernorm" | "rmsnorm";
 
@@ -71,7 +37,7 @@ function normFwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
   const w = n.attrs.weight ? n.inputs[1] : undefined;
   const b = n.attrs.bias ? n.inputs[w ? 2 : 1] : undefined;
   const wg = rowThreads(d, ctx);
-  const grid = foldGroups(rows, ctx);
+  const grid = foldGroups(rows, ctx, `${kind}_fwd`);
   const layer = kind === "layernorm";
   const vars = [
     { name: "x", type: "f32", node: x },
@@ -92,7 +58,7 @@ const GX: u32 = ${grid.gx}u;
 const WG: u32 = ${wg}u;
 const EPS: f32 = ${f32lit(n.attrs.eps as number)};
 ${WGSL_UNPACK}
-${wgslRowReduce("row_sum", "f32", wg, (a, c) => `${a} + ${c}`)}
+${wgslWorkgroupReduce("row_sum", "f32", wg, (a, c) => `${a} + ${c}`)}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let row = wid.x + wid.y * GX;
@@ -139,7 +105,7 @@ function normBwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
   const d = x.shape[x.rank - 1];
   const rows = x.size / d;
   const wg = rowThreads(d, ctx);
-  const grid = foldGroups(rows, ctx);
+  const grid = foldGroups(rows, ctx, `${kind}_bwd`);
   const vars = [
     { name: "x", type: "f32", node: x },
     { name: "dy", type: "f32", node: dy },
@@ -156,7 +122,7 @@ const D: u32 = ${d}u;
 const GX: u32 = ${grid.gx}u;
 const WG: u32 = ${wg}u;
 ${WGSL_UNPACK}
-${wgslRowReduce("row_sum2", "vec2f", wg, (a, c) => `${a} + ${c}`)}
+${wgslWorkgroupReduce("row_sum2", "vec2f", wg, (a, c) => `${a} + ${c}`)}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let row = wid.x + wid.y * GX;
@@ -202,7 +168,7 @@ function normWgrad(n: Node, ctx: LowerCtx): Lowered {
   const rpb = n.attrs.rowsPerBlock as number;
   const blocks = n.shape[0];
   const colBlocks = Math.ceil(d / WCOLS);
-  const grid = foldGroups(colBlocks * blocks, ctx);
+  const grid = foldGroups(colBlocks * blocks, ctx, "norm_wgrad");
   const vars = [
     { name: "x", type: "f32", node: x },
     { name: "dy", type: "f32", node: dy },

@@ -6,20 +6,15 @@
 // Summation order is fixed (no atomics), so results are deterministic run to run.
 
 import { defineKernel } from "../compiler/registry.ts";
-import { f32lit, grid1d } from "./kernel.ts";
+import { f32lit, grid1d, wgslWorkgroupReduce } from "./kernel.ts";
 import { ADAMW_HYPER, type AdamWAttrs } from "../compiler/ops/optim.ts";
 
 const WG = 256;
 /** Elements per thread above which sumsq splits into partials. */
 const PER_THREAD = 16;
 
-/** Tree-reduces `buf` (array<f32, WG> in workgroup memory) into buf[0]; t is the local index. */
-const TREE = /* wgsl */ `
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) { buf[t] += buf[t + s]; }
-    workgroupBarrier();
-  }`;
+/** Σ over the workgroup's threads (every thread gets it); see wgslWorkgroupReduce. */
+const WG_SUM = wgslWorkgroupReduce("wg_sum", "f32", WG, (a, b) => `${a} + ${b}`);
 
 defineKernel("sumsq", (n) => {
   const [g, acc] = n.inputs;
@@ -34,14 +29,13 @@ defineKernel("sumsq", (n) => {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${accDecl}
 const LEN: u32 = ${count}u;
-var<workgroup> buf: array<f32, ${WG}>;
+${WG_SUM}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32) {
   var s = 0.0;
   for (var i = t; i < LEN; i += ${WG}u) { let v = src[i]; s += ${src === "g" ? "v * v" : "v"}; }
-  buf[t] = s;
-${TREE}
-  if (t == 0u) { out[0] = buf[0]${accAdd}; }
+  let total = wg_sum(t, s);
+  if (t == 0u) { out[0] = total${accAdd}; }
 }
 `,
     bindings: [
@@ -59,14 +53,13 @@ ${TREE}
 @group(0) @binding(1) var<storage, read_write> parts: array<f32>;
 const LEN: u32 = ${len}u;
 const STRIDE: u32 = ${parts * WG}u;
-var<workgroup> buf: array<f32, ${WG}>;
+${WG_SUM}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   var s = 0.0;
   for (var i = wid.x * ${WG}u + t; i < LEN; i += STRIDE) { let v = g[i]; s += v * v; }
-  buf[t] = s;
-${TREE}
-  if (t == 0u) { parts[wid.x] = buf[0]; }
+  let total = wg_sum(t, s);
+  if (t == 0u) { parts[wid.x] = total; }
 }
 `,
     bindings: [{ name: "g", ref: { node: g } }, { name: "parts", ref: { scratch: 0 } }],

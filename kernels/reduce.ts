@@ -5,7 +5,7 @@
 
 import { defineKernel } from "../compiler/registry.ts";
 import { type Node, normAxis } from "../compiler/ir.ts";
-import { grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
+import { foldGroups, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
 
 const WG = 64;
 
@@ -58,17 +58,25 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 `;
     return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: g.workgroups }] };
   }
-  // workgroup per output
-  const x0 = Math.min(outs, ctx.maxWorkgroupsPerDim);
-  const y0 = Math.ceil(outs / x0);
+  // workgroup per output: threads stride over the axis, then one tree reduction. max carries
+  // (value, index) pairs and keeps the lower index on ties, so the first maximum still wins.
+  const f = foldGroups(outs, ctx, `${kind}_fwd`);
+  const reduceFn = isMax
+    ? /* wgsl */ `
+struct MaxArg { v: f32, j: u32 }
+fn max_arg(a: MaxArg, b: MaxArg) -> MaxArg {
+  if (b.v > a.v || (b.v == a.v && b.j < a.j)) { return b; }
+  return a;
+}
+${wgslWorkgroupReduce("wg_reduce", "MaxArg", WG, (a, b) => `max_arg(${a}, ${b})`)}`
+    : wgslWorkgroupReduce("wg_reduce", "f32", WG, (a, b) => `${a} + ${b}`);
   const code = header + /* wgsl */ `
-const GX: u32 = ${x0}u;
-var<workgroup> sacc: array<f32, ${WG}>;
-${isMax ? `var<workgroup> sarg: array<u32, ${WG}>;` : ""}
+const GX: u32 = ${f.gx}u;
+${reduceFn}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let o = wid.x + wid.y * GX;
-  let live = o < OUTS;
+  let live = o < OUTS; // uniform per workgroup: spare workgroups of the folded grid just idle
   let base = (o / INNER) * LEN * INNER + o % INNER;
   ${init}
   if (live) {
@@ -77,26 +85,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
       ${step}
     }
   }
-  sacc[t] = acc;
-  ${isMax ? "sarg[t] = best;" : ""}
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
-    if (t < s) {
-      ${
-    isMax
-      ? `let v = sacc[t + s]; let j = sarg[t + s];
-      if (v > sacc[t] || (v == sacc[t] && j < sarg[t])) { sacc[t] = v; sarg[t] = j; }`
-      : `sacc[t] = sacc[t] + sacc[t + s];`
-  }
-    }
-    workgroupBarrier();
-  }
+  let r = wg_reduce(t, ${isMax ? "MaxArg(acc, best)" : "acc"});
   if (t == 0u && live) {
-    ${isMax ? "out[o] = sacc[0]; arg[o] = i32(sarg[0]);" : `out[o] = sacc[0]${post};`}
+    ${isMax ? "out[o] = r.v; arg[o] = i32(r.j);" : `out[o] = r${post};`}
   }
 }
 `;
-  return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: [x0, y0, 1] }] };
+  return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: f.workgroups }] };
 }
 
 defineKernel("sum", (n, ctx) => reduceKernel(n, ctx, "sum"));

@@ -4,26 +4,25 @@
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
-import type { LowerCtx, Lowered } from "./kernel.ts";
-import { foldGroups, rowThreads, wgslRowReduce } from "./norm.ts";
+import { foldGroups, type LowerCtx, type Lowered, rowThreads, wgslWorkgroupReduce } from "./kernel.ts";
 
 function rowKernel(n: Node, ctx: LowerCtx, backward: boolean): Lowered {
   const d = n.shape[n.rank - 1];
   const rows = n.size / d;
   const wg = rowThreads(d, ctx);
-  const grid = foldGroups(rows, ctx);
+  const grid = foldGroups(rows, ctx, backward ? "softmax_bwd" : "softmax_fwd");
   const header = /* wgsl */ `
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 const GX: u32 = ${grid.gx}u;
 const WG: u32 = ${wg}u;
-${wgslRowReduce("row_sum", "f32", wg, (a, b) => `${a} + ${b}`)}
+${wgslWorkgroupReduce("row_sum", "f32", wg, (a, b) => `${a} + ${b}`)}
 `;
   const fwd = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 ${header}
-${wgslRowReduce("row_max", "f32", wg, (a, b) => `max(${a}, ${b})`)}
+${wgslWorkgroupReduce("row_max", "f32", wg, (a, b) => `max(${a}, ${b})`)}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
   let row = wid.x + wid.y * GX;

@@ -42,6 +42,12 @@ export const DTYPE_BYTES: Record<StDtype, number> = { F32: 4, F16: 2, BF16: 2, I
 /** Decodes a tensor's bytes to f32 (or exact integers for I64/I32, as f64-safe numbers). */
 export function toFloat32(info: TensorInfo, raw: Uint8Array): Float32Array {
   const n = info.shape.reduce((a, b) => a * b, 1);
+  // fast path: f32 data on this little-endian machine is already what we want (copied when unaligned)
+  if (info.dtype === "F32" && LITTLE_ENDIAN) {
+    return raw.byteOffset % 4 === 0
+      ? new Float32Array(raw.buffer, raw.byteOffset, n).slice()
+      : new Float32Array(raw.slice(0, 4 * n).buffer);
+  }
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const out = new Float32Array(n);
   switch (info.dtype) {
@@ -64,8 +70,15 @@ export function toFloat32(info: TensorInfo, raw: Uint8Array): Float32Array {
   return out;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** 16-bit payloads as u16 words (what Executable.write takes for f16/bf16 nodes). */
 export function toU16(raw: Uint8Array): Uint16Array {
+  if (LITTLE_ENDIAN) {
+    return raw.byteOffset % 2 === 0
+      ? new Uint16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2)
+      : new Uint16Array(raw.slice().buffer);
+  }
   const out = new Uint16Array(raw.byteLength / 2);
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   for (let i = 0; i < out.length; i++) out[i] = dv.getUint16(2 * i, true);

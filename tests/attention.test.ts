@@ -1,16 +1,19 @@
 // Tests of the attention family: forward and all three gradients (q, k, v trainable) vs the f64 CPU
 // reference and finite differences, over bidirectional/causal, Tq != Tk, odd head dims, multi-tile
-// lengths, grouped-query heads and a custom scale; plus the saved logsumexp, the plan's kernels and
-// workgroup folding, and shape errors.
+// lengths, grouped-query heads, a custom scale and a real head size (64); plus the saved logsumexp
+// (incl. rows with no visible key), the plan's kernels, workgroup folding (lowering limits and a GPU
+// run with a folded grid), and shape errors.
 
 import { checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/ir.ts";
 import { attention, attentionLse } from "../compiler/ops/attention.ts";
 import { grad } from "../compiler/grad.ts";
 import { kernelLabels, lower } from "../compiler/lower.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { compile } from "../compiler/runtime.ts";
+import { getGpu } from "../compiler/device.ts";
+import { mul } from "../compiler/ops/elementwise.ts";
 import { interpret } from "./ref/tensor.ts";
 import { assertClose } from "./harness.ts";
 
@@ -47,6 +50,8 @@ const CASES: Case[] = [
   { what: "GQA H=4 Hkv=2 causal", B: 1, Tq: 6, Tk: 9, H: 4, Hkv: 2, Dh: 3, causal: true },
   { what: "MQA H=3 Hkv=1", B: 2, Tq: 4, Tk: 5, H: 3, Hkv: 1, Dh: 2, causal: false },
   { what: "scale 0.9", B: 2, Tq: 4, Tk: 6, H: 2, Dh: 4, causal: true, scale: 0.9 },
+  // a real model's head size: several output columns per thread, smaller tiles to fit storage
+  { what: "Dh=64 GQA causal", B: 1, Tq: 5, Tk: 7, H: 2, Hkv: 1, Dh: 64, causal: true },
 ];
 
 function build(c: Case, g: Graph) {
@@ -71,15 +76,23 @@ test("attention: forward and dq/dk/dv vs CPU f64 reference and finite difference
 });
 
 test("attention: saved logsumexp matches the reference; the plan runs the flash-style kernels", async () => {
+  for (const [Tq, Tk] of [[9, 11], [7, 4]]) {
+    // [7, 4] causal: queries 0..2 see no key, their lse is the kernels' -3.4028235e38 (not -Infinity)
+    const g = new Graph();
+    const c: Case = { what: "", B: 2, Tq, Tk, H: 4, Hkv: 2, Dh: 6, causal: true };
+    const y = build(c, g);
+    const lse = attentionLse(y);
+    const cpu = interpret([y, lse]);
+    const exe = await compile([y, lse]);
+    const [gotY, gotL] = await exe.run([y, lse]);
+    assertClose(`output Tq=${Tq} Tk=${Tk}`, gotY, cpu.get(y)!.data, 1e-5);
+    assertClose(`logsumexp Tq=${Tq} Tk=${Tk}`, gotL, cpu.get(lse)!.data, 1e-5);
+    if (Tq > Tk) assert.equal(gotL[0], cpu.get(lse)!.data[0]);
+    exe.destroy();
+  }
+
   const g = new Graph();
-  const c: Case = { what: "", B: 2, Tq: 9, Tk: 11, H: 4, Hkv: 2, Dh: 6, causal: true };
-  const y = build(c, g);
-  const lse = attentionLse(y);
-  const cpu = interpret([y, lse]);
-  const exe = await compile([y, lse]);
-  const [, gotL] = await exe.run([y, lse]);
-  assertClose("logsumexp", gotL, cpu.get(lse)!.data, 1e-5);
-  exe.destroy();
+  const y = build({ what: "", B: 2, Tq: 9, Tk: 11, H: 4, Hkv: 2, Dh: 6, causal: true }, g);
 
   const loss = sumAll(y);
   const gs = grad(loss);
@@ -118,6 +131,29 @@ test("attention: large batch·heads folds into 2-D grids within limits; big head
     const wg = Number(/@workgroup_size\((\d+)\)/.exec(d.code)![1]);
     assert.ok(wg <= 256, `${d.label}: workgroup size ${wg}`);
   }
+});
+
+test("attention: fwd + dq/dk/dv on the GPU with folded grids (maxWorkgroupsPerDim 4)", async () => {
+  // B·H·(query tiles) = 2·4·2 = 16 workgroups → 4x4 for the forward and dq; B·Hkv·(key tiles) =
+  // 2·2·2 = 8 → 4x2 for dk/dv
+  const g = new Graph();
+  const y = build({ what: "", B: 2, Tq: 20, Tk: 20, H: 4, Hkv: 2, Dh: 6, causal: true }, g);
+  const c = g.input("c", y.shape);
+  const gs = grad(sumAll(mul(y, c)));
+  const outs: Node[] = [y, attentionLse(y), ...gs.values()];
+  const cv = Array.from({ length: c.size }, (_, i) => Math.cos(i));
+  const cpu = interpret(outs, new Map([[c, cv]]));
+  const gpu = await getGpu();
+  const exe = await compile(outs, { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4 } });
+  for (const l of ["attention_fwd", "attention_bwd_q", "attention_bwd_kv"]) {
+    const d = exe.plan.dispatches.find((d) => d.label === l)!;
+    assert.ok(d.workgroups[1] > 1, `${l} is not folded: ${d.workgroups}`);
+  }
+  exe.write(c, cv);
+  const got = await exe.run(outs);
+  const names = ["output", "logsumexp", ...[...gs.keys()].map((p) => `d${p.name}`)];
+  outs.forEach((o, i) => assertClose(`${names[i]} (folded)`, got[i], cpu.get(o)!.data, 1e-4));
+  exe.destroy();
 });
 
 test("attention: shape errors name the op and the shapes", () => {

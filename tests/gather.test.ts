@@ -1,12 +1,15 @@
 // Tests of the gather family: gather (embedding lookup, f32 trained / bf16 / f16 frozen tables) and
-// scatter_add (its gradient, and an op in its own right), incl. repeated and out-of-range indices.
-import { checkOp, randParam } from "./harness.ts";
+// scatter_add (its gradient, and an op in its own right), incl. repeated and out-of-range indices;
+// a GPU run whose launches are folded into 2-D grids.
+import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { kernelLabels, lower } from "../compiler/lower.ts";
 import { Rng } from "../compiler/random.ts";
-import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
+import { compile, fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
+import { getGpu } from "../compiler/device.ts";
+import { interpret } from "./ref/tensor.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { gather, scatterAdd } from "../compiler/ops/gather.ts";
@@ -113,6 +116,35 @@ test("scatter_add: as an op (fwd + its gather gradient)", async (t) => {
       fdSamples: 4,
     });
   });
+});
+
+test("gather + scatter_add gradient on the GPU with folded grids (maxWorkgroupsPerDim 4)", async () => {
+  // 1100 indices into a [400, 3] table: gather_fwd (3300 threads), scatter_add_link (1100) and
+  // scatter_add_sum (1200) each need 5..13 workgroups of 256 → folded into 4-wide grids
+  const g = new Graph();
+  const table = randParam(g, "table", [400, 3]);
+  const idx = g.input("idx", [20, 55], "i32");
+  const y = gather(table, idx);
+  const c = g.input("c", y.shape);
+  const gt = grad(sumAll(mul(y, c))).get(table)!;
+  const iv = randIdx(idx.size, 400, 3);
+  iv[7] = 400; // out of range: a zero row, no gradient
+  iv[8] = -1;
+  const cv = Array.from({ length: c.size }, (_, i) => Math.cos(i));
+  const outs: Node[] = [y, gt];
+  const cpu = interpret(outs, new Map<Node, ArrayLike<number>>([[idx, iv], [c, cv]]));
+  const gpu = await getGpu();
+  const exe = await compile(outs, { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4 } });
+  for (const l of ["gather_fwd", "scatter_add_link", "scatter_add_sum"]) {
+    const d = exe.plan.dispatches.find((d) => d.label === l)!;
+    assert.ok(d.workgroups[1] > 1, `${l} is not folded: ${d.workgroups}`);
+  }
+  exe.write(idx, Int32Array.from(iv));
+  exe.write(c, cv);
+  const [gy, ggt] = await exe.run(outs);
+  assertClose("gather (folded)", gy, cpu.get(y)!.data, 1e-6);
+  assertClose("scatter_add gradient (folded)", ggt, cpu.get(gt)!.data, 1e-5);
+  exe.destroy();
 });
 
 test("gather/scatter_add: shape and dtype errors", () => {

@@ -118,6 +118,22 @@ test("layout: slice on every axis, negative indices", async (t) => {
       },
     });
   });
+  await t.step("default end on a negative and on a middle axis", async () => {
+    await checkOp({
+      build: (g) => {
+        const y = slice(randParam(g, "x", shape), -1, 1);
+        assert.deepEqual(y.shape, [4, 5, 2]);
+        return y;
+      },
+    });
+    await checkOp({
+      build: (g) => {
+        const y = slice(randParam(g, "x", shape), 1, -2);
+        assert.deepEqual(y.shape, [4, 2, 3]);
+        return y;
+      },
+    });
+  });
   await t.step("full slice is a no-op; shapes", () => {
     const g = new Graph();
     const x = g.input("x", [4, 5]);

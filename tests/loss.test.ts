@@ -1,10 +1,13 @@
 // Tests of the loss family: cross-entropy forward and gradient against the f64 reference and finite
-// differences, both smoothing conventions, odd sizes; hand-checked values; bad labels; shape errors.
-import { checkOp, randParam } from "./harness.ts";
+// differences, both smoothing conventions, odd sizes; hand-checked values; bad labels; a GPU run with
+// folded workgroup grids; shape errors.
+import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
 import { Rng } from "../compiler/random.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/ir.ts";
 import { compile } from "../compiler/runtime.ts";
+import { getGpu } from "../compiler/device.ts";
+import { interpret } from "./ref/tensor.ts";
 import { kernelLabels } from "../compiler/lower.ts";
 import { grad } from "../compiler/grad.ts";
 import { crossEntropy, type Smoothing } from "../compiler/ops/loss.ts";
@@ -89,6 +92,27 @@ test("loss: out-of-range labels give NaN rows, never out-of-bounds reads", async
     const row = Math.floor(i / 7);
     assert.equal(Number.isNaN(d[i]), row === 1 || row === 3, `dx[${i}] = ${d[i]}`);
   }
+  exe.destroy();
+});
+
+test("loss: cross_entropy fwd + bwd on the GPU with folded grids (maxWorkgroupsPerDim 4)", async () => {
+  // 13 rows → a 4x4 grid of row workgroups (3 idle); 13·90 logits → 5 workgroups of 256 for the bwd
+  const g = new Graph();
+  const x = randParam(g, "x", [13, 90], 2);
+  const lab = g.input("lab", [13], "i32");
+  const loss = crossEntropy(x, lab, { labelSmoothing: 0.1 });
+  const dx = grad(loss).get(x)!;
+  const labels = randLabels(13, 90, 17);
+  const cpu = interpret([loss, dx], new Map<Node, ArrayLike<number>>([[lab, labels]]));
+  const gpu = await getGpu();
+  const exe = await compile([loss, dx], { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4 } });
+  const wg = (l: string) => exe.plan.dispatches.find((d) => d.label === l)!.workgroups;
+  assert.deepEqual(wg("cross_entropy_fwd"), [4, 4, 1]);
+  assert.deepEqual(wg("cross_entropy_bwd"), [4, 2, 1]);
+  exe.write(lab, Int32Array.from(labels));
+  const [l, d] = await exe.run([loss, dx]);
+  assertClose("loss (folded)", l, cpu.get(loss)!.data, 1e-5);
+  assertClose("dx (folded)", d, cpu.get(dx)!.data, 1e-5);
   exe.destroy();
 });
 

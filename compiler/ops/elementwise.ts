@@ -78,8 +78,8 @@ defineOp({
   name: "scale",
   infer: (inputs, attrs) => {
     if (inputs.length !== 1 || inputs[0].dtype !== "f32") shapeFail("scale", inputs, "one f32 input");
-    if (typeof attrs.factor !== "number" || typeof attrs.offset !== "number") {
-      shapeFail("scale", inputs, "numeric attrs factor and offset");
+    if (!Number.isFinite(attrs.factor) || !Number.isFinite(attrs.offset)) {
+      shapeFail("scale", inputs, `finite factor and offset (got ${attrs.factor}, ${attrs.offset})`);
     }
     return { shape: inputs[0].shape, dtype: "f32" };
   },

@@ -11,3 +11,4 @@ import "./attention.ts";
 import "./gather.ts";
 import "./loss.ts";
 import "./optim.ts";
+import "./rope.ts";

@@ -150,14 +150,16 @@ defineOp({
 });
 
 /**
- * x[start:end] along `axis` (end exclusive). Negative start/end count from the end like Python, but
- * unlike Python an out-of-range or empty range is an error rather than silently clamped.
+ * x[start:end] along `axis` (end exclusive; default: the end of the axis). Negative axis/start/end
+ * count from the end like Python, but unlike Python an out-of-range or empty range is an error rather
+ * than silently clamped.
  */
-export function slice(x: Node, axis: number, start: number, end: number = x.shape[axis]): Node {
+export function slice(x: Node, axis: number, start: number, end?: number): Node {
   const a = normAxis("slice", axis, x.rank);
   const len = x.shape[a];
   const s = start < 0 ? start + len : start;
-  const e = end < 0 ? end + len : end;
+  // the default is taken after normAxis: x.shape[-1] would be undefined
+  const e = end === undefined ? len : end < 0 ? end + len : end;
   if (s === 0 && e === len) return x;
   return x.graph.apply("slice", [x], { axis: a, start: s, end: e });
 }

@@ -34,6 +34,12 @@ const at = (x: T, b: number, t: number, head: number, d: number, heads: number, 
 const idx = (x: T, b: number, t: number, head: number, d: number, heads: number, Dh: number) =>
   ((b * x.shape[1] + t) * heads + head) * Dh + d;
 
+/**
+ * The logsumexp the kernels store for a query row with no visible key (causal with Tq > Tk): the
+ * lowest finite f32, -3.4028235e38, rather than -Infinity (the row's output is 0 either way).
+ */
+const NO_KEY_LSE = -Math.fround(3.4028235e38);
+
 const visible = (z: Dims, i: number, j: number) => !z.causal || j <= i + z.Tk - z.Tq;
 
 /** Scaled score of query (b, i, head h) with key (b, j, kv head of h). */
@@ -55,8 +61,8 @@ defineRef("attention", ([q, k, v], a) => {
         for (let j = 0; j < z.Tk; j++) s.push(visible(z, i, j) ? score(z, q, k, b, h, i, j) : -Infinity);
         const m = Math.max(...s);
         const lrow = (b * z.H + h) * z.Tq + i;
-        if (m === -Infinity) { // no visible key: output 0
-          lse.data[lrow] = -Infinity;
+        if (m === -Infinity) { // no visible key: output 0, and the kernels' lse convention (below)
+          lse.data[lrow] = NO_KEY_LSE;
           continue;
         }
         const e = s.map((x) => Math.exp(x - m));

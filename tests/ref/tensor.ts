@@ -5,6 +5,7 @@
 
 import { type Node, numel, type Shape, strides } from "../../compiler/ir.ts";
 import { getOp } from "../../compiler/registry.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../../compiler/runtime.ts";
 
 export interface T {
   shape: number[];
@@ -22,10 +23,6 @@ export function defineRef(op: string, fn: RefFn): void {
   refs.set(op, fn);
 }
 
-export function hasRef(op: string): boolean {
-  return refs.has(op);
-}
-
 export function tensor(shape: Shape, data?: ArrayLike<number>): T {
   const n = numel(shape);
   const d = new Float64Array(n);
@@ -41,7 +38,9 @@ export { strides };
 /** Round to f32 / bf16 / f16 the way storage would (so refs see what the GPU sees). */
 function storageRound(dtype: string, v: Float64Array): Float64Array {
   if (dtype === "f32") return Float64Array.from(Float32Array.from(v));
-  return v; // 16-bit params are fed already-rounded values by tests; ints are exact
+  if (dtype === "bf16") return v.map((x) => fromBf16(toBf16(x)));
+  if (dtype === "f16") return v.map((x) => fromF16(toF16(x)));
+  return v; // integers are exact
 }
 
 export type Env = Map<Node, T>;
@@ -71,7 +70,11 @@ export function interpret(
       const f = feeds.get(n);
       let data: ArrayLike<number>;
       if (f) data = f;
-      else if (n.init !== undefined) data = typeof n.init === "function" ? n.init(n.size) : n.init;
+      else if (n.init instanceof Uint16Array) {
+        // raw 16-bit words, as checkpoints hold them
+        const words = n.init;
+        data = Float64Array.from(words, (w) => (n.dtype === "bf16" ? fromBf16(w) : fromF16(w)));
+      } else if (n.init !== undefined) data = typeof n.init === "function" ? n.init(n.size) : n.init;
       else if (n.kind === "input") throw new Error(`interpret: no feed for input ${n}`);
       else data = new Float64Array(n.size);
       const t = tensor(n.shape, data);

@@ -1,0 +1,192 @@
+// The restricted unpickler (models/pickle.ts): the fixture's torch.save data.pkl, a real PyTorch 1.13
+// state_dict (OrderedDict + _metadata BUILD), value opcodes, and refusals: globals outside the
+// allowlist (os.system, builtins.eval, torch.nn.modules.linear.Linear, numpy), bad opcodes, truncation.
+// Malicious pickles are written byte by byte here; nothing is ever executed.
+
+import { assertDeepEquals, assertEquals, assertOk, assertThrowsMsg, test } from "./testing.ts";
+import { readStateDict, unpickle } from "../models/pickle.ts";
+import { ZipReader } from "../models/zip.ts";
+import { PickleWriter, stateDictPickle } from "./fixtures/pth/build.ts";
+
+const META = new URL("./fixtures/llama-tiny-meta/consolidated.00.pth", import.meta.url).pathname;
+const PTH = new URL("./fixtures/pth/", import.meta.url).pathname;
+const FILE = { file: "evil.pth", entry: "evil/data.pkl" };
+
+async function dataPkl(path: string): Promise<Uint8Array> {
+  const z = await ZipReader.open(path);
+  try {
+    const e = z.entries.find((e) => e.name.endsWith("/data.pkl"))!;
+    return await z.read(e.name);
+  } finally {
+    z.close();
+  }
+}
+
+/** bytes of a pickle given as a latin-1 string (like Python's b"...") */
+function b(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+test("pickle: the Meta fixture's data.pkl is a state dict of 31 f16 tensors", async () => {
+  const sd = readStateDict(await dataPkl(META), { file: META });
+  assertEquals(sd.size, 31);
+  const names = [...sd.keys()];
+  assertEquals(names[0], "tok_embeddings.weight");
+  assertEquals(names[30], "rope.freqs");
+  const emb = sd.get("tok_embeddings.weight")!;
+  assertEquals(emb.storageKey, "0");
+  assertEquals(emb.storageDtype, "F16");
+  assertEquals(emb.storageNumel, 8192);
+  assertEquals(emb.location, "cpu");
+  assertEquals(emb.offset, 0);
+  assertDeepEquals(emb.shape, [128, 64]);
+  assertDeepEquals(emb.stride, [64, 1]);
+  const w2 = sd.get("layers.1.feed_forward.w2.weight")!;
+  assertEquals(w2.storageKey, "17");
+  assertDeepEquals(w2.shape, [64, 172]);
+  assertDeepEquals(w2.stride, [172, 1]);
+  assertDeepEquals(sd.get("norm.weight")!.shape, [64]);
+  for (const t of sd.values()) assertEquals(t.storageDtype, "F16");
+});
+
+test("pickle: a real torch 1.13 state_dict (OrderedDict, _metadata set by BUILD) and a view with offset", async () => {
+  const lin = readStateDict(await dataPkl(PTH + "linear_f32.pt"), { file: "linear_f32.pt" });
+  assertDeepEquals([...lin.keys()], ["weight", "bias"]);
+  assertEquals(lin.get("weight")!.storageDtype, "F32");
+  assertDeepEquals(lin.get("bias")!.shape, [3]);
+  const mixed = readStateDict(await dataPkl(PTH + "mixed.pt"), { file: "mixed.pt" });
+  assertDeepEquals([...mixed.keys()], ["bf16", "f16", "row2", "i64", "scalar"]);
+  assertEquals(mixed.get("bf16")!.storageDtype, "BF16");
+  assertEquals(mixed.get("i64")!.storageDtype, "I64");
+  const row2 = mixed.get("row2")!;
+  assertEquals(row2.storageKey, mixed.get("f16")!.storageKey); // a view shares its base's storage
+  assertEquals(row2.offset, 8);
+  assertDeepEquals(row2.shape, [4]);
+  assertDeepEquals(mixed.get("scalar")!.shape, []);
+});
+
+test("pickle: value opcodes (ints, LONG1, floats, strings, containers, memo, FRAME, MEMOIZE)", () => {
+  const v = unpickle(
+    b(
+      "\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00" + // PROTO 4, FRAME
+        "]\x94(K\x07M\x00\x01J\xfe\xff\xff\xff\x8a\x01\xff\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01" + // list, ints
+        "G?\xf8\x00\x00\x00\x00\x00\x00" + // BINFLOAT 1.5
+        "\x8c\x02hi\x8d\x01\x00\x00\x00\x00\x00\x00\x00xN\x88\x89" + // strings, None, True, False
+        ")K\x01\x85K\x01K\x02\x86K\x01K\x02K\x03\x87(K\x04t" + // tuples
+        "h\x00e" + // BINGET 0 (the list itself, memoized by MEMOIZE), APPENDS
+        "(K\x01K\x02d" + // DICT {1: 2}
+        "a.",
+    ),
+    FILE,
+  ) as unknown[];
+  assertEquals(v.length, 18);
+  assertDeepEquals(v.slice(0, 5), [7, 256, -2, -1, 2n ** 64n]);
+  assertEquals(v[5], 1.5);
+  assertDeepEquals(v.slice(6, 11), ["hi", "x", null, true, false]);
+  assertDeepEquals(v.slice(11, 16), [[], [1], [1, 2], [1, 2, 3], [4]]);
+  assertOk(Object.isFrozen(v[11]) && !Object.isFrozen(v), "tuples are frozen arrays, lists are not");
+  assertEquals(v[16], v, "BINGET of the memoized list gives the same object");
+  assertDeepEquals([...(v[17] as Map<unknown, unknown>)], [[1, 2]]);
+});
+
+test("pickle: refuses os.system, builtins.eval, numpy and torch.nn modules, naming module.name and the file", () => {
+  // What an attacker writes: os.system('echo pwned') via GLOBAL + REDUCE
+  const osSystem = b("\x80\x02cos\nsystem\nq\x00X\x0a\x00\x00\x00echo pwned\x85R.");
+  assertThrowsMsg(
+    () => unpickle(osSystem, FILE),
+    "evil.pth",
+    "evil/data.pkl",
+    "'os.system'",
+    "not allowed",
+    "offset 2",
+  );
+  assertThrowsMsg(() => unpickle(b("\x80\x02cposix\nsystem\n)R."), FILE), "'posix.system'");
+  const evalG = b("\x80\x02c__builtin__\neval\nX\x04\x00\x00\x001+1\x85R.");
+  assertThrowsMsg(() => unpickle(evalG, FILE), "'__builtin__.eval'", "evil.pth");
+  assertThrowsMsg(
+    () => unpickle(b("\x80\x02cbuiltins\neval\nX\x03\x00\x00\x001+1\x85R."), FILE),
+    "'builtins.eval'",
+  );
+  // protocol 4's STACK_GLOBAL spelling of builtins.eval
+  const evalS = b("\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x031+1\x85R.");
+  assertThrowsMsg(() => unpickle(evalS, FILE), "'builtins.eval'", "evil.pth");
+  const linear = b("\x80\x02ctorch.nn.modules.linear\nLinear\nq\x00)\x81q\x01.");
+  assertThrowsMsg(() => unpickle(linear, FILE), "'torch.nn.modules.linear.Linear'", "evil.pth");
+  assertThrowsMsg(
+    () => unpickle(b("\x80\x02cnumpy.core.multiarray\n_reconstruct\n."), FILE),
+    "'numpy.core.multiarray._reconstruct'",
+  );
+  // a state dict whose tensor rebuild function is swapped for something else
+  const w = new PickleWriter().proto().raw(0x7d).str("w").global(
+    "torch._utils",
+    "_rebuild_device_tensor_from_numpy",
+  );
+  assertThrowsMsg(() => unpickle(w.bytes(), FILE), "'torch._utils._rebuild_device_tensor_from_numpy'");
+});
+
+test("pickle: a torch.save of a whole nn.Module (real file) is refused, naming its class", async () => {
+  const modulePkl = await dataPkl(PTH + "module.pt");
+  assertThrowsMsg(
+    () => readStateDict(modulePkl, { file: "module.pt", entry: "module/data.pkl" }),
+    "module.pt",
+    "module/data.pkl",
+    "'torch.nn.modules.linear.Linear'",
+  );
+});
+
+test("pickle: unknown opcodes, truncation, misuse of allowed globals", () => {
+  assertThrowsMsg(() => unpickle(b("\x80\x02K\x01\xff."), FILE), "evil.pth", "opcode 0xff", "offset 4");
+  // INST / OBJ / NEWOBJ / EXT are not implemented: they are refused as opcodes
+  assertThrowsMsg(() => unpickle(b("\x80\x02ios\nsystem\n."), FILE), "opcode 0x69 ('i')", "offset 2");
+  assertThrowsMsg(() => unpickle(b("\x80\x02)\x81."), FILE), "opcode 0x81", "offset 3");
+  assertThrowsMsg(() => unpickle(b("\x80\x02K\x01"), FILE), "evil.pth", "truncated", "no STOP");
+  assertThrowsMsg(
+    () => unpickle(b("\x80\x02X\xff\x00\x00\x00abc."), FILE),
+    "truncated",
+    "BINUNICODE at offset 2",
+  );
+  assertThrowsMsg(() => unpickle(b("\x80\x02cos\nsys"), FILE), "truncated");
+  assertThrowsMsg(() => unpickle(b("\x80\x02."), FILE), "stack underflow");
+  assertThrowsMsg(() => unpickle(b("\x80\x02t."), FILE), "no MARK");
+  assertThrowsMsg(() => unpickle(b("\x80\x02h\x05."), FILE), "memo 5");
+  assertThrowsMsg(() => unpickle(b("\x80\x09."), FILE), "protocol 9");
+  // a storage type is not callable; a bad persistent id; BUILD on a tensor-less object
+  assertThrowsMsg(
+    () => unpickle(b("\x80\x02ctorch\nFloatStorage\n)R."), FILE),
+    "torch.FloatStorage",
+    "not callable",
+  );
+  assertThrowsMsg(() => unpickle(b("\x80\x02X\x01\x00\x00\x00xQ."), FILE), "persistent id", "not ('storage'");
+  assertThrowsMsg(() => unpickle(b("\x80\x02]K\x01b."), FILE), "BUILD");
+});
+
+test("pickle: readStateDict wants a dict of tensors", () => {
+  const notDict = new PickleWriter().proto().raw(0x5d).stop().bytes();
+  assertThrowsMsg(() => readStateDict(notDict, FILE), "evil.pth", "a list of 0", "not a state dict");
+  const withInt = new PickleWriter().proto().raw(0x7d).str("epoch").int(3).raw(0x73).stop().bytes();
+  assertThrowsMsg(() => readStateDict(withInt, FILE), "entry 'epoch'", "not a tensor");
+  const ok = readStateDict(
+    stateDictPickle([{
+      name: "a",
+      storage: "BFloat16Storage",
+      key: "7",
+      numel: 10,
+      offset: 2,
+      shape: [2, 3],
+      stride: [3, 1],
+    }]),
+    FILE,
+  );
+  const a = ok.get("a")!;
+  assertDeepEquals(
+    {
+      key: a.storageKey,
+      dtype: a.storageDtype,
+      numel: a.storageNumel,
+      off: a.offset,
+      shape: a.shape,
+      stride: a.stride,
+    },
+    { key: "7", dtype: "BF16", numel: 10, off: 2, shape: [2, 3], stride: [3, 1] },
+  );
+});
