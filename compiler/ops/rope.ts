@@ -66,7 +66,10 @@ export function ropeInvFreq(
 }
 
 /** Sizes of a rope problem: x is [B, T, H·Dh]. */
-export function ropeDims(x: Node, attrs: Record<string, unknown>): { B: number; T: number; H: number; Dh: number } {
+export function ropeDims(
+  x: Node,
+  attrs: Record<string, unknown>,
+): { B: number; T: number; H: number; Dh: number } {
   const H = attrs.heads as number;
   return { B: x.shape[0], T: x.shape[1], H, Dh: x.shape[2] / H };
 }
