@@ -9,7 +9,9 @@
 // - streaming under a GPU memory budget matches resident weights.
 
 import "../mod.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/ir.ts";
+import "./ref/index.ts";
+import { interpret } from "./ref/tensor.ts";
 import { grad } from "../compiler/grad.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
@@ -262,6 +264,34 @@ test("llm: bad layer selection, missing tensors, config mismatch and wrong width
       "100",
     );
     bad.src.close();
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+test("llm: a grouped-query-attention checkpoint (LLaMA-2/3 style kvHeads < heads) runs and matches the CPU reference", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await writeRandomLlama(tmp, { hidden: 32, heads: 4, kvHeads: 2, intermediate: 48, layers: 2, vocab: 16 });
+    const ck = await openLlm(tmp);
+    assert.equal(ck.cfg.kvHeads, 2);
+    assert.deepEqual(ck.src.info("model.layers.0.self_attn.k_proj.weight").shape, [16, 32]);
+    const g = new Graph();
+    const x = g.input("x", [2, 5, 32]);
+    const stack = await frozenEncoderStack(g, x, ck, [0, 1]);
+    const exe = await compile([stack.out], { weights: stack.loader });
+    const xs = Float32Array.from({ length: 320 }, (_, i) => Math.sin(0.37 * i));
+    exe.write(x, xs);
+    const [y] = await exe.run([stack.out]);
+    const feeds = new Map<Node, ArrayLike<number>>([[x, xs]]);
+    const streamable = g.params.filter((p) => p.streamGroup !== undefined);
+    for (const [n, v] of await stack.loader(0, streamable)) {
+      feeds.set(n, v instanceof Uint16Array ? Float64Array.from(v, (w) => fromBf16(w)) : v);
+    }
+    const want = interpret([stack.out], feeds).get(stack.out)!.data;
+    assert.ok(scaledErr(y, want) < 1e-5, `GQA stack error ${scaledErr(y, want)}`);
+    exe.destroy();
+    ck.src.close();
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
