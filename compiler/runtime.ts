@@ -322,6 +322,7 @@ export class Executable {
    */
   async profile(): Promise<{ label: string; node: string; ms: number }[]> {
     if (this.plan.stream) throw new Error("runtime: profile() needs a resident plan");
+    await this.device.queue.onSubmittedWorkDone(); // earlier work must not be billed to kernel 0
     const out = [];
     for (let i = 0; i < this.plan.dispatches.length; i++) {
       const t0 = performance.now();

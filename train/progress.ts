@@ -5,7 +5,8 @@ export class Progress {
   private start = performance.now();
   private lastDraw = 0;
   private readonly tty: boolean;
-  constructor(readonly total: number, readonly unit = "it", private readonly out = Deno.stderr) {
+  /** `start`: the step a resumed run starts from (throughput and ETA count from there). */
+  constructor(readonly total: number, readonly unit = "it", private readonly start0 = 0, private readonly out = Deno.stderr) {
     this.tty = out.isTerminal();
   }
 
@@ -18,7 +19,8 @@ export class Progress {
     this.lastDraw = now;
     const secs = (now - this.start) / 1000;
     const rate = items / Math.max(secs, 1e-9);
-    const eta = step > 0 ? (secs / step) * (this.total - step) : 0;
+    const done = step - this.start0;
+    const eta = done > 0 ? (secs / done) * (this.total - step) : 0;
     const f = Object.entries(fields).map(([k, v]) => `${k} ${typeof v === "number" ? fmt(v) : v}`).join("  ");
     const text = `${String(step).padStart(String(this.total).length)}/${this.total}  ${f}  ${
       rate.toFixed(1)
@@ -53,8 +55,9 @@ function clock(s: number): string {
 /** Appends one JSON object per line. */
 export class Metrics {
   private readonly file: Deno.FsFile;
-  constructor(path: string) {
-    this.file = Deno.openSync(path, { create: true, write: true, truncate: true });
+  /** append: continue an existing file (a resumed run) instead of starting a new one. */
+  constructor(path: string, append = false) {
+    this.file = Deno.openSync(path, { create: true, write: true, truncate: !append, append });
   }
   log(record: Record<string, unknown>): void {
     this.file.writeSync(new TextEncoder().encode(JSON.stringify(record) + "\n"));

@@ -5,13 +5,16 @@
 import type { Node } from "../compiler/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { AdamW, type AdamWOptions } from "../compiler/optim.ts";
-import { compile, type Executable, type HostArray } from "../compiler/runtime.ts";
+import { compile, type Executable, type HostArray, type WeightLoader } from "../compiler/runtime.ts";
 import type { Gpu } from "../compiler/device.ts";
 
 export interface TrainerOptions extends AdamWOptions {
   /** Extra nodes to keep readable (e.g. logits for accuracy). */
   outputs?: Node[];
   gpu?: Gpu;
+  /** Loader of streamable frozen weights (frozen LLM layers), and their GPU memory budget. */
+  weights?: WeightLoader;
+  gpuMemoryBudget?: number;
 }
 
 export class Trainer {
@@ -26,7 +29,12 @@ export class Trainer {
     const grads = grad(loss);
     if (grads.size === 0) throw new Error(`trainer: the loss depends on no trainable parameter`);
     const opt = new AdamW(loss.graph, grads, opts);
-    const exe = await compile([loss, ...(opts.outputs ?? [])], { effects: opt.effects, gpu: opts.gpu });
+    const exe = await compile([loss, ...(opts.outputs ?? [])], {
+      effects: opt.effects,
+      gpu: opts.gpu,
+      weights: opts.weights,
+      gpuMemoryBudget: opts.gpuMemoryBudget,
+    });
     return new Trainer(loss, grads, opt, exe);
   }
 

@@ -1,0 +1,170 @@
+// Parity with PyTorch: one training step of the ViT (optionally with frozen LLM layers) from the
+// initial weights and batch in REF, written to OUT; compared with REF's expected results when present.
+//
+//   deno task parity --ref REF.safetensors --out OUT.safetensors --model vit \
+//     --img 28 --patch 7 --chans 1 --dim 32 --depth 2 --heads 2 --classes 10 \
+//     --llm none|CHECKPOINT_DIR --llm-layers 2|1,2 --label-smoothing 0.1 --lr 1e-3 --weight-decay 0.05
+//
+// REF holds param.<name> (initial trainable weights, timm names + llama_dim_mapper1/2), inputs
+// [B,C,H,W] f32 and labels [B] i64. OUT gets logits, loss [1], grad.<name> and next.<name> (after one
+// AdamW step: betas 0.9/0.999, eps 1e-8, no decay on 1-D tensors, biases, pos_embed, cls_token; no
+// clipping, no warmup). With expected keys in REF it prints the worst error per group and
+// `parity: pass|fail` (exit code 1 on fail).
+
+import "../mod.ts";
+import { Graph, type Node } from "../compiler/ir.ts";
+import { grad } from "../compiler/grad.ts";
+import { crossEntropy } from "../compiler/ops/loss.ts";
+import { AdamW } from "../compiler/optim.ts";
+import { compile } from "../compiler/runtime.ts";
+import { buildVit, vitNoDecay } from "../models/vit.ts";
+import { openLlm } from "../models/llm.ts";
+import { parseLayerSelection } from "../models/config.ts";
+import { bytesOf, openSafetensors, writeSafetensors } from "../models/safetensors.ts";
+import { toFloat32, type WeightSource } from "../models/weights.ts";
+import { num, parseFlags } from "../train/cli.ts";
+
+const flags = parseFlags("usage: deno task parity --ref REF --out OUT [flags]", {
+  ref: { type: "string", help: "reference safetensors (param.*, inputs, labels, optionally expected results)" },
+  out: { type: "string", help: "output safetensors" },
+  model: { type: "string", default: "vit", help: "vit" },
+  img: { type: "string", default: "28", help: "image size" },
+  patch: { type: "string", default: "7", help: "patch size" },
+  chans: { type: "string", default: "1", help: "input channels" },
+  dim: { type: "string", default: "32", help: "embedding dim" },
+  depth: { type: "string", default: "2", help: "blocks" },
+  heads: { type: "string", default: "2", help: "attention heads" },
+  classes: { type: "string", default: "10", help: "classes" },
+  llm: { type: "string", default: "none", help: "none or a checkpoint dir" },
+  "llm-layers": { type: "string", default: "last", help: "layers of the LLM, e.g. 2 or 1,2 or last:2" },
+  "label-smoothing": { type: "string", default: "0.1", help: "label smoothing" },
+  lr: { type: "string", default: "1e-3", help: "learning rate" },
+  "weight-decay": { type: "string", default: "0.05", help: "AdamW weight decay (not on 1-D/bias/pos_embed/cls_token)" },
+  tol: { type: "string", default: "1e-4", help: "pass threshold: worst scaled error per group" },
+});
+if (!flags.ref || !flags.out) {
+  console.error("parity: --ref and --out are required (see --help)");
+  Deno.exit(2);
+}
+if (flags.model !== "vit") {
+  console.error(`parity: --model ${flags.model} is not supported here (vit)`);
+  Deno.exit(2);
+}
+const cfg = {
+  img: num("img", flags.img),
+  patch: num("patch", flags.patch),
+  chans: num("chans", flags.chans),
+  dim: num("dim", flags.dim),
+  depth: num("depth", flags.depth),
+  heads: num("heads", flags.heads),
+  classes: num("classes", flags.classes),
+};
+const lr = num("lr", flags.lr), wd = num("weight-decay", flags["weight-decay"]);
+const smoothing = num("label-smoothing", flags["label-smoothing"]), tol = num("tol", flags.tol);
+
+const ref = await openSafetensors(flags.ref);
+const read = async (src: WeightSource, name: string) => toFloat32(src.info(name), await src.read(name));
+const inputsInfo = ref.info("inputs");
+const [B, C, H, W] = inputsInfo.shape;
+if (inputsInfo.shape.length !== 4 || C !== cfg.chans || H !== cfg.img || W !== cfg.img) {
+  throw new Error(
+    `${flags.ref}: inputs have shape [${inputsInfo.shape}], but the model expects [B, ${cfg.chans}, ${cfg.img}, ${cfg.img}]`,
+  );
+}
+
+const g = new Graph();
+const llm = flags.llm === "none" ? undefined : await openLlm(flags.llm);
+const layers = llm ? parseLayerSelection(flags["llm-layers"], llm.cfg.layers) : [];
+const model = await buildVit(g, cfg, B, { llm: llm ? { ck: llm, layers } : undefined });
+const labels = g.input("labels", [B], "i32");
+const loss = crossEntropy(model.logits, labels, { labelSmoothing: smoothing });
+const grads = grad(loss);
+const opt = new AdamW(g, grads, { lr, weightDecay: wd, noDecay: vitNoDecay });
+const gradNodes = [...grads.values()];
+const exe = await compile([model.logits, loss, ...gradNodes], { effects: opt.effects, weights: model.llm?.loader });
+
+// the trainable params must be exactly REF's param.* (same names, same shapes)
+const refParams = new Set(ref.list().filter((t) => t.name.startsWith("param.")).map((t) => t.name.slice(6)));
+for (const p of grads.keys()) {
+  if (!refParams.has(p.name!)) throw new Error(`${flags.ref}: no 'param.${p.name}' for the model's trainable ${p}`);
+  const shape = ref.info(`param.${p.name}`).shape;
+  if (shape.join() !== p.shape.join()) {
+    throw new Error(`${flags.ref}: 'param.${p.name}' has shape [${shape}], the model's is [${p.shape}]`);
+  }
+  refParams.delete(p.name!);
+  exe.write(p, await read(ref, `param.${p.name}`));
+}
+if (refParams.size) throw new Error(`${flags.ref}: params the model does not have: ${[...refParams].join(", ")}`);
+exe.write(model.images, await read(ref, "inputs"));
+exe.write(labels, Int32Array.from(await read(ref, "labels")));
+opt.prepareStep(exe, lr);
+const [logits, lossV, ...gradVals] = await exe.run([model.logits, loss, ...gradNodes]);
+
+const out: { name: string; shape: number[]; data: Float32Array }[] = [
+  { name: "logits", shape: [...model.logits.shape], data: logits as Float32Array },
+  { name: "loss", shape: [1], data: lossV as Float32Array },
+];
+const params = [...grads.keys()];
+params.forEach((p, i) => out.push({ name: `grad.${p.name}`, shape: [...p.shape], data: gradVals[i] as Float32Array }));
+for (const p of params) out.push({ name: `next.${p.name}`, shape: [...p.shape], data: (await exe.read(p)) as Float32Array });
+await writeSafetensors(flags.out, out.map((t) => ({ name: t.name, dtype: "F32", shape: t.shape, data: bytesOf(t.data) })), {
+  tool: "examples/parity.ts",
+});
+console.log(`parity: wrote ${out.length} tensors to ${flags.out}`);
+
+if (ref.has("logits")) {
+  // error of a tensor: max |ours - ref| / max |ref|. For next.* (one AdamW step) the scale is the
+  // step size lr (after allowing for f32 storage of the result), and elements whose reference
+  // gradient is below 1e-6 (~100 × eps) are skipped: there
+  // the first AdamW step g/(|g|+eps) turns rounding noise into a full step (e.g. the key bias, whose
+  // true gradient is exactly 0 because softmax ignores a shift shared by a row).
+  const worst: Record<string, { err: number; what: string; skipped: number }> = {};
+  const note = (group: string, what: string, err: number, skipped = 0) => {
+    const w = worst[group] ??= { err: 0, what: "", skipped: 0 };
+    w.skipped += skipped;
+    if (!(err <= w.err)) [w.err, w.what] = [err, what];
+  };
+  const byName = new Map(out.map((t) => [t.name, t.data]));
+  for (const name of ["logits", "loss"]) note(name, name, scaled(byName.get(name)!, await read(ref, name)));
+  for (const p of params) {
+    const gRef = await read(ref, `grad.${p.name}`);
+    note("grad", p.name!, scaled(byName.get(`grad.${p.name}`)!, gRef));
+    const nRef = await read(ref, `next.${p.name}`), nOurs = byName.get(`next.${p.name}`)!;
+    let e = 0, skipped = 0;
+    for (let i = 0; i < nRef.length; i++) {
+      if (Math.abs(gRef[i]) < 1e-6) {
+        skipped++;
+        continue;
+      }
+      // minus what storing the result in f32 alone costs (2 ulps), in units of the step size
+      e = Math.max(e, Math.max(0, Math.abs(nOurs[i] - nRef[i]) - 2 ** -22 * Math.abs(nRef[i])) / lr);
+    }
+    note("next", p.name!, e, skipped);
+  }
+  let pass = true;
+  for (const [group, w] of Object.entries(worst)) {
+    const ok = w.err <= tol;
+    pass &&= ok;
+    console.log(
+      `  ${group.padEnd(7)} worst ${w.err.toExponential(2)} (${w.what})${w.skipped ? `, ${w.skipped} ill-conditioned elements skipped` : ""}${
+        ok ? "" : "  > " + tol
+      }`,
+    );
+  }
+  console.log(`parity: ${pass ? "pass" : "fail"}`);
+  if (!pass) Deno.exitCode = 1;
+}
+exe.destroy();
+ref.close();
+llm?.src.close();
+
+function scaled(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) return Infinity;
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / Math.max(den, 1e-30);
+}

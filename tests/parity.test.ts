@@ -1,0 +1,88 @@
+// The parity tool against our PyTorch references (tests/fixtures/parity/gen_parity.py): a ViT with
+// no LLM, with a LLaMA layer, and with two OPT layers, one training step each — logits, loss, every
+// gradient and every weight after AdamW. Run as users run it (a subprocess with the documented flags).
+
+import { assert, test } from "./testing.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+async function parity(ref: string, llm: string, layers: string, extra: string[] = []) {
+  const out = await Deno.makeTempFile({ suffix: ".safetensors" });
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}examples/parity.ts`,
+      "--ref",
+      `${ROOT}tests/fixtures/parity/${ref}`,
+      "--out",
+      out,
+      "--model",
+      "vit",
+      "--img",
+      "28",
+      "--patch",
+      "7",
+      "--chans",
+      "1",
+      "--dim",
+      "32",
+      "--depth",
+      "2",
+      "--heads",
+      "2",
+      "--classes",
+      "10",
+      "--llm",
+      llm,
+      "--llm-layers",
+      layers,
+      "--label-smoothing",
+      "0.1",
+      "--lr",
+      "1e-3",
+      "--weight-decay",
+      "0.05",
+      ...extra,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const r = await cmd.output();
+  const text = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+  const size = (await Deno.stat(out)).size;
+  await Deno.remove(out);
+  return { code: r.code, text, size };
+}
+
+test("parity: one training step matches PyTorch (no LLM, a LLaMA layer, two OPT layers)", async (t) => {
+  for (
+    const [ref, llm, layers] of [
+      ["parity-none.safetensors", "none", "2"],
+      ["parity-llama.safetensors", `${ROOT}tests/fixtures/llama-tiny`, "2"],
+      ["parity-opt.safetensors", `${ROOT}tests/fixtures/opt-tiny`, "1,2"],
+    ]
+  ) {
+    await t.step(ref, async () => {
+      const r = await parity(ref, llm, layers);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.text, /parity: pass/);
+      for (const group of ["logits", "loss", "grad", "next"]) {
+        assert.match(r.text, new RegExp(`${group}\\s+worst`));
+      }
+      assert.ok(r.size > 10_000, "OUT was written");
+    });
+  }
+});
+
+test("parity: a wrong setting fails, and a REF of another shape is refused clearly", async () => {
+  const wrong = await parity("parity-none.safetensors", "none", "2", ["--weight-decay", "0.1"]);
+  assert.equal(wrong.code, 1, wrong.text);
+  assert.match(wrong.text, /parity: fail/);
+  const shape = await parity("parity-none.safetensors", "none", "2", ["--dim", "48"]);
+  assert.notEqual(shape.code, 0);
+  assert.match(
+    shape.text,
+    /parity-none\.safetensors: 'param\.[a-z_.0-9]+' has shape \[[0-9,]+\], the model's is/,
+  );
+});

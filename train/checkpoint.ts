@@ -1,0 +1,113 @@
+// Checkpoints: trainable weights as safetensors (timm-style names), optimizer moments as safetensors,
+// and a JSON state (step, optimizer step count, data-order state, RNG, config). Written into a fresh
+// directory that replaces the previous checkpoint only once complete, so a crash never leaves a
+// half-written checkpoint behind.
+
+import type { Node } from "../compiler/ir.ts";
+import type { Executable } from "../compiler/runtime.ts";
+import type { AdamW } from "../compiler/optim.ts";
+import { bytesOf, openSafetensors, writeSafetensors } from "../models/safetensors.ts";
+import { CheckpointError, toFloat32 } from "../models/weights.ts";
+
+export interface CheckpointState {
+  step: number;
+  [key: string]: unknown;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Saves params (+ AdamW moments and step count) and `state` to `dir` (created or replaced whole). */
+export async function saveCheckpoint(
+  dir: string,
+  exe: Executable,
+  params: readonly Node[],
+  opt: AdamW | undefined,
+  state: CheckpointState,
+): Promise<void> {
+  const tmp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.mkdir(tmp, { recursive: true });
+  try {
+    const weights = [];
+    for (const p of params) {
+      weights.push({ name: p.name!, dtype: "F32" as const, shape: [...p.shape], data: bytesOf(await exe.read(p) as Float32Array) });
+    }
+    await writeSafetensors(`${tmp}/model.safetensors`, weights, { format: "pt" });
+    if (opt) {
+      const moments = [];
+      for (const p of params) {
+        const mv = opt.moments.get(p);
+        if (!mv) continue;
+        moments.push({ name: `${p.name}.exp_avg`, dtype: "F32" as const, shape: [...p.shape], data: bytesOf(await exe.read(mv.m) as Float32Array) });
+        moments.push({ name: `${p.name}.exp_avg_sq`, dtype: "F32" as const, shape: [...p.shape], data: bytesOf(await exe.read(mv.v) as Float32Array) });
+      }
+      await writeSafetensors(`${tmp}/optimizer.safetensors`, moments);
+    }
+    await Deno.writeTextFile(`${tmp}/state.json`, JSON.stringify({ ...state, optimizerStep: opt?.t ?? 0 }, null, 1));
+    // swap in: old → .old, new → dir, drop .old
+    const old = `${dir}.old`;
+    if (await exists(old)) await Deno.remove(old, { recursive: true });
+    if (await exists(dir)) await Deno.rename(dir, old);
+    await Deno.rename(tmp, dir);
+    if (await exists(old)) await Deno.remove(old, { recursive: true });
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Loads a checkpoint into the executable. Every param must be present with the same shape (else a
+ * CheckpointError naming the file, the tensor and both shapes), and nothing extra may be there.
+ * Returns the saved state.
+ */
+export async function loadCheckpoint(
+  dir: string,
+  exe: Executable,
+  params: readonly Node[],
+  opt: AdamW | undefined,
+): Promise<CheckpointState> {
+  const file = `${dir}/model.safetensors`;
+  if (!(await exists(file))) throw new CheckpointError(dir, "no model.safetensors: not a checkpoint directory");
+  const st = JSON.parse(await Deno.readTextFile(`${dir}/state.json`)) as CheckpointState & { optimizerStep?: number };
+  const src = await openSafetensors(file);
+  try {
+    const names = new Set(src.list().map((t) => t.name));
+    for (const p of params) {
+      if (!src.has(p.name!)) throw new CheckpointError(file, `no tensor '${p.name}' (the model has it, shape [${p.shape}])`);
+      const info = src.info(p.name!);
+      if (info.shape.join() !== p.shape.join()) {
+        throw new CheckpointError(file, `tensor '${p.name}' has shape [${info.shape}] but the model's is [${p.shape}]: a checkpoint of another model?`);
+      }
+      exe.write(p, toFloat32(info, await src.read(p.name!)));
+      names.delete(p.name!);
+    }
+    if (names.size) throw new CheckpointError(file, `tensors the model does not have: ${[...names].slice(0, 5).join(", ")}`);
+  } finally {
+    src.close();
+  }
+  if (opt) {
+    const ofile = `${dir}/optimizer.safetensors`;
+    const os = await openSafetensors(ofile);
+    try {
+      for (const p of params) {
+        const mv = opt.moments.get(p);
+        if (!mv) continue;
+        for (const [node, key] of [[mv.m, "exp_avg"], [mv.v, "exp_avg_sq"]] as const) {
+          const name = `${p.name}.${key}`;
+          exe.write(node, toFloat32(os.info(name), await os.read(name)));
+        }
+      }
+    } finally {
+      os.close();
+    }
+    opt.t = st.optimizerStep ?? 0;
+  }
+  return st;
+}

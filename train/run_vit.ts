@@ -1,0 +1,217 @@
+// The ViT(-LLM) training run on Fashion-MNIST: data, model, compiled training step, evaluation,
+// progress, metrics, chart and checkpoints. examples/train_vit.ts is its command line; the ablation
+// and the tests call it directly.
+
+import { Graph, type Node } from "../compiler/ir.ts";
+import { crossEntropy } from "../compiler/ops/loss.ts";
+import { compile, type Executable } from "../compiler/runtime.ts";
+import { getGpu } from "../compiler/device.ts";
+import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
+import { type LlmCheckpoint, openLlm } from "../models/llm.ts";
+import { parseLayerSelection } from "../models/config.ts";
+import { writeRandomLlama } from "../models/random_llm.ts";
+import { Batcher, type BatcherState, loadFashionMnist } from "../models/fashion_mnist.ts";
+import { cosineLr, Trainer } from "./trainer.ts";
+import { Metrics, Progress } from "./progress.ts";
+import { lineChart } from "./chart.ts";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+
+/** Models for 28×28×1 images, and timm's presets (224×224×3, patch 16). */
+export const MODELS: Record<string, VitConfig> = {
+  fmnist: { img: 28, patch: 7, chans: 1, dim: 32, depth: 2, heads: 2, classes: 10 },
+  "tiny-28": { img: 28, patch: 7, chans: 1, dim: 192, depth: 12, heads: 3, classes: 10 },
+  tiny: { img: 224, patch: 16, chans: 3, dim: 192, depth: 12, heads: 3, classes: 1000 },
+  small: { img: 224, patch: 16, chans: 3, dim: 384, depth: 12, heads: 6, classes: 1000 },
+  base: { img: 224, patch: 16, chans: 3, dim: 768, depth: 12, heads: 12, classes: 1000 },
+};
+
+export const DEFAULT_LLM = new URL("../tests/fixtures/llama-tiny", import.meta.url).pathname;
+
+export interface RunOptions {
+  model: VitConfig;
+  modelName: string;
+  /** "none", "random" (a frozen layer of the default LLM's shape with random weights), or a checkpoint dir. */
+  llm: string;
+  llmLayers: string;
+  epochs: number;
+  /** Stop after this many steps (0: run all epochs). */
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  clip: number;
+  data: string;
+  out: string;
+  resume?: string;
+  seed: number;
+  logEvery: number;
+  evalBatch: number;
+  /** Train on at most this many images (0: all). */
+  trainLimit?: number;
+  /** Evaluate on at most this many test images (0: all). */
+  evalLimit?: number;
+  /** Stop (and checkpoint) after this step, without changing the schedule (to test resuming). */
+  stopAfter?: number;
+  gpuMemoryBudget?: number;
+  quiet?: boolean;
+}
+
+export interface RunSummary {
+  testAccuracy: number;
+  seconds: number;
+  steps: number;
+  adapter: string;
+  llm: string;
+  losses: { step: number; loss: number }[];
+}
+
+async function openModelLlm(opts: RunOptions): Promise<{ ck?: LlmCheckpoint; what: string; tmp?: string }> {
+  if (opts.llm === "none") return { what: "none" };
+  if (opts.llm === "random") {
+    const base = await openLlm(DEFAULT_LLM);
+    const c = base.cfg;
+    base.src.close();
+    const tmp = await Deno.makeTempDir({ prefix: "vit-llm-random-" });
+    await writeRandomLlama(tmp, { hidden: c.hidden, heads: c.heads, kvHeads: c.kvHeads, intermediate: c.intermediate, layers: c.layers, vocab: c.vocab }, {
+      seed: 1000 + opts.seed,
+    });
+    return { ck: await openLlm(tmp), what: `random weights of llama-tiny's shape (seed ${1000 + opts.seed})`, tmp };
+  }
+  const ck = await openLlm(opts.llm);
+  const what = opts.llm === DEFAULT_LLM
+    ? "llama-tiny test fixture (its weights are random, not text-pretrained)"
+    : `${ck.format} ${ck.cfg.type} checkpoint ${opts.llm}`;
+  return { ck, what };
+}
+
+export async function runVit(opts: RunOptions): Promise<RunSummary> {
+  const gpu = await getGpu({ quiet: opts.quiet });
+  const cfg = opts.model;
+  const train = await loadFashionMnist(opts.data, "train");
+  const fullTest = await loadFashionMnist(opts.data, "test");
+  const tn = opts.evalLimit ? Math.min(opts.evalLimit, fullTest.n) : fullTest.n;
+  const thw = fullTest.rows * fullTest.cols;
+  const test = { ...fullTest, n: tn, images: fullTest.images.subarray(0, tn * thw), labels: fullTest.labels.subarray(0, tn) };
+  if (train.rows !== cfg.img || train.cols !== cfg.img || cfg.chans !== 1) {
+    throw new Error(
+      `data: ${opts.data} has ${train.rows}×${train.cols}×1 images, but model '${opts.modelName}' expects ` +
+        `${cfg.img}×${cfg.img}×${cfg.chans} (use --model fmnist or tiny-28 for Fashion-MNIST)`,
+    );
+  }
+  if (cfg.classes !== 10) throw new Error(`data: Fashion-MNIST has 10 classes, model '${opts.modelName}' has ${cfg.classes}`);
+  const { ck, what: llmWhat, tmp } = await openModelLlm(opts);
+  const layers = ck ? parseLayerSelection(opts.llmLayers, ck.cfg.layers) : [];
+
+  // training step
+  const g = new Graph();
+  const m = await buildVit(g, cfg, opts.batch, { llm: ck ? { ck, layers } : undefined, seed: opts.seed });
+  const labels = g.input("labels", [opts.batch], "i32");
+  const loss = crossEntropy(m.logits, labels, { labelSmoothing: opts.labelSmoothing });
+  const trainer = await Trainer.create(loss, {
+    lr: opts.lr,
+    weightDecay: opts.weightDecay,
+    maxGradNorm: opts.clip > 0 ? opts.clip : undefined,
+    noDecay: vitNoDecay,
+    weights: m.llm?.loader,
+    gpuMemoryBudget: opts.gpuMemoryBudget,
+  });
+  const params = [...trainer.grads.keys()];
+  // evaluation: a forward-only plan of the same model; weights copied by name before each eval
+  const ge = new Graph();
+  const me = await buildVit(ge, cfg, opts.evalBatch, { llm: ck ? { ck, layers } : undefined, seed: opts.seed });
+  const evalExe = await compile([me.logits], { weights: me.llm?.loader, gpuMemoryBudget: opts.gpuMemoryBudget });
+
+  const n = opts.trainLimit ? Math.min(opts.trainLimit, train.n) : train.n;
+  const hw = train.rows * train.cols;
+  const trainSet = { ...train, n, images: train.images.subarray(0, n * hw), labels: train.labels.subarray(0, n) };
+  const batcher = new Batcher(trainSet, { batchSize: opts.batch, seed: opts.seed, augment: true });
+  const testBatcher = new Batcher(test, { batchSize: opts.evalBatch, seed: 0, augment: false });
+  const perEpoch = Math.floor(n / opts.batch);
+  const total = opts.steps > 0 ? opts.steps : opts.epochs * perEpoch;
+  const warmup = Math.min(opts.warmup, total);
+  let step = 0;
+  if (opts.resume) {
+    const st = await loadCheckpoint(opts.resume, trainer.exe, params, trainer.opt);
+    step = st.step;
+    batcher.restore(st.batcher as BatcherState);
+    if (!opts.quiet) console.error(`resumed from ${opts.resume} at step ${step}`);
+  }
+  await Deno.mkdir(opts.out, { recursive: true });
+  const metrics = new Metrics(`${opts.out}/metrics.jsonl`, step > 0);
+  if (!opts.quiet) {
+    const frozen = g.params.filter((p) => !p.trainable).reduce((s, p) => s + p.size, 0);
+    console.error(
+      `model ${opts.modelName}: ${trainer.paramCount} trainable params, ${frozen} frozen; frozen LLM: ${llmWhat}` +
+        (ck ? ` layers ${layers}` : "") + `; ${trainer.exe.kernelCount} kernels/step, peak ${(trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1)} MiB` +
+        (trainer.exe.streaming ? " (streaming frozen weights)" : ""),
+    );
+  }
+  const bar = new Progress(total, "img", step);
+  const losses: { step: number; loss: number }[] = [];
+  const accs: [number, number][] = [];
+  const t0 = performance.now();
+  const startStep = step;
+
+  const evaluate = async (): Promise<number> => {
+    for (const p of ge.params) if (p.trainable) evalExe.write(p, await trainer.exe.read(g.byName(p.name!)));
+    let correct = 0;
+    for (const b of testBatcher.evalBatches()) {
+      evalExe.write(me.images, b.images);
+      const [lg] = await evalExe.run([me.logits]);
+      for (let k = 0; k < b.valid; k++) {
+        const row = lg.subarray(k * cfg.classes, (k + 1) * cfg.classes);
+        if (row.indexOf(Math.max(...row)) === b.labels[k]) correct++;
+      }
+    }
+    return correct / test.n;
+  };
+
+  const end = Math.min(total, opts.stopAfter ?? total);
+  while (step < end) {
+    const b = batcher.next();
+    const lrNow = cosineLr(step, total, opts.lr, warmup);
+    const read = (step + 1) % opts.logEvery === 0 || step + 1 === total;
+    const l = await trainer.step(new Map<Node, Float32Array | Int32Array>([[m.images, b.images], [labels, b.labels]]), lrNow, read);
+    step++;
+    if (l !== undefined) {
+      if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at step ${step}`);
+      losses.push({ step, loss: l });
+      metrics.log({ step, epoch: step / perEpoch, loss: l, lr: lrNow, seconds: (performance.now() - t0) / 1000 });
+    }
+    if (!opts.quiet) bar.update(step, { loss: losses.at(-1)?.loss ?? NaN, lr: lrNow }, (step - startStep) * opts.batch, l !== undefined);
+    if (step % perEpoch === 0 || step === end) {
+      const acc = await evaluate();
+      accs.push([step, acc]);
+      metrics.log({ step, epoch: step / perEpoch, test_accuracy: acc });
+      if (!opts.quiet) console.error(`step ${step} (epoch ${(step / perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`);
+      await saveCheckpoint(`${opts.out}/checkpoint`, trainer.exe, params, trainer.opt, {
+        step,
+        batcher: batcher.state(),
+        seed: opts.seed,
+        model: opts.modelName,
+        llm: opts.llm,
+        llmLayers: opts.llmLayers,
+      });
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const acc = accs.at(-1)?.[1] ?? await evaluate();
+  metrics.log({ final: true, test_accuracy: acc, seconds, steps: step, adapter: gpu.adapterName, llm: llmWhat });
+  metrics.close();
+  await Deno.writeTextFile(
+    `${opts.out}/chart.svg`,
+    lineChart(`ViT ${opts.modelName} on Fashion-MNIST, frozen LLM: ${opts.llm}`, [
+      { ylabel: "training loss", series: [{ name: "loss", color: "#1f77b4", points: losses.map((x) => [x.step, x.loss]) }] },
+      { ylabel: "test accuracy", series: [{ name: "accuracy", color: "#d62728", points: accs }] },
+    ]),
+  );
+  trainer.exe.destroy();
+  evalExe.destroy();
+  ck?.src.close();
+  if (tmp) await Deno.remove(tmp, { recursive: true });
+  return { testAccuracy: acc, seconds, steps: step, adapter: gpu.adapterName, llm: llmWhat, losses };
+}
+
+export type { Executable };
