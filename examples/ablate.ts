@@ -12,7 +12,11 @@ import { num, parseFlags } from "../train/cli.ts";
 
 const flags = parseFlags("usage: deno run -A examples/ablate.ts [flags]", {
   model: { type: "string", default: "fmnist", help: `model: ${Object.keys(MODELS).join(" | ")}` },
-  llm: { type: "string", default: "default", help: "the checkpoint arm: default (llama-tiny fixture) or a checkpoint dir" },
+  llm: {
+    type: "string",
+    default: "default",
+    help: "the checkpoint arm: default (llama-tiny fixture) or a checkpoint dir",
+  },
   "llm-layers": { type: "string", default: "last", help: "LLM layers" },
   seeds: { type: "string", default: "3", help: "seeds per arm" },
   epochs: { type: "string", default: "2", help: "epochs per run" },
@@ -24,7 +28,10 @@ const flags = parseFlags("usage: deno run -A examples/ablate.ts [flags]", {
 });
 
 const checkpoint = flags.llm === "default" ? DEFAULT_LLM : flags.llm;
-const arms: [string, string][] = [["none", "none"], ["random", "random"], [flags.llm === "default" ? "llama-tiny fixture" : checkpoint, checkpoint]];
+const arms: [string, string][] = [["none", "none"], ["random", "random"], [
+  flags.llm === "default" ? "llama-tiny fixture" : checkpoint,
+  checkpoint,
+]];
 const seeds = num("seeds", flags.seeds);
 const rows: string[] = [];
 for (const [label, llm] of arms) {
@@ -53,11 +60,19 @@ for (const [label, llm] of arms) {
     });
     accs.push(100 * s.testAccuracy);
     secs += s.seconds;
-    console.error(`${label} seed ${seed}: ${(100 * s.testAccuracy).toFixed(2)}% (${s.seconds.toFixed(0)} s, ${s.adapter})`);
+    console.error(
+      `${label} seed ${seed}: ${(100 * s.testAccuracy).toFixed(2)}% (${
+        s.seconds.toFixed(0)
+      } s, ${s.adapter})`,
+    );
   }
   const mean = accs.reduce((a, b) => a + b) / accs.length;
   const std = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs.length - 1));
-  rows.push(`| ${label} | ${mean.toFixed(2)} ± ${std.toFixed(2)} | ${accs.map((a) => a.toFixed(2)).join(", ")} | ${(secs / seeds).toFixed(0)} |`);
+  rows.push(
+    `| ${label} | ${mean.toFixed(2)} ± ${std.toFixed(2)} | ${accs.map((a) => a.toFixed(2)).join(", ")} | ${
+      (secs / seeds).toFixed(0)
+    } |`,
+  );
 }
 const table = [
   `ViT '${flags.model}' on Fashion-MNIST (${flags.data}), ${flags.epochs} epochs, batch ${flags.batch}, ${seeds} seeds`,

@@ -25,7 +25,10 @@ import { toFloat32, type WeightSource } from "../models/weights.ts";
 import { num, parseFlags } from "../train/cli.ts";
 
 const flags = parseFlags("usage: deno task parity --ref REF --out OUT [flags]", {
-  ref: { type: "string", help: "reference safetensors (param.*, inputs, labels, optionally expected results)" },
+  ref: {
+    type: "string",
+    help: "reference safetensors (param.*, inputs, labels, optionally expected results)",
+  },
   out: { type: "string", help: "output safetensors" },
   model: { type: "string", default: "vit", help: "vit" },
   img: { type: "string", default: "28", help: "image size" },
@@ -39,7 +42,11 @@ const flags = parseFlags("usage: deno task parity --ref REF --out OUT [flags]", 
   "llm-layers": { type: "string", default: "last", help: "layers of the LLM, e.g. 2 or 1,2 or last:2" },
   "label-smoothing": { type: "string", default: "0.1", help: "label smoothing" },
   lr: { type: "string", default: "1e-3", help: "learning rate" },
-  "weight-decay": { type: "string", default: "0.05", help: "AdamW weight decay (not on 1-D/bias/pos_embed/cls_token)" },
+  "weight-decay": {
+    type: "string",
+    default: "0.05",
+    help: "AdamW weight decay (not on 1-D/bias/pos_embed/cls_token)",
+  },
   tol: { type: "string", default: "1e-4", help: "pass threshold: worst scaled error per group" },
 });
 if (!flags.ref || !flags.out) {
@@ -81,12 +88,17 @@ const loss = crossEntropy(model.logits, labels, { labelSmoothing: smoothing });
 const grads = grad(loss);
 const opt = new AdamW(g, grads, { lr, weightDecay: wd, noDecay: vitNoDecay });
 const gradNodes = [...grads.values()];
-const exe = await compile([model.logits, loss, ...gradNodes], { effects: opt.effects, weights: model.llm?.loader });
+const exe = await compile([model.logits, loss, ...gradNodes], {
+  effects: opt.effects,
+  weights: model.llm?.loader,
+});
 
 // the trainable params must be exactly REF's param.* (same names, same shapes)
 const refParams = new Set(ref.list().filter((t) => t.name.startsWith("param.")).map((t) => t.name.slice(6)));
 for (const p of grads.keys()) {
-  if (!refParams.has(p.name!)) throw new Error(`${flags.ref}: no 'param.${p.name}' for the model's trainable ${p}`);
+  if (!refParams.has(p.name!)) {
+    throw new Error(`${flags.ref}: no 'param.${p.name}' for the model's trainable ${p}`);
+  }
   const shape = ref.info(`param.${p.name}`).shape;
   if (shape.join() !== p.shape.join()) {
     throw new Error(`${flags.ref}: 'param.${p.name}' has shape [${shape}], the model's is [${p.shape}]`);
@@ -94,7 +106,9 @@ for (const p of grads.keys()) {
   refParams.delete(p.name!);
   exe.write(p, await read(ref, `param.${p.name}`));
 }
-if (refParams.size) throw new Error(`${flags.ref}: params the model does not have: ${[...refParams].join(", ")}`);
+if (refParams.size) {
+  throw new Error(`${flags.ref}: params the model does not have: ${[...refParams].join(", ")}`);
+}
 exe.write(model.images, await read(ref, "inputs"));
 exe.write(labels, Int32Array.from(await read(ref, "labels")));
 opt.prepareStep(exe, lr);
@@ -105,11 +119,19 @@ const out: { name: string; shape: number[]; data: Float32Array }[] = [
   { name: "loss", shape: [1], data: lossV as Float32Array },
 ];
 const params = [...grads.keys()];
-params.forEach((p, i) => out.push({ name: `grad.${p.name}`, shape: [...p.shape], data: gradVals[i] as Float32Array }));
-for (const p of params) out.push({ name: `next.${p.name}`, shape: [...p.shape], data: (await exe.read(p)) as Float32Array });
-await writeSafetensors(flags.out, out.map((t) => ({ name: t.name, dtype: "F32", shape: t.shape, data: bytesOf(t.data) })), {
-  tool: "examples/parity.ts",
-});
+params.forEach((p, i) =>
+  out.push({ name: `grad.${p.name}`, shape: [...p.shape], data: gradVals[i] as Float32Array })
+);
+for (const p of params) {
+  out.push({ name: `next.${p.name}`, shape: [...p.shape], data: (await exe.read(p)) as Float32Array });
+}
+await writeSafetensors(
+  flags.out,
+  out.map((t) => ({ name: t.name, dtype: "F32", shape: t.shape, data: bytesOf(t.data) })),
+  {
+    tool: "examples/parity.ts",
+  },
+);
 console.log(`parity: wrote ${out.length} tensors to ${flags.out}`);
 
 if (ref.has("logits")) {
@@ -146,9 +168,9 @@ if (ref.has("logits")) {
     const ok = w.err <= tol;
     pass &&= ok;
     console.log(
-      `  ${group.padEnd(7)} worst ${w.err.toExponential(2)} (${w.what})${w.skipped ? `, ${w.skipped} ill-conditioned elements skipped` : ""}${
-        ok ? "" : "  > " + tol
-      }`,
+      `  ${group.padEnd(7)} worst ${w.err.toExponential(2)} (${w.what})${
+        w.skipped ? `, ${w.skipped} ill-conditioned elements skipped` : ""
+      }${ok ? "" : "  > " + tol}`,
     );
   }
   console.log(`parity: ${pass ? "pass" : "fail"}`);

@@ -17,7 +17,11 @@ import { num, parseFlags } from "../train/cli.ts";
 
 const flags = parseFlags("usage: deno task train [flags]", {
   model: { type: "string", default: "fmnist", help: `model: ${Object.keys(MODELS).join(" | ")}` },
-  llm: { type: "string", default: "default", help: "frozen LLM: none | random | default (llama-tiny fixture) | CHECKPOINT_DIR" },
+  llm: {
+    type: "string",
+    default: "default",
+    help: "frozen LLM: none | random | default (llama-tiny fixture) | CHECKPOINT_DIR",
+  },
   "llm-layers": { type: "string", default: "last", help: "LLM layers: 31 | 30,31 | last | last:2" },
   epochs: { type: "string", default: "1", help: "epochs" },
   steps: { type: "string", default: "0", help: "stop after N steps (0: all epochs)" },
@@ -27,13 +31,26 @@ const flags = parseFlags("usage: deno task train [flags]", {
   "weight-decay": { type: "string", default: "0.05", help: "AdamW weight decay" },
   "label-smoothing": { type: "string", default: "0.1", help: "label smoothing" },
   clip: { type: "string", default: "1.0", help: "global gradient-norm clip (0: off)" },
-  data: { type: "string", default: DEFAULT_DATA_DIR, help: "Fashion-MNIST IDX .gz directory (Debian: /usr/share/datasets/fashion-mnist)" },
+  data: {
+    type: "string",
+    default: DEFAULT_DATA_DIR,
+    help: "Fashion-MNIST IDX .gz directory (Debian: /usr/share/datasets/fashion-mnist)",
+  },
   out: { type: "string", default: "out/vit", help: "output directory" },
   resume: { type: "string", default: "", help: "checkpoint directory to resume from" },
+  init: {
+    type: "string",
+    default: "",
+    help: "initial weights: a safetensors file with timm names (timm/DeiT ViT, or our model.safetensors)",
+  },
   seed: { type: "string", default: "0", help: "seed (init, data order, augmentation)" },
   "log-every": { type: "string", default: "10", help: "read the loss back every N steps" },
   "eval-batch": { type: "string", default: "200", help: "evaluation batch size" },
-  "gpu-memory": { type: "string", default: "0", help: "GPU memory budget for frozen LLM weights in bytes (0: unlimited)" },
+  "gpu-memory": {
+    type: "string",
+    default: "0",
+    help: "GPU memory budget for frozen LLM weights in bytes (0: unlimited)",
+  },
 });
 
 const model = MODELS[flags.model];
@@ -59,13 +76,16 @@ try {
     data: flags.data,
     out: flags.out,
     resume: flags.resume || undefined,
+    init: flags.init || undefined,
     seed: num("seed", flags.seed),
     logEvery: num("log-every", flags["log-every"]),
     evalBatch: num("eval-batch", flags["eval-batch"]),
     gpuMemoryBudget: budget > 0 ? budget : undefined,
   });
   console.log(
-    `test accuracy ${(100 * s.testAccuracy).toFixed(2)}% after ${s.steps} steps in ${s.seconds.toFixed(1)} s on ${s.adapter}` +
+    `test accuracy ${(100 * s.testAccuracy).toFixed(2)}% after ${s.steps} steps in ${
+      s.seconds.toFixed(1)
+    } s on ${s.adapter}` +
       `; frozen LLM: ${s.llm}; metrics, chart.svg and checkpoint/ in ${flags.out}`,
   );
 } catch (e) {

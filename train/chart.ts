@@ -25,17 +25,31 @@ export function lineChart(title: string, panels: { ylabel: string; series: Serie
     if (!ys.length) [y0, y1] = [0, 1];
     if (y1 - y0 < 1e-9) [y0, y1] = [y0 - 0.5, y1 + 0.5];
     const sy = (y: number) => top + PH - ((y - y0) / (y1 - y0)) * PH;
-    out.push(`<rect x="${M.l}" y="${top}" width="${W - M.l - M.r}" height="${PH}" fill="none" stroke="#999"/>`);
+    out.push(
+      `<rect x="${M.l}" y="${top}" width="${W - M.l - M.r}" height="${PH}" fill="none" stroke="#999"/>`,
+    );
     for (let i = 0; i <= 4; i++) {
       const y = y0 + ((y1 - y0) * i) / 4;
       out.push(`<text x="${M.l - 4}" y="${sy(y) + 4}" text-anchor="end">${fmt(y)}</text>`);
       out.push(`<line x1="${M.l}" x2="${W - M.r}" y1="${sy(y)}" y2="${sy(y)}" stroke="#eee"/>`);
     }
-    out.push(`<text x="14" y="${top + PH / 2}" transform="rotate(-90 14 ${top + PH / 2})" text-anchor="middle">${esc(p.ylabel)}</text>`);
+    out.push(
+      `<text x="14" y="${top + PH / 2}" transform="rotate(-90 14 ${top + PH / 2})" text-anchor="middle">${
+        esc(p.ylabel)
+      }</text>`,
+    );
     p.series.forEach((s, j) => {
-      const pts = s.points.filter((q) => Number.isFinite(q[1])).map((q) => `${sx(q[0]).toFixed(1)},${sy(q[1]).toFixed(1)}`);
-      if (pts.length) out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${pts.join(" ")}"/>`);
-      out.push(`<text x="${W - M.r - 6}" y="${top + 14 + 13 * j}" text-anchor="end" fill="${s.color}">${esc(s.name)}</text>`);
+      const pts = s.points.filter((q) => Number.isFinite(q[1])).map((q) =>
+        `${sx(q[0]).toFixed(1)},${sy(q[1]).toFixed(1)}`
+      );
+      if (pts.length) {
+        out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.5" points="${pts.join(" ")}"/>`);
+      }
+      out.push(
+        `<text x="${W - M.r - 6}" y="${top + 14 + 13 * j}" text-anchor="end" fill="${s.color}">${
+          esc(s.name)
+        }</text>`,
+      );
     });
   });
   const bottom = M.t + panels.length * (PH + M.b) - M.b;

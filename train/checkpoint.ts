@@ -36,7 +36,12 @@ export async function saveCheckpoint(
   try {
     const weights = [];
     for (const p of params) {
-      weights.push({ name: p.name!, dtype: "F32" as const, shape: [...p.shape], data: bytesOf(await exe.read(p) as Float32Array) });
+      weights.push({
+        name: p.name!,
+        dtype: "F32" as const,
+        shape: [...p.shape],
+        data: bytesOf(await exe.read(p) as Float32Array),
+      });
     }
     await writeSafetensors(`${tmp}/model.safetensors`, weights, { format: "pt" });
     if (opt) {
@@ -44,12 +49,25 @@ export async function saveCheckpoint(
       for (const p of params) {
         const mv = opt.moments.get(p);
         if (!mv) continue;
-        moments.push({ name: `${p.name}.exp_avg`, dtype: "F32" as const, shape: [...p.shape], data: bytesOf(await exe.read(mv.m) as Float32Array) });
-        moments.push({ name: `${p.name}.exp_avg_sq`, dtype: "F32" as const, shape: [...p.shape], data: bytesOf(await exe.read(mv.v) as Float32Array) });
+        moments.push({
+          name: `${p.name}.exp_avg`,
+          dtype: "F32" as const,
+          shape: [...p.shape],
+          data: bytesOf(await exe.read(mv.m) as Float32Array),
+        });
+        moments.push({
+          name: `${p.name}.exp_avg_sq`,
+          dtype: "F32" as const,
+          shape: [...p.shape],
+          data: bytesOf(await exe.read(mv.v) as Float32Array),
+        });
       }
       await writeSafetensors(`${tmp}/optimizer.safetensors`, moments);
     }
-    await Deno.writeTextFile(`${tmp}/state.json`, JSON.stringify({ ...state, optimizerStep: opt?.t ?? 0 }, null, 1));
+    await Deno.writeTextFile(
+      `${tmp}/state.json`,
+      JSON.stringify({ ...state, optimizerStep: opt?.t ?? 0 }, null, 1),
+    );
     // swap in: old → .old, new → dir, drop .old
     const old = `${dir}.old`;
     if (await exists(old)) await Deno.remove(old, { recursive: true });
@@ -74,21 +92,35 @@ export async function loadCheckpoint(
   opt: AdamW | undefined,
 ): Promise<CheckpointState> {
   const file = `${dir}/model.safetensors`;
-  if (!(await exists(file))) throw new CheckpointError(dir, "no model.safetensors: not a checkpoint directory");
-  const st = JSON.parse(await Deno.readTextFile(`${dir}/state.json`)) as CheckpointState & { optimizerStep?: number };
+  if (!(await exists(file))) {
+    throw new CheckpointError(dir, "no model.safetensors: not a checkpoint directory");
+  }
+  const st = JSON.parse(await Deno.readTextFile(`${dir}/state.json`)) as CheckpointState & {
+    optimizerStep?: number;
+  };
   const src = await openSafetensors(file);
   try {
     const names = new Set(src.list().map((t) => t.name));
     for (const p of params) {
-      if (!src.has(p.name!)) throw new CheckpointError(file, `no tensor '${p.name}' (the model has it, shape [${p.shape}])`);
+      if (!src.has(p.name!)) {
+        throw new CheckpointError(file, `no tensor '${p.name}' (the model has it, shape [${p.shape}])`);
+      }
       const info = src.info(p.name!);
       if (info.shape.join() !== p.shape.join()) {
-        throw new CheckpointError(file, `tensor '${p.name}' has shape [${info.shape}] but the model's is [${p.shape}]: a checkpoint of another model?`);
+        throw new CheckpointError(
+          file,
+          `tensor '${p.name}' has shape [${info.shape}] but the model's is [${p.shape}]: a checkpoint of another model?`,
+        );
       }
       exe.write(p, toFloat32(info, await src.read(p.name!)));
       names.delete(p.name!);
     }
-    if (names.size) throw new CheckpointError(file, `tensors the model does not have: ${[...names].slice(0, 5).join(", ")}`);
+    if (names.size) {
+      throw new CheckpointError(
+        file,
+        `tensors the model does not have: ${[...names].slice(0, 5).join(", ")}`,
+      );
+    }
   } finally {
     src.close();
   }
@@ -110,4 +142,48 @@ export async function loadCheckpoint(
     opt.t = st.optimizerStep ?? 0;
   }
   return st;
+}
+
+/**
+ * Initialises params from a safetensors file with timm names (a timm/DeiT ViT exported with
+ * safetensors, or our own model.safetensors): every tensor whose name the model has is loaded and
+ * must have the same shape; `head.*` of another class count is skipped (a fine-tuning start); model
+ * params the file lacks (e.g. the LLM mappers) keep their init. Returns what was loaded and skipped.
+ */
+export async function initFromSafetensors(
+  file: string,
+  exe: Executable,
+  params: readonly Node[],
+): Promise<{ loaded: string[]; skipped: string[]; kept: string[] }> {
+  const src = await openSafetensors(file);
+  const byName = new Map(params.map((p) => [p.name!, p]));
+  const loaded: string[] = [], skipped: string[] = [];
+  try {
+    for (const t of src.list()) {
+      const p = byName.get(t.name);
+      if (!p) {
+        skipped.push(t.name);
+        continue;
+      }
+      if (t.shape.join() !== p.shape.join()) {
+        if (t.name.startsWith("head.")) {
+          skipped.push(t.name);
+          continue;
+        }
+        throw new CheckpointError(
+          file,
+          `tensor '${t.name}' has shape [${t.shape}] but the model's is [${p.shape}]`,
+        );
+      }
+      exe.write(p, toFloat32(t, await src.read(t.name)));
+      loaded.push(t.name);
+    }
+  } finally {
+    src.close();
+  }
+  if (!loaded.length) {
+    throw new CheckpointError(file, "no tensor matches the model's parameter names (timm names expected)");
+  }
+  const kept = params.map((p) => p.name!).filter((n) => !loaded.includes(n));
+  return { loaded, skipped, kept };
 }

@@ -6,7 +6,12 @@ export class Progress {
   private lastDraw = 0;
   private readonly tty: boolean;
   /** `start`: the step a resumed run starts from (throughput and ETA count from there). */
-  constructor(readonly total: number, readonly unit = "it", private readonly start0 = 0, private readonly out = Deno.stderr) {
+  constructor(
+    readonly total: number,
+    readonly unit = "it",
+    private readonly start0 = 0,
+    private readonly out = Deno.stderr,
+  ) {
     this.tty = out.isTerminal();
   }
 

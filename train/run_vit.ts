@@ -14,7 +14,7 @@ import { Batcher, type BatcherState, loadFashionMnist } from "../models/fashion_
 import { cosineLr, Trainer } from "./trainer.ts";
 import { Metrics, Progress } from "./progress.ts";
 import { lineChart } from "./chart.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 
 /** Models for 28×28×1 images, and timm's presets (224×224×3, patch 16). */
 export const MODELS: Record<string, VitConfig> = {
@@ -45,6 +45,8 @@ export interface RunOptions {
   data: string;
   out: string;
   resume?: string;
+  /** Initial weights from a safetensors file with timm names (e.g. a timm/DeiT ViT). */
+  init?: string;
   seed: number;
   logEvery: number;
   evalBatch: number;
@@ -74,10 +76,21 @@ async function openModelLlm(opts: RunOptions): Promise<{ ck?: LlmCheckpoint; wha
     const c = base.cfg;
     base.src.close();
     const tmp = await Deno.makeTempDir({ prefix: "vit-llm-random-" });
-    await writeRandomLlama(tmp, { hidden: c.hidden, heads: c.heads, kvHeads: c.kvHeads, intermediate: c.intermediate, layers: c.layers, vocab: c.vocab }, {
+    await writeRandomLlama(tmp, {
+      hidden: c.hidden,
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      intermediate: c.intermediate,
+      layers: c.layers,
+      vocab: c.vocab,
+    }, {
       seed: 1000 + opts.seed,
     });
-    return { ck: await openLlm(tmp), what: `random weights of llama-tiny's shape (seed ${1000 + opts.seed})`, tmp };
+    return {
+      ck: await openLlm(tmp),
+      what: `random weights of llama-tiny's shape (seed ${1000 + opts.seed})`,
+      tmp,
+    };
   }
   const ck = await openLlm(opts.llm);
   const what = opts.llm === DEFAULT_LLM
@@ -93,14 +106,21 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
   const fullTest = await loadFashionMnist(opts.data, "test");
   const tn = opts.evalLimit ? Math.min(opts.evalLimit, fullTest.n) : fullTest.n;
   const thw = fullTest.rows * fullTest.cols;
-  const test = { ...fullTest, n: tn, images: fullTest.images.subarray(0, tn * thw), labels: fullTest.labels.subarray(0, tn) };
+  const test = {
+    ...fullTest,
+    n: tn,
+    images: fullTest.images.subarray(0, tn * thw),
+    labels: fullTest.labels.subarray(0, tn),
+  };
   if (train.rows !== cfg.img || train.cols !== cfg.img || cfg.chans !== 1) {
     throw new Error(
       `data: ${opts.data} has ${train.rows}×${train.cols}×1 images, but model '${opts.modelName}' expects ` +
         `${cfg.img}×${cfg.img}×${cfg.chans} (use --model fmnist or tiny-28 for Fashion-MNIST)`,
     );
   }
-  if (cfg.classes !== 10) throw new Error(`data: Fashion-MNIST has 10 classes, model '${opts.modelName}' has ${cfg.classes}`);
+  if (cfg.classes !== 10) {
+    throw new Error(`data: Fashion-MNIST has 10 classes, model '${opts.modelName}' has ${cfg.classes}`);
+  }
   const { ck, what: llmWhat, tmp } = await openModelLlm(opts);
   const layers = ck ? parseLayerSelection(opts.llmLayers, ck.cfg.layers) : [];
 
@@ -120,18 +140,40 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
   const params = [...trainer.grads.keys()];
   // evaluation: a forward-only plan of the same model; weights copied by name before each eval
   const ge = new Graph();
-  const me = await buildVit(ge, cfg, opts.evalBatch, { llm: ck ? { ck, layers } : undefined, seed: opts.seed });
-  const evalExe = await compile([me.logits], { weights: me.llm?.loader, gpuMemoryBudget: opts.gpuMemoryBudget });
+  const me = await buildVit(ge, cfg, opts.evalBatch, {
+    llm: ck ? { ck, layers } : undefined,
+    seed: opts.seed,
+  });
+  const evalExe = await compile([me.logits], {
+    weights: me.llm?.loader,
+    gpuMemoryBudget: opts.gpuMemoryBudget,
+  });
 
   const n = opts.trainLimit ? Math.min(opts.trainLimit, train.n) : train.n;
   const hw = train.rows * train.cols;
-  const trainSet = { ...train, n, images: train.images.subarray(0, n * hw), labels: train.labels.subarray(0, n) };
+  const trainSet = {
+    ...train,
+    n,
+    images: train.images.subarray(0, n * hw),
+    labels: train.labels.subarray(0, n),
+  };
   const batcher = new Batcher(trainSet, { batchSize: opts.batch, seed: opts.seed, augment: true });
   const testBatcher = new Batcher(test, { batchSize: opts.evalBatch, seed: 0, augment: false });
   const perEpoch = Math.floor(n / opts.batch);
   const total = opts.steps > 0 ? opts.steps : opts.epochs * perEpoch;
   const warmup = Math.min(opts.warmup, total);
   let step = 0;
+  if (opts.init && !opts.resume) {
+    const r = await initFromSafetensors(opts.init, trainer.exe, params);
+    if (!opts.quiet) {
+      console.error(
+        `init: ${r.loaded.length} tensors from ${opts.init}; ${r.skipped.length} skipped (${
+          r.skipped.slice(0, 4).join(", ")
+        }` +
+          `${r.skipped.length > 4 ? ", …" : ""}); ${r.kept.length} params keep their init`,
+      );
+    }
+  }
   if (opts.resume) {
     const st = await loadCheckpoint(opts.resume, trainer.exe, params, trainer.opt);
     step = st.step;
@@ -144,7 +186,10 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
     const frozen = g.params.filter((p) => !p.trainable).reduce((s, p) => s + p.size, 0);
     console.error(
       `model ${opts.modelName}: ${trainer.paramCount} trainable params, ${frozen} frozen; frozen LLM: ${llmWhat}` +
-        (ck ? ` layers ${layers}` : "") + `; ${trainer.exe.kernelCount} kernels/step, peak ${(trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1)} MiB` +
+        (ck ? ` layers ${layers}` : "") +
+        `; ${trainer.exe.kernelCount} kernels/step, peak ${
+          (trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1)
+        } MiB` +
         (trainer.exe.streaming ? " (streaming frozen weights)" : ""),
     );
   }
@@ -173,19 +218,40 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
     const b = batcher.next();
     const lrNow = cosineLr(step, total, opts.lr, warmup);
     const read = (step + 1) % opts.logEvery === 0 || step + 1 === total;
-    const l = await trainer.step(new Map<Node, Float32Array | Int32Array>([[m.images, b.images], [labels, b.labels]]), lrNow, read);
+    const l = await trainer.step(
+      new Map<Node, Float32Array | Int32Array>([[m.images, b.images], [labels, b.labels]]),
+      lrNow,
+      read,
+    );
     step++;
     if (l !== undefined) {
       if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at step ${step}`);
       losses.push({ step, loss: l });
-      metrics.log({ step, epoch: step / perEpoch, loss: l, lr: lrNow, seconds: (performance.now() - t0) / 1000 });
+      metrics.log({
+        step,
+        epoch: step / perEpoch,
+        loss: l,
+        lr: lrNow,
+        seconds: (performance.now() - t0) / 1000,
+      });
     }
-    if (!opts.quiet) bar.update(step, { loss: losses.at(-1)?.loss ?? NaN, lr: lrNow }, (step - startStep) * opts.batch, l !== undefined);
+    if (!opts.quiet) {
+      bar.update(
+        step,
+        { loss: losses.at(-1)?.loss ?? NaN, lr: lrNow },
+        (step - startStep) * opts.batch,
+        l !== undefined,
+      );
+    }
     if (step % perEpoch === 0 || step === end) {
       const acc = await evaluate();
       accs.push([step, acc]);
       metrics.log({ step, epoch: step / perEpoch, test_accuracy: acc });
-      if (!opts.quiet) console.error(`step ${step} (epoch ${(step / perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`);
+      if (!opts.quiet) {
+        console.error(
+          `step ${step} (epoch ${(step / perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`,
+        );
+      }
       await saveCheckpoint(`${opts.out}/checkpoint`, trainer.exe, params, trainer.opt, {
         step,
         batcher: batcher.state(),
@@ -198,12 +264,22 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const acc = accs.at(-1)?.[1] ?? await evaluate();
-  metrics.log({ final: true, test_accuracy: acc, seconds, steps: step, adapter: gpu.adapterName, llm: llmWhat });
+  metrics.log({
+    final: true,
+    test_accuracy: acc,
+    seconds,
+    steps: step,
+    adapter: gpu.adapterName,
+    llm: llmWhat,
+  });
   metrics.close();
   await Deno.writeTextFile(
     `${opts.out}/chart.svg`,
     lineChart(`ViT ${opts.modelName} on Fashion-MNIST, frozen LLM: ${opts.llm}`, [
-      { ylabel: "training loss", series: [{ name: "loss", color: "#1f77b4", points: losses.map((x) => [x.step, x.loss]) }] },
+      {
+        ylabel: "training loss",
+        series: [{ name: "loss", color: "#1f77b4", points: losses.map((x) => [x.step, x.loss]) }],
+      },
       { ylabel: "test accuracy", series: [{ name: "accuracy", color: "#d62728", points: accs }] },
     ]),
   );
