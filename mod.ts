@@ -30,3 +30,5 @@ export * from "./compiler/ops/activation.ts";
 export * from "./compiler/ops/norm.ts";
 export * from "./compiler/ops/softmax.ts";
 export * from "./compiler/ops/rope.ts";
+export * from "./compiler/ops/points.ts";
+export * from "./compiler/ops/batchnorm.ts";

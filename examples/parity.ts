@@ -4,6 +4,13 @@
 //   deno task parity --ref REF.safetensors --out OUT.safetensors --model vit \
 //     --img 28 --patch 7 --chans 1 --dim 32 --depth 2 --heads 2 --classes 10 \
 //     --llm none|CHECKPOINT_DIR --llm-layers 2|1,2 --label-smoothing 0.1 --lr 1e-3 --weight-decay 0.05
+//   deno task parity --ref REF --out OUT --model point --points 64 --groups 8 --group-size 8 \
+//     --encoder-dim 32 --dim 32 --depth 2 --heads 2 --classes 5 --llm CHECKPOINT_DIR --llm-layers 2 \
+//     --label-smoothing 0.2 --lr 1e-3 --weight-decay 0.05
+//
+// For --model point, inputs are [B, points, 3], BatchNorm runs in training mode, REF also holds
+// buffer.<name> (running stats) and OUT adds nextbuffer.<name>; the loss uses Point-BERT's smoothing
+// (ε/(C−1) on the other classes); dropout is off; no weight decay on 1-D/bias/cls_token/cls_pos.
 //
 // REF holds param.<name> (initial trainable weights, timm names + llama_dim_mapper1/2), inputs
 // [B,C,H,W] f32 and labels [B] i64. OUT gets logits, loss [1], grad.<name> and next.<name> (after one
@@ -18,6 +25,7 @@ import { crossEntropy } from "../compiler/ops/loss.ts";
 import { AdamW } from "../compiler/optim.ts";
 import { compile } from "../compiler/runtime.ts";
 import { buildVit, vitNoDecay } from "../models/vit.ts";
+import { buildPointBert, pointNoDecay } from "../models/pointbert.ts";
 import { openLlm } from "../models/llm.ts";
 import { parseLayerSelection } from "../models/config.ts";
 import { bytesOf, openSafetensors, writeSafetensors } from "../models/safetensors.ts";
@@ -30,7 +38,11 @@ const flags = parseFlags("usage: deno task parity --ref REF --out OUT [flags]", 
     help: "reference safetensors (param.*, inputs, labels, optionally expected results)",
   },
   out: { type: "string", help: "output safetensors" },
-  model: { type: "string", default: "vit", help: "vit" },
+  model: { type: "string", default: "vit", help: "vit | point" },
+  points: { type: "string", default: "64", help: "points per cloud (point)" },
+  groups: { type: "string", default: "8", help: "FPS groups (point)" },
+  "group-size": { type: "string", default: "8", help: "kNN group size (point)" },
+  "encoder-dim": { type: "string", default: "32", help: "mini-PointNet output dim (point)" },
   img: { type: "string", default: "28", help: "image size" },
   patch: { type: "string", default: "7", help: "patch size" },
   chans: { type: "string", default: "1", help: "input channels" },
@@ -53,10 +65,11 @@ if (!flags.ref || !flags.out) {
   console.error("parity: --ref and --out are required (see --help)");
   Deno.exit(2);
 }
-if (flags.model !== "vit") {
-  console.error(`parity: --model ${flags.model} is not supported here (vit)`);
+if (flags.model !== "vit" && flags.model !== "point") {
+  console.error(`parity: --model ${flags.model} is not supported (vit | point)`);
   Deno.exit(2);
 }
+const isPoint = flags.model === "point";
 const cfg = {
   img: num("img", flags.img),
   patch: num("patch", flags.patch),
@@ -72,25 +85,58 @@ const smoothing = num("label-smoothing", flags["label-smoothing"]), tol = num("t
 const ref = await openSafetensors(flags.ref);
 const read = async (src: WeightSource, name: string) => toFloat32(src.info(name), await src.read(name));
 const inputsInfo = ref.info("inputs");
-const [B, C, H, W] = inputsInfo.shape;
-if (inputsInfo.shape.length !== 4 || C !== cfg.chans || H !== cfg.img || W !== cfg.img) {
-  throw new Error(
-    `${flags.ref}: inputs have shape [${inputsInfo.shape}], but the model expects [B, ${cfg.chans}, ${cfg.img}, ${cfg.img}]`,
-  );
+const B = inputsInfo.shape[0];
+const want = isPoint ? `[B, ${flags.points}, 3]` : `[B, ${cfg.chans}, ${cfg.img}, ${cfg.img}]`;
+const got = inputsInfo.shape.slice(1).join();
+if (got !== (isPoint ? `${flags.points},3` : `${cfg.chans},${cfg.img},${cfg.img}`)) {
+  throw new Error(`${flags.ref}: inputs have shape [${inputsInfo.shape}], but the model expects ${want}`);
 }
 
 const g = new Graph();
 const llm = flags.llm === "none" ? undefined : await openLlm(flags.llm);
 const layers = llm ? parseLayerSelection(flags["llm-layers"], llm.cfg.layers) : [];
-const model = await buildVit(g, cfg, B, { llm: llm ? { ck: llm, layers } : undefined });
+const llmOpt = llm ? { ck: llm, layers } : undefined;
+let input: Node, logitsNode: Node, buffers: Node[] = [], bnUpdates: Node[] = [], loader;
+if (isPoint) {
+  const m = await buildPointBert(
+    g,
+    {
+      points: num("points", flags.points),
+      groups: num("groups", flags.groups),
+      groupSize: num("group-size", flags["group-size"]),
+      encoderDim: num("encoder-dim", flags["encoder-dim"]),
+      dim: cfg.dim,
+      depth: cfg.depth,
+      heads: cfg.heads,
+      classes: cfg.classes,
+    },
+    B,
+    { training: true, dropout: 0, llm: llmOpt },
+  );
+  [input, logitsNode, buffers, bnUpdates, loader] = [
+    m.points,
+    m.logits,
+    m.buffers,
+    m.bnUpdates,
+    m.llm?.loader,
+  ];
+} else {
+  const m = await buildVit(g, cfg, B, { llm: llmOpt });
+  [input, logitsNode, loader] = [m.images, m.logits, m.llm?.loader];
+}
+const model = { logits: logitsNode };
 const labels = g.input("labels", [B], "i32");
-const loss = crossEntropy(model.logits, labels, { labelSmoothing: smoothing });
+const loss = crossEntropy(model.logits, labels, {
+  labelSmoothing: smoothing,
+  smoothing: isPoint ? "others" : "uniform",
+});
 const grads = grad(loss);
-const opt = new AdamW(g, grads, { lr, weightDecay: wd, noDecay: vitNoDecay });
+const opt = new AdamW(g, grads, { lr, weightDecay: wd, noDecay: isPoint ? pointNoDecay : vitNoDecay });
 const gradNodes = [...grads.values()];
+// BatchNorm's running-stat updates (point model) run before the optimizer's, in creation order
 const exe = await compile([model.logits, loss, ...gradNodes], {
-  effects: opt.effects,
-  weights: model.llm?.loader,
+  effects: [...bnUpdates, ...opt.effects],
+  weights: loader,
 });
 
 // the trainable params must be exactly REF's param.* (same names, same shapes)
@@ -109,7 +155,13 @@ for (const p of grads.keys()) {
 if (refParams.size) {
   throw new Error(`${flags.ref}: params the model does not have: ${[...refParams].join(", ")}`);
 }
-exe.write(model.images, await read(ref, "inputs"));
+exe.write(input, await read(ref, "inputs"));
+for (const b of buffers) {
+  if (!ref.has(`buffer.${b.name}`)) {
+    throw new Error(`${flags.ref}: no 'buffer.${b.name}' for the model's ${b}`);
+  }
+  exe.write(b, await read(ref, `buffer.${b.name}`));
+}
 exe.write(labels, Int32Array.from(await read(ref, "labels")));
 opt.prepareStep(exe, lr);
 const [logits, lossV, ...gradVals] = await exe.run([model.logits, loss, ...gradNodes]);
@@ -124,6 +176,9 @@ params.forEach((p, i) =>
 );
 for (const p of params) {
   out.push({ name: `next.${p.name}`, shape: [...p.shape], data: (await exe.read(p)) as Float32Array });
+}
+for (const b of buffers) {
+  out.push({ name: `nextbuffer.${b.name}`, shape: [...b.shape], data: (await exe.read(b)) as Float32Array });
 }
 await writeSafetensors(
   flags.out,
@@ -148,9 +203,14 @@ if (ref.has("logits")) {
   };
   const byName = new Map(out.map((t) => [t.name, t.data]));
   for (const name of ["logits", "loss"]) note(name, name, scaled(byName.get(name)!, await read(ref, name)));
+  // a gradient that is exactly zero in exact arithmetic (biases right before a training-mode
+  // BatchNorm, which cancels any shift) is rounding noise in f32: such tensors are measured against
+  // 1e-3 of the largest gradient instead of their own (zero) scale
+  let gscale = 0;
+  for (const p of params) for (const v of await read(ref, `grad.${p.name}`)) gscale = Math.max(gscale, Math.abs(v));
   for (const p of params) {
     const gRef = await read(ref, `grad.${p.name}`);
-    note("grad", p.name!, scaled(byName.get(`grad.${p.name}`)!, gRef));
+    note("grad", p.name!, scaled(byName.get(`grad.${p.name}`)!, gRef, 1e-3 * gscale));
     const nRef = await read(ref, `next.${p.name}`), nOurs = byName.get(`next.${p.name}`)!;
     let e = 0, skipped = 0;
     for (let i = 0; i < nRef.length; i++) {
@@ -162,6 +222,13 @@ if (ref.has("logits")) {
       e = Math.max(e, Math.max(0, Math.abs(nOurs[i] - nRef[i]) - 2 ** -22 * Math.abs(nRef[i])) / lr);
     }
     note("next", p.name!, e, skipped);
+  }
+  for (const b of buffers) {
+    note(
+      "buffer",
+      b.name!,
+      scaled(byName.get(`nextbuffer.${b.name}`)!, await read(ref, `nextbuffer.${b.name}`)),
+    );
   }
   let pass = true;
   for (const [group, w] of Object.entries(worst)) {
@@ -180,7 +247,7 @@ exe.destroy();
 ref.close();
 llm?.src.close();
 
-function scaled(a: ArrayLike<number>, b: ArrayLike<number>): number {
+function scaled(a: ArrayLike<number>, b: ArrayLike<number>, floor = 1e-30): number {
   if (a.length !== b.length) return Infinity;
   let num = 0, den = 0;
   for (let i = 0; i < a.length; i++) {
@@ -188,5 +255,5 @@ function scaled(a: ArrayLike<number>, b: ArrayLike<number>): number {
     num = Math.max(num, Math.abs(a[i] - b[i]));
     den = Math.max(den, Math.abs(b[i]));
   }
-  return num / Math.max(den, 1e-30);
+  return num / Math.max(den, floor);
 }

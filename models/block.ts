@@ -27,6 +27,8 @@ export interface BlockConfig {
   frozen?: "none" | "attn" | "mlp" | "all";
   /** Storage dtype of frozen weights (bf16 halves their memory; kernels read it as f32). */
   frozenDtype?: DType;
+  /** Bias on the fused qkv linear (timm: yes; Point-BERT: no). */
+  qkvBias?: boolean;
   seed?: number;
 }
 
@@ -47,7 +49,8 @@ export function transformerBlock(g: Graph, x: Node, prefix: string, cfg: BlockCo
   const fa = cfg.frozen === "attn" || cfg.frozen === "all", fm = cfg.frozen === "mlp" || cfg.frozen === "all";
 
   const n1 = layerNorm(x, p("norm1.weight", [D], fa, "one"), p("norm1.bias", [D], fa, "b"), eps);
-  const qkv = linear(n1, p("attn.qkv.weight", [3 * D, D], fa, "w"), p("attn.qkv.bias", [3 * D], fa, "b"));
+  const qkvBias = (cfg.qkvBias ?? true) ? p("attn.qkv.bias", [3 * D], fa, "b") : undefined;
+  const qkv = linear(n1, p("attn.qkv.weight", [3 * D, D], fa, "w"), qkvBias);
   const q = slice(qkv, -1, 0, D), k = slice(qkv, -1, D, 2 * D), v = slice(qkv, -1, 2 * D, 3 * D);
   const a = attention(q, k, v, { heads: cfg.heads, causal: cfg.causal ?? false });
   const h = add(x, linear(a, p("attn.proj.weight", [D, D], fa, "w"), p("attn.proj.bias", [D], fa, "b")));

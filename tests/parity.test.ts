@@ -75,6 +75,22 @@ test("parity: one training step matches PyTorch (no LLM, a LLaMA layer, two OPT 
   }
 });
 
+test("parity: Point-BERT with BatchNorm running stats matches PyTorch (no LLM, a LLaMA layer)", async (t) => {
+  for (
+    const [ref, llm] of [
+      ["parity-points-none.safetensors", "none"],
+      ["parity-points-llama.safetensors", `${ROOT}tests/fixtures/llama-tiny`],
+    ]
+  ) {
+    await t.step(ref, async () => {
+      const r = await parity(ref, llm, "2", [], POINT);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.text, /parity: pass/);
+      assert.match(r.text, /buffer\s+worst/);
+    });
+  }
+});
+
 test("parity: a wrong setting fails, and a REF of another shape is refused clearly", async () => {
   const wrong = await parity("parity-none.safetensors", "none", "2", ["--weight-decay", "0.1"]);
   assert.equal(wrong.code, 1, wrong.text);

@@ -12,3 +12,5 @@ import "./gather.ts";
 import "./loss.ts";
 import "./optim.ts";
 import "./rope.ts";
+import "./points.ts";
+import "./batchnorm.ts";

@@ -1,0 +1,298 @@
+// BatchNorm and dropout kernels (see compiler/ops/batchnorm.ts for the maths).
+//   batchnorm_fwd:       training; one workgroup per channel: tree reductions over all rows for the
+//                        mean, then Σ(x − mean)² (two passes, more accurate than Σx² − mean²), then
+//                        the channel's column of y; saves mean and biased var as aux outputs.
+//   batchnorm_eval_fwd:  eval; one thread per element with the running stats.
+//   batchnorm_sums:      one workgroup per channel: (Σdy, Σdy·x̂) over all rows.
+//   batchnorm_bwd:       training dx, one thread per element from the channel sums.
+//   batchnorm_eval_bwd:  eval dx = dy·w·rstd(running_var), one thread per element.
+//   batchnorm_stats_update: one thread per channel, torch's momentum update of the running stats.
+//   dropout_fwd:         one thread per element, mask from the (seed, index) hash (also the backward).
+// Channel workgroups fold into a 2-D grid (foldGroups) so C may exceed maxWorkgroupsPerDim.
+
+import { defineKernel } from "../compiler/registry.ts";
+import type { Node } from "../compiler/ir.ts";
+import { DROPOUT_HASH, dropThreshold } from "../compiler/ops/batchnorm.ts";
+import {
+  type Binding,
+  f32lit,
+  foldGroups,
+  grid1d,
+  loadF32,
+  type LowerCtx,
+  type Lowered,
+  storageType,
+  WGSL_UNPACK,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
+
+const WG = 256;
+
+interface Var {
+  name: string;
+  type: string;
+  rw?: boolean;
+  node?: Node;
+  aux?: number;
+}
+
+/** Storage declarations of `vars` in order, and their bindings. */
+function declare(vars: Var[]): { decls: string; bindings: Binding[] } {
+  const decls = vars.map((v, i) =>
+    `@group(0) @binding(${i}) var<storage, ${v.rw ? "read_write" : "read"}> ${v.name}: array<${v.type}>;`
+  ).join("\n");
+  const bindings = vars.map((v) => ({
+    name: v.name,
+    ref: v.aux !== undefined ? { aux: v.aux } : { node: v.node! },
+  }));
+  return { decls, bindings };
+}
+
+function shapeConsts(x: Node): string {
+  const c = x.shape[x.rank - 1];
+  return `const C: u32 = ${c}u;\nconst ROWS: u32 = ${x.size / c}u;\nconst N: u32 = ${x.size}u;`;
+}
+
+/** Threads per channel workgroup: a power of two up to WG, no more than the rows need. */
+function colThreads(rows: number, ctx: LowerCtx): number {
+  let t = 32;
+  while (t < rows && t < WG) t *= 2;
+  while (t > ctx.maxInvocations) t /= 2;
+  return t;
+}
+
+function trainFwd(n: Node, ctx: LowerCtx): Lowered {
+  const [x, w, b] = n.inputs;
+  const c = x.shape[x.rank - 1];
+  const wg = colThreads(x.size / c, ctx);
+  const grid = foldGroups(c, ctx, "batchnorm_fwd");
+  const { decls, bindings } = declare([
+    { name: "x", type: "f32", node: x },
+    { name: "w", type: storageType(w.dtype), node: w },
+    { name: "b", type: storageType(b.dtype), node: b },
+    { name: "out", type: "f32", rw: true, node: n },
+    { name: "mean_out", type: "f32", rw: true, aux: 0 },
+    { name: "var_out", type: "f32", rw: true, aux: 1 },
+  ]);
+  const code = /* wgsl */ `
+${decls}
+${shapeConsts(x)}
+const GX: u32 = ${grid.gx}u;
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${WGSL_UNPACK}
+${wgslWorkgroupReduce("col_sum", "f32", wg, (a, c) => `${a} + ${c}`)}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let ch = wid.x + wid.y * GX;
+  if (ch >= C) { return; } // uniform per workgroup
+  var s = 0.0;
+  for (var r = t; r < ROWS; r += ${wg}u) { s += x[r * C + ch]; }
+  let mu = col_sum(t, s) / f32(ROWS);
+  var q = 0.0;
+  for (var r = t; r < ROWS; r += ${wg}u) { let d = x[r * C + ch] - mu; q += d * d; }
+  let vr = col_sum(t, q) / f32(ROWS);
+  let scl = inverseSqrt(vr + EPS) * ${loadF32(w.dtype, "w", "ch")};
+  let sh = ${loadF32(b.dtype, "b", "ch")};
+  for (var r = t; r < ROWS; r += ${wg}u) { out[r * C + ch] = (x[r * C + ch] - mu) * scl + sh; }
+  if (t == 0u) {
+    mean_out[ch] = mu;
+    var_out[ch] = vr;
+  }
+}
+`;
+  return { dispatches: [{ label: "batchnorm_fwd", code, bindings, workgroups: grid.workgroups }] };
+}
+
+function evalFwd(n: Node, ctx: LowerCtx): Lowered {
+  const [x, w, b, rm, rv] = n.inputs;
+  const grid = grid1d(x.size, WG, ctx);
+  const { decls, bindings } = declare([
+    { name: "x", type: "f32", node: x },
+    { name: "w", type: storageType(w.dtype), node: w },
+    { name: "b", type: storageType(b.dtype), node: b },
+    { name: "rm", type: "f32", node: rm },
+    { name: "rv", type: "f32", node: rv },
+    { name: "out", type: "f32", rw: true, node: n },
+  ]);
+  const code = /* wgsl */ `
+${decls}
+${shapeConsts(x)}
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${grid.stride}
+${WGSL_UNPACK}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= N) { return; }
+  let ch = i % C;
+  out[i] = (x[i] - rm[ch]) * inverseSqrt(rv[ch] + EPS) * ${loadF32(w.dtype, "w", "ch")} + ${
+    loadF32(b.dtype, "b", "ch")
+  };
+}
+`;
+  return { dispatches: [{ label: "batchnorm_eval_fwd", code, bindings, workgroups: grid.workgroups }] };
+}
+
+defineKernel("batchnorm", (n, ctx) => n.attrs.training ? trainFwd(n, ctx) : evalFwd(n, ctx));
+
+defineKernel("batchnorm_sums", (n, ctx) => {
+  const [x, dy, mean, vr] = n.inputs;
+  const c = x.shape[x.rank - 1];
+  const wg = colThreads(x.size / c, ctx);
+  const grid = foldGroups(c, ctx, "batchnorm_sums");
+  const { decls, bindings } = declare([
+    { name: "x", type: "f32", node: x },
+    { name: "dy", type: "f32", node: dy },
+    { name: "mean", type: "f32", node: mean },
+    { name: "vr", type: "f32", node: vr },
+    { name: "sum_dy", type: "f32", rw: true, node: n },
+    { name: "sum_dyxh", type: "f32", rw: true, aux: 0 },
+  ]);
+  const code = /* wgsl */ `
+${decls}
+${shapeConsts(x)}
+const GX: u32 = ${grid.gx}u;
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${wgslWorkgroupReduce("col_sum2", "vec2f", wg, (a, c) => `${a} + ${c}`)}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let ch = wid.x + wid.y * GX;
+  if (ch >= C) { return; } // uniform per workgroup
+  let mu = mean[ch];
+  let rs = inverseSqrt(vr[ch] + EPS);
+  var acc = vec2f(0.0);
+  for (var r = t; r < ROWS; r += ${wg}u) {
+    let g = dy[r * C + ch];
+    acc += vec2f(g, g * (x[r * C + ch] - mu) * rs);
+  }
+  let s = col_sum2(t, acc);
+  if (t == 0u) {
+    sum_dy[ch] = s.x;
+    sum_dyxh[ch] = s.y;
+  }
+}
+`;
+  return { dispatches: [{ label: "batchnorm_sums", code, bindings, workgroups: grid.workgroups }] };
+});
+
+defineKernel("batchnorm_bwd", (n, ctx) => {
+  const [x, dy, mean, vr, w, sdy, sdyxh] = n.inputs;
+  const grid = grid1d(x.size, WG, ctx);
+  const { decls, bindings } = declare([
+    { name: "x", type: "f32", node: x },
+    { name: "dy", type: "f32", node: dy },
+    { name: "mean", type: "f32", node: mean },
+    { name: "vr", type: "f32", node: vr },
+    { name: "w", type: storageType(w.dtype), node: w },
+    { name: "sdy", type: "f32", node: sdy },
+    { name: "sdyxh", type: "f32", node: sdyxh },
+    { name: "dx", type: "f32", rw: true, node: n },
+  ]);
+  const code = /* wgsl */ `
+${decls}
+${shapeConsts(x)}
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${grid.stride}
+${WGSL_UNPACK}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= N) { return; }
+  let ch = i % C;
+  let rs = inverseSqrt(vr[ch] + EPS);
+  let xh = (x[i] - mean[ch]) * rs;
+  let inv_n = 1.0 / f32(ROWS);
+  dx[i] = ${loadF32(w.dtype, "w", "ch")} * rs * (dy[i] - sdy[ch] * inv_n - xh * sdyxh[ch] * inv_n);
+}
+`;
+  return { dispatches: [{ label: "batchnorm_bwd", code, bindings, workgroups: grid.workgroups }] };
+});
+
+defineKernel("batchnorm_eval_bwd", (n, ctx) => {
+  const [dy, w, rv] = n.inputs;
+  const grid = grid1d(dy.size, WG, ctx);
+  const { decls, bindings } = declare([
+    { name: "dy", type: "f32", node: dy },
+    { name: "w", type: storageType(w.dtype), node: w },
+    { name: "rv", type: "f32", node: rv },
+    { name: "dx", type: "f32", rw: true, node: n },
+  ]);
+  const code = /* wgsl */ `
+${decls}
+${shapeConsts(dy)}
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${grid.stride}
+${WGSL_UNPACK}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= N) { return; }
+  let ch = i % C;
+  dx[i] = dy[i] * ${loadF32(w.dtype, "w", "ch")} * inverseSqrt(rv[ch] + EPS);
+}
+`;
+  return { dispatches: [{ label: "batchnorm_eval_bwd", code, bindings, workgroups: grid.workgroups }] };
+});
+
+defineKernel("batchnorm_stats_update", (n, ctx) => {
+  const [rm, rv, mean, vr] = n.inputs;
+  const c = rm.size;
+  const m = n.attrs.momentum as number, rows = n.attrs.n as number;
+  const grid = grid1d(c, WG, ctx);
+  const { decls, bindings } = declare([
+    { name: "rm", type: "f32", rw: true, node: rm },
+    { name: "rv", type: "f32", rw: true, node: rv },
+    { name: "mean", type: "f32", node: mean },
+    { name: "vr", type: "f32", node: vr },
+  ]);
+  // 1 − m and the unbiasing factor n/(n − 1) are formed in f64 on the host
+  const code = /* wgsl */ `
+${decls}
+const C: u32 = ${c}u;
+const M: f32 = ${f32lit(m)};
+const ONE_MINUS_M: f32 = ${f32lit(1 - m)};
+const UNBIAS: f32 = ${f32lit(rows / (rows - 1))};
+${grid.stride}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= C) { return; }
+  rm[i] = ONE_MINUS_M * rm[i] + M * mean[i];
+  rv[i] = ONE_MINUS_M * rv[i] + M * vr[i] * UNBIAS;
+}
+`;
+  return { dispatches: [{ label: "batchnorm_stats_update", code, bindings, workgroups: grid.workgroups }] };
+});
+
+defineKernel("dropout", (n, ctx) => {
+  const [x, seed] = n.inputs;
+  const p = n.attrs.p as number;
+  const grid = grid1d(x.size, WG, ctx);
+  const { decls, bindings } = declare([
+    { name: "x", type: "f32", node: x },
+    { name: "seed", type: storageType(seed.dtype), node: seed },
+    { name: "out", type: "f32", rw: true, node: n },
+  ]);
+  const h = DROPOUT_HASH;
+  const code = /* wgsl */ `
+${decls}
+const N: u32 = ${x.size}u;
+const THRESHOLD: u32 = ${dropThreshold(p)}u;
+const SCALE: f32 = ${f32lit(1 / (1 - p))};
+${grid.stride}
+fn pcg(v: u32) -> u32 {
+  let state = v * ${h.lcgMul}u + ${h.lcgAdd}u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * ${h.rxsMul}u;
+  return (word >> 22u) ^ word;
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= N) { return; }
+  let key = pcg(bitcast<u32>(seed[0]) + ${h.seedOffset}u);
+  let hv = pcg(pcg(i) ^ key);
+  out[i] = select(x[i] * SCALE, 0.0, hv < THRESHOLD);
+}
+`;
+  return { dispatches: [{ label: "dropout_fwd", code, bindings, workgroups: grid.workgroups }] };
+});

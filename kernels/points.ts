@@ -1,0 +1,231 @@
+// WGSL kernels of the point-cloud grouping family (see compiler/ops/points.ts for semantics).
+//
+// fps_fwd: one workgroup per batch element; threads stride over the points. Each point's running min
+//   squared distance to the chosen set lives in a scratch buffer [B, N] (N can be thousands, too many
+//   for workgroup memory). Each of the G-1 rounds updates the distances against the last chosen point
+//   and reduces (dist, index) over the workgroup: larger distance wins, equal distance → lower index.
+//   Every thread scans its points in increasing order with a strict `>`, so its local winner is
+//   already its lowest-index maximum. The round loop has a constant trip count and the reduction's
+//   barriers are reached by every thread (spare workgroups of a folded grid return on a
+//   workgroup-uniform condition).
+// knn_fwd: one thread per center; a sorted insertion list of the k best (distance, index) in private
+//   memory. Points are scanned in increasing index and inserted after any equal distance, so ties
+//   keep the lower index first.
+// gather_points_fwd: one thread per output element. gather_points_bwd: one thread per (b, point),
+//   summing the dy rows of the positions that picked it in increasing order (deterministic, no
+//   atomics; O(B·N·S) index compares, fine for clouds of thousands and groups·k of thousands).
+
+import { defineKernel } from "../compiler/registry.ts";
+import { foldGroups, grid1d, wgslWorkgroupReduce } from "./kernel.ts";
+
+const WG = 256;
+
+defineKernel("fps", (n, ctx) => {
+  const points = n.inputs[0];
+  const [B, N] = points.shape;
+  const G = n.shape[1];
+  if (N >= 2 ** 24) throw new Error(`fps_fwd: ${N} points per cloud; indices ride in f32 (max 2^24)`);
+  let wg = 32;
+  while (wg < N && wg < WG) wg *= 2;
+  while (wg > ctx.maxInvocations) wg /= 2;
+  const f = foldGroups(B, ctx, "fps_fwd");
+  // (dist, index as f32: exact below 2^24): larger dist wins, ties → lower index
+  const reduce = wgslWorkgroupReduce(
+    "best",
+    "vec2f",
+    wg,
+    (a, b) => `select(${a}, ${b}, ${b}.x > ${a}.x || (${b}.x == ${a}.x && ${b}.y < ${a}.y))`,
+  );
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> pts: array<f32>;
+@group(0) @binding(1) var<storage, read_write> mind: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+const B: u32 = ${B}u;
+const N: u32 = ${N}u;
+const G: u32 = ${G}u;
+const GX: u32 = ${f.gx}u;
+const WG: u32 = ${wg}u;
+${reduce}
+fn pt(b: u32, i: u32) -> vec3f {
+  let o = (b * N + i) * 3u;
+  return vec3f(pts[o], pts[o + 1u], pts[o + 2u]);
+}
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let b = wid.x + wid.y * GX;
+  if (b >= B) { return; } // workgroup-uniform
+  for (var i = t; i < N; i += WG) { mind[b * N + i] = 1e10; }
+  if (t == 0u) { out[b * G] = 0; }
+  var last = 0u;
+  for (var j = 1u; j < G; j++) {
+    let q = pt(b, last);
+    var mine = vec2f(-1.0, 0.0);
+    for (var i = t; i < N; i += WG) {
+      let p = pt(b, i);
+      let dx = p.x - q.x;
+      let dy = p.y - q.y;
+      let dz = p.z - q.z;
+      let m = min(mind[b * N + i], dx * dx + dy * dy + dz * dz);
+      mind[b * N + i] = m;
+      if (m > mine.x) { mine = vec2f(m, f32(i)); }
+    }
+    let r = best(t, mine);
+    last = u32(r.y);
+    if (t == 0u) { out[b * G + j] = i32(last); }
+  }
+}
+`;
+  return {
+    scratch: [4 * B * N],
+    dispatches: [{
+      label: "fps_fwd",
+      code,
+      bindings: [
+        { name: "pts", ref: { node: points } },
+        { name: "mind", ref: { scratch: 0 } },
+        { name: "out", ref: { node: n } },
+      ],
+      workgroups: f.workgroups,
+    }],
+  };
+});
+
+defineKernel("knn", (n, ctx) => {
+  const [points, centers] = n.inputs;
+  const [B, N] = points.shape;
+  const [, G, K] = n.shape;
+  if (K > 1024) throw new Error(`knn_fwd: k = ${K} exceeds the private insertion list (max 1024)`);
+  const wg = 64;
+  const g = grid1d(B * G, wg, ctx);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> pts: array<f32>;
+@group(0) @binding(1) var<storage, read> ctr: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+const N: u32 = ${N}u;
+const G: u32 = ${G}u;
+const K: u32 = ${K}u;
+const BG: u32 = ${B * G}u;
+${g.stride}
+@compute @workgroup_size(${wg})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x + gid.y * GRID_STRIDE;
+  if (c >= BG) { return; }
+  let b = c / G;
+  let q = vec3f(ctr[c * 3u], ctr[c * 3u + 1u], ctr[c * 3u + 2u]);
+  var bd: array<f32, ${K}>;
+  var bi: array<u32, ${K}>;
+  var cnt = 0u;
+  for (var i = 0u; i < N; i++) {
+    let o = (b * N + i) * 3u;
+    let dx = pts[o] - q.x;
+    let dy = pts[o + 1u] - q.y;
+    let dz = pts[o + 2u] - q.z;
+    let d = dx * dx + dy * dy + dz * dz;
+    if (cnt == K && d >= bd[K - 1u]) { continue; } // not better than the worst kept (ties: keep earlier)
+    // shift larger entries right, dropping the last one when full; insert after equal distances
+    var pos = select(cnt, K - 1u, cnt == K);
+    while (pos > 0u && bd[pos - 1u] > d) {
+      bd[pos] = bd[pos - 1u];
+      bi[pos] = bi[pos - 1u];
+      pos--;
+    }
+    bd[pos] = d;
+    bi[pos] = i;
+    cnt = min(cnt + 1u, K);
+  }
+  for (var j = 0u; j < K; j++) { out[c * K + j] = i32(bi[j]); }
+}
+`;
+  return {
+    dispatches: [{
+      label: "knn_fwd",
+      code,
+      bindings: [
+        { name: "pts", ref: { node: points } },
+        { name: "ctr", ref: { node: centers } },
+        { name: "out", ref: { node: n } },
+      ],
+      workgroups: g.workgroups,
+    }],
+  };
+});
+
+defineKernel("gather_points", (n, ctx) => {
+  const [points, idx] = n.inputs;
+  const [, N, C] = points.shape;
+  const S = idx.size / idx.shape[0]; // positions per batch element
+  const g = grid1d(n.size, WG, ctx);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> pts: array<f32>;
+@group(0) @binding(1) var<storage, read> idx: array<i32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+const TOTAL: u32 = ${n.size}u;
+const N: i32 = ${N};
+const C: u32 = ${C}u;
+const S: u32 = ${S}u;
+${g.stride}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= TOTAL) { return; }
+  let p = i / C; // flat position b * S + s
+  let v = idx[p];
+  var r = 0.0;
+  if (v >= 0 && v < N) { r = pts[((p / S) * u32(N) + u32(v)) * C + i % C]; }
+  out[i] = r;
+}
+`;
+  return {
+    dispatches: [{
+      label: "gather_points_fwd",
+      code,
+      bindings: [
+        { name: "pts", ref: { node: points } },
+        { name: "idx", ref: { node: idx } },
+        { name: "out", ref: { node: n } },
+      ],
+      workgroups: g.workgroups,
+    }],
+  };
+});
+
+defineKernel("gather_points_bwd", (n, ctx) => {
+  const [idx, dy] = n.inputs;
+  const [B, N, C] = n.shape;
+  const S = idx.size / idx.shape[0];
+  const g = grid1d(B * N, WG, ctx);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> idx: array<i32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+const BN: u32 = ${B * N}u;
+const N: u32 = ${N}u;
+const C: u32 = ${C}u;
+const S: u32 = ${S}u;
+${g.stride}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let r = gid.x + gid.y * GRID_STRIDE;
+  if (r >= BN) { return; }
+  let b = r / N;
+  let j = i32(r % N);
+  for (var ch = 0u; ch < C; ch++) { out[r * C + ch] = 0.0; }
+  for (var s = 0u; s < S; s++) {
+    if (idx[b * S + s] != j) { continue; }
+    for (var ch = 0u; ch < C; ch++) { out[r * C + ch] += dy[(b * S + s) * C + ch]; }
+  }
+}
+`;
+  return {
+    dispatches: [{
+      label: "gather_points_bwd",
+      code,
+      bindings: [
+        { name: "idx", ref: { node: idx } },
+        { name: "dy", ref: { node: dy } },
+        { name: "out", ref: { node: n } },
+      ],
+      workgroups: g.workgroups,
+    }],
+  };
+});

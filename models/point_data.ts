@@ -1,0 +1,644 @@
+// Point clouds (Point-BERT-style): clouds sampled from Fashion-MNIST images (the real 10-class task we
+// have), readers for users' ModelNet40 text files and ScanObjectNN / ModelNet40 HDF5 files (via
+// h5wasm), Point-BERT's scale-and-translate augmentation, and a seeded, resumable PointBatcher.
+//
+// Every cloud is a Float32Array of [P, 3] xyz; a set of clouds is [n, P, 3]. Every random draw comes
+// from a seeded Rng, so a cloud, a batch order or an augmentation is reproducible from its seed.
+
+import { Rng } from "../compiler/random.ts";
+import type { FashionMnist } from "./fashion_mnist.ts";
+
+// ---------------------------------------------------------------------------------------------------------
+// Fashion-MNIST → point clouds
+
+/**
+ * Normalises a cloud [P, 3] in place to the unit sphere (Point-BERT's pc_normalize): subtracts the
+ * centroid and divides by the largest norm (a cloud whose points all coincide becomes all zeros).
+ */
+export function pcNormalize(points: Float32Array, offset = 0, nPoints = (points.length - offset) / 3): void {
+  let cx = 0, cy = 0, cz = 0;
+  for (let i = 0; i < nPoints; i++) {
+    const o = offset + 3 * i;
+    cx += points[o];
+    cy += points[o + 1];
+    cz += points[o + 2];
+  }
+  cx /= nPoints;
+  cy /= nPoints;
+  cz /= nPoints;
+  let m = 0;
+  for (let i = 0; i < nPoints; i++) {
+    const o = offset + 3 * i;
+    const x = points[o] - cx, y = points[o + 1] - cy, z = points[o + 2] - cz;
+    m = Math.max(m, Math.sqrt(x * x + y * y + z * z));
+  }
+  const s = m > 0 ? 1 / m : 0;
+  for (let i = 0; i < nPoints; i++) {
+    const o = offset + 3 * i;
+    points[o] = (points[o] - cx) * s;
+    points[o + 1] = (points[o + 1] - cy) * s;
+    points[o + 2] = (points[o + 2] - cz) * s;
+  }
+}
+
+/**
+ * A point cloud [nPoints, 3] from image `index` of `images` ([n, rows, cols] bytes): nPoints pixels
+ * drawn with replacement, with probability proportional to intensity (uniformly if the image is all
+ * zeros); each point is (col + u, row + v, intensity / 255) with u, v ~ U[0, 1) jitter inside the
+ * pixel (x right, y down, in pixel units), then the cloud is normalised to the unit sphere
+ * (pcNormalize). Draws exactly 3·nPoints numbers from `rng` (pixel, u, v per point), so the result
+ * depends only on the rng state.
+ */
+export function fashionToPoints(
+  images: Uint8Array,
+  index: number,
+  rows: number,
+  cols: number,
+  nPoints: number,
+  rng: Rng,
+  out: Float32Array = new Float32Array(nPoints * 3),
+  outOffset = 0,
+): Float32Array {
+  const hw = rows * cols;
+  if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
+    throw new Error(`fashionToPoints: bad image size ${rows}×${cols}`);
+  }
+  if (!Number.isInteger(nPoints) || nPoints < 1) throw new Error(`fashionToPoints: bad nPoints ${nPoints}`);
+  if (!Number.isInteger(index) || index < 0 || (index + 1) * hw > images.length) {
+    throw new Error(
+      `fashionToPoints: image ${index} is out of range (${Math.floor(images.length / hw)} images)`,
+    );
+  }
+  if (outOffset + nPoints * 3 > out.length) {
+    throw new Error(`fashionToPoints: output of ${out.length} floats cannot hold ${nPoints} points`);
+  }
+  const img = images.subarray(index * hw, (index + 1) * hw);
+  const cdf = new Float64Array(hw);
+  let total = 0;
+  for (let p = 0; p < hw; p++) cdf[p] = total += img[p];
+  const uniform = total === 0;
+  for (let i = 0; i < nPoints; i++) {
+    const u = rng.next();
+    let p: number;
+    if (uniform) {
+      p = Math.min(hw - 1, Math.floor(u * hw));
+    } else {
+      // first pixel whose cumulative intensity exceeds u·total (zero pixels are never picked)
+      const t = u * total;
+      let lo = 0, hi = hw - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (cdf[mid] > t) hi = mid;
+        else lo = mid + 1;
+      }
+      p = lo;
+    }
+    const r = Math.floor(p / cols), c = p - r * cols;
+    const o = outOffset + 3 * i;
+    out[o] = c + rng.next();
+    out[o + 1] = r + rng.next();
+    out[o + 2] = img[p] / 255;
+  }
+  pcNormalize(out, outOffset, nPoints);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Point sets
+
+/** A labelled set of n clouds of P points each, in memory. */
+export interface PointSet {
+  /** [n, P, 3] xyz. */
+  clouds: Float32Array;
+  /** [n] class indices. */
+  labels: Int32Array | Uint8Array;
+  n: number;
+  P: number;
+}
+
+/** A labelled set of clouds made on demand (cloud i is the same every time it is asked for). */
+export interface PointSource {
+  n: number;
+  P: number;
+  labels: Int32Array | Uint8Array;
+  /** Writes cloud i ([P, 3]) into out at offset. */
+  cloudInto(i: number, out: Float32Array, offset: number): void;
+}
+
+/** A well-mixed 32-bit seed from (seed, k): independent streams per epoch or per sample. */
+function mixSeed(seed: number, k: number): number {
+  let h = (seed >>> 0) ^ Math.imul(k + 1, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * A lazily generated point set for a Fashion-MNIST split: cloud i is fashionToPoints of image i with
+ * an Rng seeded from (seed, i), so it does not depend on the order clouds are asked for. Use this for
+ * the full 60k split (an eager [60000, 1024, 3] set would be 737 MB).
+ */
+export function fashionPointSource(data: FashionMnist, nPoints: number, seed: number): PointSource {
+  if (!Number.isInteger(nPoints) || nPoints < 1) {
+    throw new Error(`fashionPointSource: bad nPoints ${nPoints}`);
+  }
+  if (data.images.length !== data.n * data.rows * data.cols || data.labels.length !== data.n) {
+    throw new Error(
+      `fashionPointSource: data sizes disagree (n=${data.n}, ${data.rows}×${data.cols}, ` +
+        `${data.images.length} pixels, ${data.labels.length} labels)`,
+    );
+  }
+  const s = seed >>> 0;
+  const rng = new Rng(1);
+  return {
+    n: data.n,
+    P: nPoints,
+    labels: data.labels,
+    cloudInto(i, out, offset) {
+      rng.state = mixSeed(s, i);
+      fashionToPoints(data.images, i, data.rows, data.cols, nPoints, rng, out, offset);
+    },
+  };
+}
+
+/** The clouds of fashionPointSource built eagerly into a PointSet (identical clouds). */
+export function fashionPointSet(data: FashionMnist, nPoints: number, seed: number): PointSet {
+  const src = fashionPointSource(data, nPoints, seed);
+  const clouds = new Float32Array(data.n * nPoints * 3);
+  for (let i = 0; i < data.n; i++) src.cloudInto(i, clouds, i * nPoints * 3);
+  return { clouds, labels: new Int32Array(data.labels), n: data.n, P: nPoints };
+}
+
+function isSource(d: PointSet | PointSource): d is PointSource {
+  return typeof (d as PointSource).cloudInto === "function";
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// ModelNet40 text (modelnet40_normal_resampled)
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`${path}: not found`);
+    throw new Error(`${path}: cannot read (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Reads one ModelNet40 `modelnet40_normal_resampled` shape file (lines "x,y,z,nx,ny,nz") and returns
+ * the xyz as [n, 3]. With nPoints, only the first nPoints lines are parsed and used (the file must have
+ * at least that many). Errors (each naming the file): empty file, a line without exactly 6
+ * comma-separated columns (with its line number), a non-numeric value, too few points.
+ */
+export async function readModelNetTxt(path: string, nPoints?: number): Promise<Float32Array> {
+  if (nPoints !== undefined && (!Number.isInteger(nPoints) || nPoints < 1)) {
+    throw new Error(`${path}: bad nPoints ${nPoints}`);
+  }
+  const text = await readText(path);
+  const lines = text.split("\n");
+  // drop trailing blank lines (a final newline), keep line numbers for the rest
+  let end = lines.length;
+  while (end > 0 && lines[end - 1].trim() === "") end--;
+  if (end === 0) throw new Error(`${path}: empty ModelNet40 point file (no points)`);
+  const want = nPoints ?? end;
+  if (want > end) throw new Error(`${path}: has ${end} points, fewer than the ${want} requested`);
+  const out = new Float32Array(want * 3);
+  for (let i = 0; i < want; i++) {
+    const cols = lines[i].split(",");
+    if (cols.length !== 6) {
+      throw new Error(
+        `${path}: line ${i + 1} has ${cols.length} columns, expected 6 (x,y,z,nx,ny,nz)` +
+          (lines[i].trim() === "" ? " (blank line)" : ""),
+      );
+    }
+    for (let c = 0; c < 6; c++) {
+      const s = cols[c].trim();
+      const v = s === "" ? NaN : Number(s);
+      if (!Number.isFinite(v)) {
+        throw new Error(`${path}: line ${i + 1}, column ${c + 1}: '${s}' is not a finite number`);
+      }
+      if (c < 3) out[3 * i + c] = v;
+    }
+  }
+  return out;
+}
+
+export interface ModelNetItem {
+  /** e.g. "airplane_0001". */
+  name: string;
+  /** e.g. "<dir>/airplane/airplane_0001.txt". */
+  path: string;
+  label: number;
+}
+
+export interface ModelNetIndex {
+  /** Class names from modelnet40_shape_names.txt, indexed by label. */
+  classes: string[];
+  items: ModelNetItem[];
+}
+
+/** Non-blank lines of a text file, trimmed, with their 1-based line numbers. */
+function listLines(text: string): { s: string; line: number }[] {
+  const out: { s: string; line: number }[] = [];
+  text.split("\n").forEach((l, i) => {
+    const s = l.trim();
+    if (s !== "") out.push({ s, line: i + 1 });
+  });
+  return out;
+}
+
+/**
+ * Reads the index of a `modelnet40_normal_resampled` directory: class names from
+ * modelnet40_shape_names.txt and the shapes of modelnet40_{train,test}.txt ("airplane_0001" →
+ * `<dir>/airplane/airplane_0001.txt`, label = the class's line in shape_names). Does not open the
+ * shape files. Errors name the file: missing, empty, duplicate class, a name not "<class>_<digits>",
+ * a class not in shape_names.
+ */
+export async function readModelNetIndex(dir: string, split: "train" | "test"): Promise<ModelNetIndex> {
+  if (split !== "train" && split !== "test") throw new Error(`unknown split '${split}' (train or test)`);
+  const d = dir.replace(/\/+$/, "") || "/";
+  const namesPath = `${d}/modelnet40_shape_names.txt`;
+  const classes = listLines(await readText(namesPath)).map((x) => x.s);
+  if (classes.length === 0) throw new Error(`${namesPath}: empty (no class names)`);
+  const labelOf = new Map<string, number>();
+  classes.forEach((c, i) => {
+    if (labelOf.has(c)) throw new Error(`${namesPath}: class '${c}' is listed twice`);
+    labelOf.set(c, i);
+  });
+  const splitPath = `${d}/modelnet40_${split}.txt`;
+  const entries = listLines(await readText(splitPath));
+  if (entries.length === 0) throw new Error(`${splitPath}: empty (no shapes)`);
+  const items = entries.map(({ s, line }) => {
+    const m = /^(.+)_(\d+)$/.exec(s);
+    if (!m) throw new Error(`${splitPath}: line ${line}: '${s}' is not a shape name like 'airplane_0001'`);
+    const label = labelOf.get(m[1]);
+    if (label === undefined) {
+      throw new Error(`${splitPath}: line ${line}: class '${m[1]}' of '${s}' is not in ${namesPath}`);
+    }
+    return { name: s, path: `${d}/${m[1]}/${s}.txt`, label };
+  });
+  return { classes, items };
+}
+
+/** Loads a whole ModelNet40 split (the first nPoints points of each shape) as a PointSet. */
+export async function loadModelNet(
+  dir: string,
+  split: "train" | "test",
+  nPoints: number,
+): Promise<PointSet & { classes: string[] }> {
+  const { classes, items } = await readModelNetIndex(dir, split);
+  const clouds = new Float32Array(items.length * nPoints * 3);
+  const labels = new Int32Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    clouds.set(await readModelNetTxt(items[i].path, nPoints), i * nPoints * 3);
+    labels[i] = items[i].label;
+  }
+  return { clouds, labels, n: items.length, P: nPoints, classes };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// HDF5 (ScanObjectNN, ModelNet40 ply_data_*.h5) via h5wasm
+
+type H5wasm = typeof import("h5wasm").default;
+type H5Module = Awaited<H5wasm["ready"]>;
+let h5Loaded: Promise<{ h5: H5wasm; M: H5Module }> | undefined;
+
+/**
+ * h5wasm, loaded on first use (its wasm is a few MB, so importing this module does not load it), with
+ * HDF5's error stack turned into thrown errors instead of stderr output.
+ */
+export function loadH5wasm(): Promise<{ h5: H5wasm; M: H5Module }> {
+  h5Loaded ??= (async () => {
+    const h5 = (await import("h5wasm")).default;
+    const M = await h5.ready;
+    M.activate_throwing_error_handler();
+    return { h5, M };
+  })();
+  return h5Loaded;
+}
+
+/** The innermost message of an HDF5 error stack ("truncated file: eof = …"), or the whole message. */
+function h5Reason(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const lines = [...msg.matchAll(/#\d+: .* in [\w]+\(\): (.*)$/gm)];
+  return lines.length ? lines[lines.length - 1][1].trim() : msg.trim().split("\n")[0];
+}
+
+let h5Counter = 0;
+
+export interface PointH5 {
+  /** [n, P, 3] xyz (the first 3 columns of `data`). */
+  points: Float32Array;
+  /** [n]. */
+  labels: Int32Array;
+  n: number;
+  P: number;
+}
+
+/**
+ * Reads a point-cloud HDF5 file (ScanObjectNN, ModelNet40's ply_data_*.h5): dataset `data` [n, P, C]
+ * with C ≥ 3 (the first 3 columns are kept, so xyz+normals works) and `label` [n] or [n, 1] of
+ * integers. The file is read with Deno.readFile and mounted in h5wasm's in-memory FS. Errors (each
+ * naming the file): not found, not HDF5 or truncated, missing dataset, wrong point dims, non-numeric
+ * data, label count mismatch, non-integer or negative labels.
+ */
+export async function readPointH5(path: string): Promise<PointH5> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`${path}: not found`);
+    throw new Error(`${path}: cannot read (${(e as Error).message})`);
+  }
+  const { h5, M } = await loadH5wasm();
+  const memPath = `/point_h5_${++h5Counter}.h5`;
+  M.FS.writeFile(memPath, bytes);
+  let f: InstanceType<H5wasm["File"]> | undefined;
+  try {
+    try {
+      f = new h5.File(memPath, "r");
+      if (f.file_id < 0n) throw new Error("cannot open");
+    } catch (e) {
+      const why = h5Reason(e);
+      const kind = /truncat/i.test(why) ? "truncated HDF5 file" : "not an HDF5 file or a damaged one";
+      throw new Error(`${path}: ${kind} (${bytes.length} bytes; HDF5: ${why})`);
+    }
+    const file = f;
+    const get = (name: string) => {
+      let obj;
+      try {
+        obj = file.get(name);
+      } catch (e) {
+        throw new Error(`${path}: cannot read dataset '${name}' (HDF5: ${h5Reason(e)})`);
+      }
+      if (!(obj instanceof h5.Dataset)) {
+        let keys: string[] = [];
+        try {
+          keys = file.keys();
+        } catch { /* keep the message without them */ }
+        throw new Error(
+          `${path}: missing dataset '${name}' (${obj ? "it is not a dataset; " : ""}the file has: ` +
+            `${keys.map((k) => `'${k}'`).join(", ") || "nothing"})`,
+        );
+      }
+      return obj;
+    };
+    const data = get("data"), label = get("label");
+    const shape = data.shape ?? [];
+    if (shape.length !== 3 || shape[2] < 3) {
+      throw new Error(
+        `${path}: wrong point dims: dataset 'data' has shape [${shape.join(", ")}], expected [n, P, 3] ` +
+          `(or [n, P, C] with C ≥ 3)`,
+      );
+    }
+    const [n, P, C] = shape;
+    const lshape = label.shape ?? [];
+    if (!(lshape.length === 1 || (lshape.length === 2 && lshape[1] === 1))) {
+      throw new Error(`${path}: dataset 'label' has shape [${lshape.join(", ")}], expected [n] or [n, 1]`);
+    }
+    if (lshape[0] !== n) {
+      throw new Error(
+        `${path}: label count mismatch: ${n} clouds in 'data' but ${lshape[0]} labels in 'label'`,
+      );
+    }
+    const numeric = (v: unknown): v is ArrayLike<number | bigint> =>
+      ArrayBuffer.isView(v) && !(v instanceof DataView);
+    const dv = data.value, lv = label.value;
+    if (!numeric(dv) || dv.length !== n * P * C) {
+      throw new Error(`${path}: dataset 'data' is not numeric (dtype ${JSON.stringify(data.dtype)})`);
+    }
+    if (!numeric(lv) || lv.length !== n) {
+      throw new Error(`${path}: dataset 'label' is not numeric (dtype ${JSON.stringify(label.dtype)})`);
+    }
+    const points = new Float32Array(n * P * 3);
+    for (let i = 0, m = n * P; i < m; i++) {
+      for (let c = 0; c < 3; c++) points[3 * i + c] = Number(dv[i * C + c]);
+    }
+    const labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = Number(lv[i]);
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
+        throw new Error(`${path}: label ${lv[i]} at index ${i} is not a non-negative integer`);
+      }
+      labels[i] = v;
+    }
+    return { points, labels, n, P };
+  } finally {
+    try {
+      f?.close();
+    } catch { /* a file that failed to open has nothing to close */ }
+    M.FS.unlink(memPath);
+  }
+}
+
+/** A PointSet of an HDF5 file's clouds (see readPointH5). */
+export async function loadPointH5(path: string): Promise<PointSet> {
+  const h = await readPointH5(path);
+  return { clouds: h.points, labels: h.labels, n: h.n, P: h.P };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Augmentation
+
+/** Point-BERT's PointcloudScaleAndTranslate ranges. */
+export const SCALE_LOW = 2 / 3, SCALE_HIGH = 3 / 2, TRANSLATE_RANGE = 0.2;
+
+/**
+ * Point-BERT's PointcloudScaleAndTranslate, in place: for each cloud of `points` ([nClouds, P, 3];
+ * one cloud by default), scales each axis by U(2/3, 3/2) and then translates it by U(−0.2, 0.2). Per
+ * cloud draws 6 numbers from rng (3 scales, then 3 shifts). Returns points.
+ */
+export function scaleAndTranslate(
+  points: Float32Array,
+  rng: Rng,
+  P: number = points.length / 3,
+): Float32Array {
+  if (!Number.isInteger(P) || P < 1 || points.length % (3 * P) !== 0) {
+    throw new Error(`scaleAndTranslate: ${points.length} floats is not a whole number of [${P}, 3] clouds`);
+  }
+  const nClouds = points.length / (3 * P);
+  for (let b = 0; b < nClouds; b++) {
+    const s0 = SCALE_LOW + (SCALE_HIGH - SCALE_LOW) * rng.next();
+    const s1 = SCALE_LOW + (SCALE_HIGH - SCALE_LOW) * rng.next();
+    const s2 = SCALE_LOW + (SCALE_HIGH - SCALE_LOW) * rng.next();
+    const t0 = TRANSLATE_RANGE * (2 * rng.next() - 1);
+    const t1 = TRANSLATE_RANGE * (2 * rng.next() - 1);
+    const t2 = TRANSLATE_RANGE * (2 * rng.next() - 1);
+    for (let i = 0, o = b * 3 * P; i < P; i++, o += 3) {
+      points[o] = points[o] * s0 + t0;
+      points[o + 1] = points[o + 1] * s1 + t1;
+      points[o + 2] = points[o + 2] * s2 + t2;
+    }
+  }
+  return points;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Batcher
+
+export interface PointBatcherOptions {
+  batchSize: number;
+  seed: number;
+  /** scaleAndTranslate on training batches. */
+  augment: boolean;
+  /** Drop the last partial training batch of each epoch (default true); else it is returned short. */
+  dropLast?: boolean;
+}
+
+export interface PointBatch {
+  /** [B, P, 3]. */
+  points: Float32Array;
+  /** [B]. */
+  labels: Int32Array;
+  /** Samples in the batch (B; the final batch of a non-dropLast epoch may be shorter). */
+  size: number;
+  epoch: number;
+}
+
+export interface PointEvalBatch extends PointBatch {
+  /** How many leading samples are real; the rest repeat samples from the start of the set. */
+  valid: number;
+}
+
+/** Everything needed to continue exactly where a PointBatcher was (same data, seed and options). */
+export interface PointBatcherState {
+  epoch: number;
+  cursor: number;
+  /** State of the augmentation random stream. */
+  rng: number;
+}
+
+/**
+ * Training and evaluation batches of point clouds, like fashion_mnist.ts's Batcher: training batches
+ * (`next()`) follow a fresh seeded Fisher-Yates shuffle each epoch, optionally augmented with
+ * scaleAndTranslate from a second seeded stream; `state()`/`restore()` resume exactly.
+ * `evalBatches()` walks the set in order, unaugmented, padding the final batch.
+ */
+export class PointBatcher {
+  readonly data: PointSet | PointSource;
+  readonly n: number;
+  readonly P: number;
+  readonly batchSize: number;
+  readonly seed: number;
+  readonly augment: boolean;
+  readonly dropLast: boolean;
+  private epoch = 0;
+  private cursor = 0;
+  private rng: Rng;
+  private order: Uint32Array | undefined;
+  private orderEpoch = -1;
+
+  constructor(data: PointSet | PointSource, opts: PointBatcherOptions) {
+    const { batchSize, seed } = opts;
+    const { n, P } = data;
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new Error(`PointBatcher: bad batchSize ${batchSize}`);
+    }
+    if (!Number.isInteger(n) || n < 1) throw new Error(`PointBatcher: the point set is empty (n=${n})`);
+    if (!Number.isInteger(P) || P < 1) throw new Error(`PointBatcher: bad points per cloud P=${P}`);
+    if (data.labels.length !== n || (!isSource(data) && data.clouds.length !== n * P * 3)) {
+      throw new Error(
+        `PointBatcher: data sizes disagree (n=${n}, P=${P}, ` +
+          `${isSource(data) ? "lazy clouds" : `${data.clouds.length} floats`}, ${data.labels.length} labels)`,
+      );
+    }
+    this.dropLast = opts.dropLast ?? true;
+    if (this.dropLast && batchSize > n) {
+      throw new Error(`PointBatcher: batchSize ${batchSize} exceeds the ${n} samples and dropLast is set`);
+    }
+    this.data = data;
+    this.n = n;
+    this.P = P;
+    this.batchSize = batchSize;
+    this.seed = seed >>> 0;
+    this.augment = opts.augment;
+    this.rng = new Rng(mixSeed(this.seed, -1));
+  }
+
+  /** Training batches per epoch. */
+  get batchesPerEpoch(): number {
+    return this.dropLast ? Math.floor(this.n / this.batchSize) : Math.ceil(this.n / this.batchSize);
+  }
+
+  /** The shuffled sample order of an epoch. */
+  epochOrder(epoch: number): Uint32Array {
+    if (this.orderEpoch !== epoch || !this.order) {
+      const n = this.n;
+      const order = new Uint32Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      const r = new Rng(mixSeed(this.seed, epoch));
+      for (let i = n - 1; i > 0; i--) {
+        const j = r.int(i + 1);
+        const t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+      }
+      this.order = order;
+      this.orderEpoch = epoch;
+    }
+    return this.order;
+  }
+
+  /** The next training batch (shuffled; augmented when `augment`). */
+  next(): PointBatch {
+    const left = this.n - this.cursor;
+    if (left <= 0 || (this.dropLast && left < this.batchSize)) {
+      this.epoch++;
+      this.cursor = 0;
+    }
+    const order = this.epochOrder(this.epoch);
+    const size = Math.min(this.batchSize, this.n - this.cursor);
+    const idx = order.subarray(this.cursor, this.cursor + size);
+    this.cursor += size;
+    const b = this.gather(idx);
+    if (this.augment) scaleAndTranslate(b.points, this.rng, this.P);
+    return { ...b, size, epoch: this.epoch };
+  }
+
+  /**
+   * Evaluation batches over the whole set in order, unaugmented. Every batch has batchSize samples;
+   * the final one is filled up by repeating samples from the start, and `valid` says how many are
+   * real. Does not touch the training state.
+   */
+  *evalBatches(): Generator<PointEvalBatch> {
+    const n = this.n, B = this.batchSize;
+    for (let start = 0; start < n; start += B) {
+      const valid = Math.min(B, n - start);
+      const idx = new Uint32Array(B);
+      for (let i = 0; i < B; i++) idx[i] = (start + i) % n;
+      yield { ...this.gather(idx), size: B, valid, epoch: this.epoch };
+    }
+  }
+
+  /** The training position: pass it to restore() on a PointBatcher made with the same data and options. */
+  state(): PointBatcherState {
+    return { epoch: this.epoch, cursor: this.cursor, rng: this.rng.state };
+  }
+
+  restore(s: PointBatcherState): void {
+    const ok = (v: unknown, max: number) =>
+      typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
+    if (!s || !ok(s.epoch, 2 ** 31) || !ok(s.cursor, this.n) || !ok(s.rng, 0xffffffff)) {
+      throw new Error(
+        `PointBatcher.restore: bad state ${JSON.stringify(s)} (for a set of ${this.n} samples)`,
+      );
+    }
+    this.epoch = s.epoch;
+    this.cursor = s.cursor;
+    this.rng.state = s.rng;
+  }
+
+  private gather(idx: Uint32Array): { points: Float32Array; labels: Int32Array } {
+    const cl = this.P * 3, data = this.data;
+    const points = new Float32Array(idx.length * cl);
+    const labels = new Int32Array(idx.length);
+    for (let b = 0; b < idx.length; b++) {
+      const s = idx[b];
+      labels[b] = data.labels[s];
+      if (isSource(data)) data.cloudInto(s, points, b * cl);
+      else points.set(data.clouds.subarray(s * cl, (s + 1) * cl), b * cl);
+    }
+    return { points, labels };
+  }
+}
