@@ -207,7 +207,9 @@ if (ref.has("logits")) {
   // BatchNorm, which cancels any shift) is rounding noise in f32: such tensors are measured against
   // 1e-3 of the largest gradient instead of their own (zero) scale
   let gscale = 0;
-  for (const p of params) for (const v of await read(ref, `grad.${p.name}`)) gscale = Math.max(gscale, Math.abs(v));
+  for (const p of params) {
+    for (const v of await read(ref, `grad.${p.name}`)) gscale = Math.max(gscale, Math.abs(v));
+  }
   for (const p of params) {
     const gRef = await read(ref, `grad.${p.name}`);
     note("grad", p.name!, scaled(byName.get(`grad.${p.name}`)!, gRef, 1e-3 * gscale));

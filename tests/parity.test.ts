@@ -1,49 +1,27 @@
-// The parity tool against our PyTorch references (tests/fixtures/parity/gen_parity.py): a ViT with
-// no LLM, with a LLaMA layer, and with two OPT layers, one training step each — logits, loss, every
-// gradient and every weight after AdamW. Run as users run it (a subprocess with the documented flags).
+// The parity tool against our PyTorch references (tests/fixtures/parity/gen_parity*.py): a ViT with
+// no LLM, with a LLaMA layer, and with two OPT layers, and Point-BERT with and without a LLaMA layer,
+// one training step each — logits, loss, every gradient, every weight after AdamW (and BatchNorm's
+// running stats). Run as users run it (a subprocess with the documented flags).
 
 import { assert, test } from "./testing.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-async function parity(ref: string, llm: string, layers: string, extra: string[] = []) {
+const VIT =
+  "--model vit --img 28 --patch 7 --chans 1 --dim 32 --depth 2 --heads 2 --classes 10 --label-smoothing 0.1";
+const POINT =
+  "--model point --points 64 --groups 8 --group-size 8 --encoder-dim 32 --dim 32 --depth 2 --heads 2 --classes 5 --label-smoothing 0.2";
+
+async function parity(ref: string, llm: string, layers: string, extra: string[] = [], model = VIT) {
   const out = await Deno.makeTempFile({ suffix: ".safetensors" });
   const cmd = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
       `${ROOT}examples/parity.ts`,
-      "--ref",
-      `${ROOT}tests/fixtures/parity/${ref}`,
-      "--out",
-      out,
-      "--model",
-      "vit",
-      "--img",
-      "28",
-      "--patch",
-      "7",
-      "--chans",
-      "1",
-      "--dim",
-      "32",
-      "--depth",
-      "2",
-      "--heads",
-      "2",
-      "--classes",
-      "10",
-      "--llm",
-      llm,
-      "--llm-layers",
-      layers,
-      "--label-smoothing",
-      "0.1",
-      "--lr",
-      "1e-3",
-      "--weight-decay",
-      "0.05",
-      ...extra,
+      ...`--ref ${ROOT}tests/fixtures/parity/${ref} --out ${out} ${model} --lr 1e-3 --weight-decay 0.05`
+        .split(" "),
+      ...["--llm", llm, "--llm-layers", layers, ...extra],
     ],
     stdout: "piped",
     stderr: "piped",

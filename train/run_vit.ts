@@ -238,7 +238,7 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
     if (!opts.quiet) {
       bar.update(
         step,
-        { loss: losses.at(-1)?.loss ?? NaN, lr: lrNow },
+        { loss: losses.at(-1)?.loss ?? "-", lr: lrNow },
         (step - startStep) * opts.batch,
         l !== undefined,
       );

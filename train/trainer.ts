@@ -15,6 +15,8 @@ export interface TrainerOptions extends AdamWOptions {
   /** Loader of streamable frozen weights (frozen LLM layers), and their GPU memory budget. */
   weights?: WeightLoader;
   gpuMemoryBudget?: number;
+  /** In-place updates to run before the optimizer's (e.g. BatchNorm running statistics). */
+  effectsBefore?: Node[];
 }
 
 export class Trainer {
@@ -30,7 +32,7 @@ export class Trainer {
     if (grads.size === 0) throw new Error(`trainer: the loss depends on no trainable parameter`);
     const opt = new AdamW(loss.graph, grads, opts);
     const exe = await compile([loss, ...(opts.outputs ?? [])], {
-      effects: opt.effects,
+      effects: [...(opts.effectsBefore ?? []), ...opt.effects],
       gpu: opts.gpu,
       weights: opts.weights,
       gpuMemoryBudget: opts.gpuMemoryBudget,
