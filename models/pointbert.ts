@@ -53,13 +53,18 @@ export async function buildPointBert(
 ): Promise<PointBertModel> {
   const { groups: G, groupSize: K, encoderDim: E, dim: D } = cfg;
   let seed = (opts.seed ?? 0) * 1000 + 7;
-  const w = (name: string, shape: number[], std = 0.02) => g.param(name, shape, { init: truncNormal(seed++, std) });
+  const w = (name: string, shape: number[], std = 0.02) =>
+    g.param(name, shape, { init: truncNormal(seed++, std) });
   const zeros = (name: string, shape: number[]) => g.param(name, shape, { init: constantInit(0) });
   const ones = (name: string, shape: number[]) => g.param(name, shape, { init: constantInit(1) });
   const buffers: Node[] = [];
   /** Conv1d(in, out, 1) on rows [..., in] — a linear layer whose weight keeps PyTorch's [out, in, 1]. */
   const conv = (x: Node, name: string, cin: number, cout: number) =>
-    linear(x, reshape(w(`${name}.weight`, [cout, cin, 1], 1 / Math.sqrt(cin)), [cout, cin]), zeros(`${name}.bias`, [cout]));
+    linear(
+      x,
+      reshape(w(`${name}.weight`, [cout, cin, 1], 1 / Math.sqrt(cin)), [cout, cin]),
+      zeros(`${name}.bias`, [cout]),
+    );
   const bn = (x: Node, name: string, c: number) => {
     const runningMean = g.state(`${name}.running_mean`, [c], { init: constantInit(0) });
     const runningVar = g.state(`${name}.running_var`, [c], { init: constantInit(1) });
@@ -76,19 +81,39 @@ export async function buildPointBert(
   // mini-PointNet over every group's points: rows [B·G·K, channels]
   const rows = batch * G * K;
   let f = reshape(neighborhoods, [rows, 3]);
-  f = conv(relu(bn(conv(f, "encoder.first_conv.0", 3, 128), "encoder.first_conv.1", 128)), "encoder.first_conv.3", 128, 256);
+  f = conv(
+    relu(bn(conv(f, "encoder.first_conv.0", 3, 128), "encoder.first_conv.1", 128)),
+    "encoder.first_conv.3",
+    128,
+    256,
+  );
   const local = reshape(f, [batch * G, K, 256]);
   const global = expand(max(local, 1, true), [batch * G, K, 256]);
   f = reshape(concat([global, local], 2), [rows, 512]);
-  f = conv(relu(bn(conv(f, "encoder.second_conv.0", 512, 512), "encoder.second_conv.1", 512)), "encoder.second_conv.3", 512, E);
+  f = conv(
+    relu(bn(conv(f, "encoder.second_conv.0", 512, 512), "encoder.second_conv.1", 512)),
+    "encoder.second_conv.3",
+    512,
+    E,
+  );
   const tokens = reshape(max(reshape(f, [batch * G, K, E]), 1), [batch, G, E]);
 
   let x = linear(tokens, w("reduce_dim.weight", [D, E]), zeros("reduce_dim.bias", [D]));
-  const pos = linear(gelu(linear(centers, w("pos_embed.0.weight", [128, 3]), zeros("pos_embed.0.bias", [128]))), w("pos_embed.2.weight", [D, 128]), zeros("pos_embed.2.bias", [D]));
+  const pos = linear(
+    gelu(linear(centers, w("pos_embed.0.weight", [128, 3]), zeros("pos_embed.0.bias", [128]))),
+    w("pos_embed.2.weight", [D, 128]),
+    zeros("pos_embed.2.bias", [D]),
+  );
   x = concat([expand(w("cls_token", [1, 1, D]), [batch, 1, D]), x], 1);
   const p = concat([expand(w("cls_pos", [1, 1, D]), [batch, 1, D]), pos], 1);
   for (let i = 0; i < cfg.depth; i++) {
-    x = transformerBlock(g, add(x, p), `blocks.blocks.${i}`, { dim: D, heads: cfg.heads, eps: 1e-5, qkvBias: false, seed: seed + 100 * i });
+    x = transformerBlock(g, add(x, p), `blocks.blocks.${i}`, {
+      dim: D,
+      heads: cfg.heads,
+      eps: 1e-5,
+      qkvBias: false,
+      seed: seed + 100 * i,
+    });
   }
   seed += 100 * cfg.depth;
   let llm: FrozenStack | undefined;
@@ -101,13 +126,19 @@ export async function buildPointBert(
   x = layerNorm(x, ones("norm.weight", [D]), zeros("norm.bias", [D]), 1e-5);
   const T = G + 1;
   const feat = concat([reshape(slice(x, 1, 0, 1), [batch, D]), max(slice(x, 1, 1, T), 1)], 1);
-  let h = relu(linear(feat, w("cls_head_finetune.0.weight", [256, 2 * D]), zeros("cls_head_finetune.0.bias", [256])));
+  let h = relu(
+    linear(feat, w("cls_head_finetune.0.weight", [256, 2 * D]), zeros("cls_head_finetune.0.bias", [256])),
+  );
   let dropoutSeed: Node | undefined;
   if (opts.training && (opts.dropout ?? 0.5) > 0) {
     dropoutSeed = g.input("dropout_seed", [1], "u32");
     h = dropout(h, opts.dropout ?? 0.5, dropoutSeed);
   }
-  const logits = linear(h, w("cls_head_finetune.3.weight", [cfg.classes, 256]), zeros("cls_head_finetune.3.bias", [cfg.classes]));
+  const logits = linear(
+    h,
+    w("cls_head_finetune.3.weight", [cfg.classes, 256]),
+    zeros("cls_head_finetune.3.bias", [cfg.classes]),
+  );
   return { points, logits, bnUpdates: batchNormUpdates(g), buffers, dropoutSeed, llm };
 }
 

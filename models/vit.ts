@@ -54,15 +54,23 @@ export async function buildVit(
   opts: { llm?: { ck: LlmCheckpoint; layers: number[] }; seed?: number } = {},
 ): Promise<VitModel> {
   const { img, patch, chans, dim: D } = cfg;
-  if (img % patch !== 0) throw new Error(`vit: image size ${img} is not a multiple of the patch size ${patch}`);
+  if (img % patch !== 0) {
+    throw new Error(`vit: image size ${img} is not a multiple of the patch size ${patch}`);
+  }
   const L = (img / patch) ** 2;
   let seed = opts.seed ?? 0;
-  const w = (name: string, shape: number[]) => g.param(name, shape, { init: truncNormal(seed++ * 7919 + 17, 0.02) });
+  const w = (name: string, shape: number[]) =>
+    g.param(name, shape, { init: truncNormal(seed++ * 7919 + 17, 0.02) });
   const zeros = (name: string, shape: number[]) => g.param(name, shape, { init: constantInit(0) });
   const ones = (name: string, shape: number[]) => g.param(name, shape, { init: constantInit(1) });
 
   const images = g.input("images", [batch, chans, img, img]);
-  const tokens = patchEmbed(images, w("patch_embed.proj.weight", [D, chans, patch, patch]), zeros("patch_embed.proj.bias", [D]), patch);
+  const tokens = patchEmbed(
+    images,
+    w("patch_embed.proj.weight", [D, chans, patch, patch]),
+    zeros("patch_embed.proj.bias", [D]),
+    patch,
+  );
   const cls = expand(w("cls_token", [1, 1, D]), [batch, 1, D]);
   let x = add(concat([cls, tokens], 1), w("pos_embed", [1, L + 1, D]));
   for (let i = 0; i < cfg.depth; i++) {

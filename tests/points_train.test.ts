@@ -59,6 +59,11 @@ test("points: a resumed run reproduces the uninterrupted run exactly; BatchNorm 
     );
     assert.ok(!ck.has("blocks.blocks.0.attn.qkv.bias"));
     ck.close();
+    // the weights and running stats load back by Point-BERT name: same test accuracy without training
+    const again = await runPoints(
+      options(`${tmp}/init`, { stopAfter: 0, init: `${tmp}/full/checkpoint/model.safetensors` }),
+    );
+    assert.equal(again.testAccuracy, full.testAccuracy);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

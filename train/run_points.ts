@@ -16,7 +16,7 @@ import { fashionPointSource, PointBatcher, type PointBatcherState } from "../mod
 import { cosineLr, Trainer } from "./trainer.ts";
 import { Metrics, Progress } from "./progress.ts";
 import { lineChart } from "./chart.ts";
-import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 import { DEFAULT_LLM } from "./run_vit.ts";
 
 export interface PointRunOptions {
@@ -36,6 +36,8 @@ export interface PointRunOptions {
   data: string;
   out: string;
   resume?: string;
+  /** Initial weights and BatchNorm stats from a safetensors file with Point-BERT names. */
+  init?: string;
   seed: number;
   logEvery: number;
   evalBatch: number;
@@ -139,6 +141,14 @@ export async function runPoints(opts: PointRunOptions): Promise<PointRunSummary>
   const seedRng = new Rng(opts.seed * 31 + 5);
   let step = 0;
   const saved = [...params, ...m.buffers];
+  if (opts.init && !opts.resume) {
+    const r = await initFromSafetensors(opts.init, trainer.exe, saved);
+    if (!opts.quiet) {
+      console.error(
+        `init: ${r.loaded.length} tensors from ${opts.init}; ${r.skipped.length} skipped; ${r.kept.length} keep their init`,
+      );
+    }
+  }
   if (opts.resume) {
     const st = await loadCheckpoint(opts.resume, trainer.exe, saved, trainer.opt);
     step = st.step;
