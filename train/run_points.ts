@@ -8,16 +8,13 @@ import { compile } from "../compiler/runtime.ts";
 import { getGpu } from "../compiler/device.ts";
 import { Rng } from "../compiler/random.ts";
 import { buildPointBert, type PointBertConfig, pointNoDecay } from "../models/pointbert.ts";
-import { type LlmCheckpoint, openLlm } from "../models/llm.ts";
 import { parseLayerSelection } from "../models/config.ts";
-import { writeRandomLlama } from "../models/random_llm.ts";
 import { loadFashionMnist } from "../models/fashion_mnist.ts";
 import { fashionPointSource, PointBatcher, type PointBatcherState } from "../models/point_data.ts";
-import { cosineLr, Trainer } from "./trainer.ts";
-import { Metrics, Progress } from "./progress.ts";
-import { lineChart } from "./chart.ts";
+import { Trainer } from "./trainer.ts";
+import { Metrics } from "./progress.ts";
 import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-import { DEFAULT_LLM } from "./run_vit.ts";
+import { closeRunLlm, countCorrect, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
 
 export interface PointRunOptions {
   model: PointBertConfig;
@@ -63,31 +60,6 @@ function limited<
   return { ...d, n, images: d.images.subarray(0, n * hw), labels: d.labels.subarray(0, n) };
 }
 
-async function llmFor(opts: PointRunOptions): Promise<{ ck?: LlmCheckpoint; what: string; tmp?: string }> {
-  if (opts.llm === "none") return { what: "none" };
-  if (opts.llm === "random") {
-    const base = await openLlm(DEFAULT_LLM);
-    const c = base.cfg;
-    base.src.close();
-    const tmp = await Deno.makeTempDir({ prefix: "points-llm-random-" });
-    await writeRandomLlama(tmp, {
-      hidden: c.hidden,
-      heads: c.heads,
-      intermediate: c.intermediate,
-      layers: c.layers,
-      vocab: c.vocab,
-    }, { seed: 2000 + opts.seed });
-    return { ck: await openLlm(tmp), what: "random weights of llama-tiny's shape", tmp };
-  }
-  const ck = await openLlm(opts.llm);
-  return {
-    ck,
-    what: opts.llm === DEFAULT_LLM
-      ? "llama-tiny test fixture (its weights are random, not text-pretrained)"
-      : opts.llm,
-  };
-}
-
 export async function runPoints(opts: PointRunOptions): Promise<PointRunSummary> {
   const gpu = await getGpu({ quiet: opts.quiet });
   const cfg = opts.model;
@@ -104,7 +76,8 @@ export async function runPoints(opts: PointRunOptions): Promise<PointRunSummary>
     cfg.points,
     12345,
   );
-  const { ck, what, tmp } = await llmFor(opts);
+  const runLlm = await openRunLlm(opts.llm, opts.seed);
+  const { ck, what } = runLlm;
   const layers = ck ? parseLayerSelection(opts.llmLayers, ck.cfg.layers) : [];
 
   const g = new Graph();
@@ -167,10 +140,6 @@ export async function runPoints(opts: PointRunOptions): Promise<PointRunSummary>
         } MiB`,
     );
   }
-  const bar = new Progress(total, "cloud", step);
-  const losses: { step: number; loss: number }[] = [];
-  const accs: [number, number][] = [];
-  const t0 = performance.now(), startStep = step;
   const evaluate = async () => {
     for (const p of ge.params) if (p.trainable) evalExe.write(p, await trainer.exe.read(g.byName(p.name!)));
     for (const b of me.buffers) evalExe.write(b, await trainer.exe.read(g.byName(b.name!)));
@@ -178,79 +147,62 @@ export async function runPoints(opts: PointRunOptions): Promise<PointRunSummary>
     for (const b of testBatcher.evalBatches()) {
       evalExe.write(me.points, b.points);
       const [lg] = await evalExe.run([me.logits]);
-      for (let k = 0; k < b.valid; k++) {
-        const row = lg.subarray(k * cfg.classes, (k + 1) * cfg.classes);
-        if (row.indexOf(Math.max(...row)) === b.labels[k]) correct++;
-      }
+      correct += countCorrect(lg, cfg.classes, b.labels, b.valid);
     }
     return correct / test.n;
   };
-  const end = Math.min(total, opts.stopAfter ?? total);
-  while (step < end) {
-    const b = batcher.next();
-    const lrNow = cosineLr(step, total, opts.lr, Math.min(opts.warmup, total));
-    const feeds = new Map<Node, Float32Array | Int32Array | Uint32Array>([[m.points, b.points], [
-      labels,
-      b.labels,
-    ]]);
-    if (m.dropoutSeed) feeds.set(m.dropoutSeed, Uint32Array.of(seedRng.int(2 ** 32)));
-    const read = (step + 1) % opts.logEvery === 0 || step + 1 === end;
-    const l = await trainer.step(feeds, lrNow, read);
-    step++;
-    if (l !== undefined) {
-      if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at step ${step}`);
-      losses.push({ step, loss: l });
-      metrics.log({
-        step,
-        epoch: step / perEpoch,
-        loss: l,
-        lr: lrNow,
-        seconds: (performance.now() - t0) / 1000,
-      });
-    }
-    if (!opts.quiet) {
-      bar.update(
-        step,
-        { loss: losses.at(-1)?.loss ?? "-", lr: lrNow },
-        (step - startStep) * opts.batch,
-        l !== undefined,
-      );
-    }
-    if (step % perEpoch === 0 || step === end) {
-      const acc = await evaluate();
-      accs.push([step, acc]);
-      metrics.log({ step, epoch: step / perEpoch, test_accuracy: acc });
-      if (!opts.quiet) {
-        console.error(
-          `step ${step} (epoch ${(step / perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`,
-        );
-      }
-      await saveCheckpoint(`${opts.out}/checkpoint`, trainer.exe, saved, trainer.opt, {
+  const r = await trainLoop({
+    trainer,
+    total,
+    end: Math.min(total, opts.stopAfter ?? total),
+    perEpoch,
+    start: step,
+    lr: opts.lr,
+    warmup: opts.warmup,
+    batch: opts.batch,
+    logEvery: opts.logEvery,
+    unit: "cloud",
+    quiet: opts.quiet,
+    metrics,
+    feeds: () => {
+      const b = batcher.next();
+      const feeds = new Map<Node, Float32Array | Int32Array | Uint32Array>([[m.points, b.points], [
+        labels,
+        b.labels,
+      ]]);
+      if (m.dropoutSeed) feeds.set(m.dropoutSeed, Uint32Array.of(seedRng.int(2 ** 32)));
+      return feeds;
+    },
+    evaluate,
+    checkpoint: (step) =>
+      saveCheckpoint(`${opts.out}/checkpoint`, trainer.exe, saved, trainer.opt, {
         step,
         batcher: batcher.state(),
         dropoutRng: seedRng.state,
         seed: opts.seed,
         llm: opts.llm,
-      });
-    }
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const acc = accs.at(-1)?.[1] ?? await evaluate();
-  metrics.log({ final: true, test_accuracy: acc, seconds, steps: step, adapter: gpu.adapterName, llm: what });
+      }),
+  });
+  const acc = r.accs.at(-1)?.[1] ?? await evaluate();
+  metrics.log({
+    final: true,
+    test_accuracy: acc,
+    seconds: r.seconds,
+    steps: r.step,
+    adapter: gpu.adapterName,
+    llm: what,
+  });
   metrics.close();
-  await Deno.writeTextFile(
-    `${opts.out}/chart.svg`,
-    lineChart(`Point-BERT on Fashion-MNIST point clouds, frozen LLM: ${opts.llm}`, [
-      {
-        ylabel: "training loss",
-        series: [{ name: "loss", color: "#1f77b4", points: losses.map((x) => [x.step, x.loss]) }],
-      },
-      { ylabel: "test accuracy", series: [{ name: "accuracy", color: "#d62728", points: accs }] },
-    ]),
-  );
+  await writeRunChart(opts.out, `Point-BERT on Fashion-MNIST point clouds, frozen LLM: ${opts.llm}`, r);
   trainer.exe.destroy();
   evalExe.destroy();
-  ck?.src.close();
-  if (tmp) await Deno.remove(tmp, { recursive: true });
-  return { testAccuracy: acc, seconds, steps: step, adapter: gpu.adapterName, llm: what, losses };
+  await closeRunLlm(runLlm);
+  return {
+    testAccuracy: acc,
+    seconds: r.seconds,
+    steps: r.step,
+    adapter: gpu.adapterName,
+    llm: what,
+    losses: r.losses,
+  };
 }

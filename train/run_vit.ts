@@ -4,17 +4,15 @@
 
 import { Graph, type Node } from "../compiler/ir.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile, type Executable } from "../compiler/runtime.ts";
+import { compile } from "../compiler/runtime.ts";
 import { getGpu } from "../compiler/device.ts";
 import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
-import { type LlmCheckpoint, openLlm } from "../models/llm.ts";
 import { parseLayerSelection } from "../models/config.ts";
-import { writeRandomLlama } from "../models/random_llm.ts";
 import { Batcher, type BatcherState, loadFashionMnist } from "../models/fashion_mnist.ts";
-import { cosineLr, Trainer } from "./trainer.ts";
-import { Metrics, Progress } from "./progress.ts";
-import { lineChart } from "./chart.ts";
+import { Trainer } from "./trainer.ts";
+import { Metrics } from "./progress.ts";
 import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { closeRunLlm, countCorrect, DEFAULT_LLM, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
 
 /** Models for 28×28×1 images, and timm's presets (224×224×3, patch 16). */
 export const MODELS: Record<string, VitConfig> = {
@@ -25,7 +23,7 @@ export const MODELS: Record<string, VitConfig> = {
   base: { img: 224, patch: 16, chans: 3, dim: 768, depth: 12, heads: 12, classes: 1000 },
 };
 
-export const DEFAULT_LLM = new URL("../tests/fixtures/llama-tiny", import.meta.url).pathname;
+export { DEFAULT_LLM };
 
 export interface RunOptions {
   model: VitConfig;
@@ -69,36 +67,6 @@ export interface RunSummary {
   losses: { step: number; loss: number }[];
 }
 
-async function openModelLlm(opts: RunOptions): Promise<{ ck?: LlmCheckpoint; what: string; tmp?: string }> {
-  if (opts.llm === "none") return { what: "none" };
-  if (opts.llm === "random") {
-    const base = await openLlm(DEFAULT_LLM);
-    const c = base.cfg;
-    base.src.close();
-    const tmp = await Deno.makeTempDir({ prefix: "vit-llm-random-" });
-    await writeRandomLlama(tmp, {
-      hidden: c.hidden,
-      heads: c.heads,
-      kvHeads: c.kvHeads,
-      intermediate: c.intermediate,
-      layers: c.layers,
-      vocab: c.vocab,
-    }, {
-      seed: 1000 + opts.seed,
-    });
-    return {
-      ck: await openLlm(tmp),
-      what: `random weights of llama-tiny's shape (seed ${1000 + opts.seed})`,
-      tmp,
-    };
-  }
-  const ck = await openLlm(opts.llm);
-  const what = opts.llm === DEFAULT_LLM
-    ? "llama-tiny test fixture (its weights are random, not text-pretrained)"
-    : `${ck.format} ${ck.cfg.type} checkpoint ${opts.llm}`;
-  return { ck, what };
-}
-
 export async function runVit(opts: RunOptions): Promise<RunSummary> {
   const gpu = await getGpu({ quiet: opts.quiet });
   const cfg = opts.model;
@@ -121,7 +89,8 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
   if (cfg.classes !== 10) {
     throw new Error(`data: Fashion-MNIST has 10 classes, model '${opts.modelName}' has ${cfg.classes}`);
   }
-  const { ck, what: llmWhat, tmp } = await openModelLlm(opts);
+  const runLlm = await openRunLlm(opts.llm, opts.seed);
+  const { ck, what: llmWhat } = runLlm;
   const layers = ck ? parseLayerSelection(opts.llmLayers, ck.cfg.layers) : [];
 
   // training step
@@ -161,7 +130,6 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
   const testBatcher = new Batcher(test, { batchSize: opts.evalBatch, seed: 0, augment: false });
   const perEpoch = Math.floor(n / opts.batch);
   const total = opts.steps > 0 ? opts.steps : opts.epochs * perEpoch;
-  const warmup = Math.min(opts.warmup, total);
   let step = 0;
   if (opts.init && !opts.resume) {
     const r = await initFromSafetensors(opts.init, trainer.exe, params);
@@ -193,101 +161,64 @@ export async function runVit(opts: RunOptions): Promise<RunSummary> {
         (trainer.exe.streaming ? " (streaming frozen weights)" : ""),
     );
   }
-  const bar = new Progress(total, "img", step);
-  const losses: { step: number; loss: number }[] = [];
-  const accs: [number, number][] = [];
-  const t0 = performance.now();
-  const startStep = step;
-
   const evaluate = async (): Promise<number> => {
     for (const p of ge.params) if (p.trainable) evalExe.write(p, await trainer.exe.read(g.byName(p.name!)));
     let correct = 0;
     for (const b of testBatcher.evalBatches()) {
       evalExe.write(me.images, b.images);
       const [lg] = await evalExe.run([me.logits]);
-      for (let k = 0; k < b.valid; k++) {
-        const row = lg.subarray(k * cfg.classes, (k + 1) * cfg.classes);
-        if (row.indexOf(Math.max(...row)) === b.labels[k]) correct++;
-      }
+      correct += countCorrect(lg, cfg.classes, b.labels, b.valid);
     }
     return correct / test.n;
   };
-
-  const end = Math.min(total, opts.stopAfter ?? total);
-  while (step < end) {
-    const b = batcher.next();
-    const lrNow = cosineLr(step, total, opts.lr, warmup);
-    const read = (step + 1) % opts.logEvery === 0 || step + 1 === total;
-    const l = await trainer.step(
-      new Map<Node, Float32Array | Int32Array>([[m.images, b.images], [labels, b.labels]]),
-      lrNow,
-      read,
-    );
-    step++;
-    if (l !== undefined) {
-      if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at step ${step}`);
-      losses.push({ step, loss: l });
-      metrics.log({
-        step,
-        epoch: step / perEpoch,
-        loss: l,
-        lr: lrNow,
-        seconds: (performance.now() - t0) / 1000,
-      });
-    }
-    if (!opts.quiet) {
-      bar.update(
-        step,
-        { loss: losses.at(-1)?.loss ?? "-", lr: lrNow },
-        (step - startStep) * opts.batch,
-        l !== undefined,
-      );
-    }
-    if (step % perEpoch === 0 || step === end) {
-      const acc = await evaluate();
-      accs.push([step, acc]);
-      metrics.log({ step, epoch: step / perEpoch, test_accuracy: acc });
-      if (!opts.quiet) {
-        console.error(
-          `step ${step} (epoch ${(step / perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`,
-        );
-      }
-      await saveCheckpoint(`${opts.out}/checkpoint`, trainer.exe, params, trainer.opt, {
+  const r = await trainLoop({
+    trainer,
+    total,
+    end: Math.min(total, opts.stopAfter ?? total),
+    perEpoch,
+    start: step,
+    lr: opts.lr,
+    warmup: opts.warmup,
+    batch: opts.batch,
+    logEvery: opts.logEvery,
+    unit: "img",
+    quiet: opts.quiet,
+    metrics,
+    feeds: () => {
+      const b = batcher.next();
+      return new Map<Node, Float32Array | Int32Array>([[m.images, b.images], [labels, b.labels]]);
+    },
+    evaluate,
+    checkpoint: (step) =>
+      saveCheckpoint(`${opts.out}/checkpoint`, trainer.exe, params, trainer.opt, {
         step,
         batcher: batcher.state(),
         seed: opts.seed,
         model: opts.modelName,
         llm: opts.llm,
         llmLayers: opts.llmLayers,
-      });
-    }
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const acc = accs.at(-1)?.[1] ?? await evaluate();
+      }),
+  });
+  const acc = r.accs.at(-1)?.[1] ?? await evaluate();
   metrics.log({
     final: true,
     test_accuracy: acc,
-    seconds,
-    steps: step,
+    seconds: r.seconds,
+    steps: r.step,
     adapter: gpu.adapterName,
     llm: llmWhat,
   });
   metrics.close();
-  await Deno.writeTextFile(
-    `${opts.out}/chart.svg`,
-    lineChart(`ViT ${opts.modelName} on Fashion-MNIST, frozen LLM: ${opts.llm}`, [
-      {
-        ylabel: "training loss",
-        series: [{ name: "loss", color: "#1f77b4", points: losses.map((x) => [x.step, x.loss]) }],
-      },
-      { ylabel: "test accuracy", series: [{ name: "accuracy", color: "#d62728", points: accs }] },
-    ]),
-  );
+  await writeRunChart(opts.out, `ViT ${opts.modelName} on Fashion-MNIST, frozen LLM: ${opts.llm}`, r);
   trainer.exe.destroy();
   evalExe.destroy();
-  ck?.src.close();
-  if (tmp) await Deno.remove(tmp, { recursive: true });
-  return { testAccuracy: acc, seconds, steps: step, adapter: gpu.adapterName, llm: llmWhat, losses };
+  await closeRunLlm(runLlm);
+  return {
+    testAccuracy: acc,
+    seconds: r.seconds,
+    steps: r.step,
+    adapter: gpu.adapterName,
+    llm: llmWhat,
+    losses: r.losses,
+  };
 }
-
-export type { Executable };
