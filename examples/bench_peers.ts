@@ -14,13 +14,23 @@
 //                         Adam(lr 1e-3, β 0.9/0.999, eps 1e-8, no weight decay); forward + backward +
 //                         update, the loss read back. Both sides start from the same weights, so the
 //                         first step's losses must agree (printed as a check).
-// Timing: `--warmup` untimed calls, then N timed calls, N = clamp(target-ms / warm-up time, min-reps,
-// max-reps); the median is reported. Ratio = tfjs ms / ours ms (> 1: ours is faster by that factor).
+// Timing: `--warmup` untimed calls per side (tfjs first), then N timed calls per side, N = clamp(
+// target-ms / slower side's warm-up call, min-reps 5, max-reps), alternating tfjs/ours call by call so
+// that load from other processes on a shared machine hits both sides (--sequential: all tfjs, then all
+// ours); the median is reported. Ratio = tfjs ms / ours ms (> 1: ours is faster by that factor).
+// `--budget-s` (default 240) skips a matmul whose time, predicted from the smaller ones, would not fit
+// (matmul-2048 on lavapipe). Our side mirrors examples/bench.ts (which exports nothing to import):
+// graph + compile for matmul, transformerBlock + AdamW(weightDecay 0) for layer-step, the batch
+// written each step as Trainer.step does; tfjs uploads its batch each step too.
+//
+// On the GPU machine (no npm registry there): `deno bundle --minify examples/bench_peers.ts -o
+// .device/bench_peers.js` (about 1.8 MB, runs as-is with `deno run -A .device/bench_peers.js`).
 
 import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core's node entry (the one Deno loads) registers no gradients, and its ESM register_all_gradients
 // uses extensionless imports Deno cannot resolve; the union package's node bundle carries them and
-// registers them into the same global registry (used for side effects only; no WebGL is touched).
+// registers them into the same global registry (imported for that side effect only; the backend is
+// set to webgpu and checked below).
 import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import "../mod.ts";
@@ -36,15 +46,31 @@ import { randn } from "../compiler/random.ts";
 import { transformerBlock } from "../models/block.ts";
 import { num, parseFlags } from "../train/cli.ts";
 
+// in the order they run (cheapest first, so the time budget drops the largest); printed as listed here
 const ALL = ["matmul-512", "matmul-1024", "matmul-2048", "layer-step"];
+const RUN_ORDER = ["matmul-512", "matmul-1024", "layer-step", "matmul-2048"];
 
 const flags = parseFlags("usage: deno run -A examples/bench_peers.ts [flags]", {
   json: { type: "boolean", default: false, help: "one JSON object per workload per line (no table)" },
   workloads: { type: "string", default: ALL.join(","), help: "comma-separated subset" },
-  warmup: { type: "string", default: "2", help: "untimed calls before timing" },
-  "min-reps": { type: "string", default: "5", help: "fewest timed calls" },
-  "max-reps": { type: "string", default: "50", help: "most timed calls" },
+  warmup: {
+    type: "string",
+    default: "auto",
+    help: "untimed calls per side (auto: 1 on a software adapter, else 2)",
+  },
+  "min-reps": { type: "string", default: "5", help: "fewest timed calls per side" },
+  "max-reps": { type: "string", default: "50", help: "most timed calls per side" },
   "target-ms": { type: "string", default: "1500", help: "timed wall time aimed at per workload and side" },
+  "budget-s": {
+    type: "string",
+    default: "240",
+    help: "skip a matmul whose predicted time (from the smaller ones) would end the run past this",
+  },
+  sequential: {
+    type: "boolean",
+    default: false,
+    help: "time all tfjs calls, then all of ours (default: alternate, so load on a shared machine hits both)",
+  },
 });
 const workloads = flags.workloads.split(",").map((s) => s.trim()).filter(Boolean);
 for (const w of workloads) {
@@ -53,43 +79,58 @@ for (const w of workloads) {
     Deno.exit(2);
   }
 }
-const timing = {
-  warmup: num("warmup", flags.warmup),
-  minReps: num("min-reps", flags["min-reps"]),
-  maxReps: num("max-reps", flags["max-reps"]),
-  targetMs: num("target-ms", flags["target-ms"]),
-};
-if (timing.minReps < 5) console.error(`note: --min-reps ${timing.minReps} is below the harness's 5`);
+const minReps = num("min-reps", flags["min-reps"]);
+const maxReps = Math.max(minReps, num("max-reps", flags["max-reps"]));
+const targetMs = num("target-ms", flags["target-ms"]);
+const budgetMs = num("budget-s", flags["budget-s"]) * 1000;
+if (minReps < 5) console.error(`note: --min-reps ${minReps} is below the harness's 5`);
 
 interface Timed {
+  /** Median of the timed calls. */
   ms: number;
   reps: number;
   minMs: number;
   maxMs: number;
 }
 
-/** Warm-up calls, then timed calls (count scaled by the last warm-up's time); median ms. */
-async function timeIt(fn: () => Promise<void>): Promise<Timed> {
-  let last = 0;
-  for (let i = 0; i < Math.max(1, timing.warmup); i++) {
-    const t0 = performance.now();
-    await fn();
-    last = performance.now() - t0;
-  }
-  const reps = Math.max(
-    timing.minReps,
-    Math.min(timing.maxReps, Math.ceil(timing.targetMs / Math.max(last, 1e-3))),
-  );
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    await fn();
-    ts.push(performance.now() - t0);
-  }
+function summarize(ts: number[]): Timed {
   const s = [...ts].sort((a, b) => a - b);
   const mid = s.length >> 1;
   const ms = s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-  return { ms, reps, minMs: s[0], maxMs: s[s.length - 1] };
+  return { ms, reps: s.length, minMs: s[0], maxMs: s[s.length - 1] };
+}
+
+async function clock(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/**
+ * Warm-up calls on each side (tfjs first), then the same number of timed calls per side, scaled by the
+ * slower side's last warm-up to about targetMs, within [minReps, maxReps]. Timed calls alternate
+ * between the sides unless --sequential.
+ */
+async function timePair(
+  warmup: number,
+  peer: () => Promise<void>,
+  ours: () => Promise<void>,
+): Promise<{ tfjs: Timed; ours: Timed }> {
+  let lastP = 0, lastO = 0;
+  for (let i = 0; i < warmup; i++) lastP = await clock(peer);
+  for (let i = 0; i < warmup; i++) lastO = await clock(ours);
+  const reps = Math.max(minReps, Math.min(maxReps, Math.ceil(targetMs / Math.max(lastP, lastO, 1e-3))));
+  const tp: number[] = [], to: number[] = [];
+  if (flags.sequential) {
+    for (let i = 0; i < reps; i++) tp.push(await clock(peer));
+    for (let i = 0; i < reps; i++) to.push(await clock(ours));
+  } else {
+    for (let i = 0; i < reps; i++) {
+      tp.push(await clock(peer));
+      to.push(await clock(ours));
+    }
+  }
+  return { tfjs: summarize(tp), ours: summarize(to) };
 }
 
 const log = (msg: string) => console.error(msg);
@@ -255,6 +296,7 @@ function tfjsLayerStep(x: Float32Array, target: Float32Array, w: Map<string, Flo
 // ---------------------------------------------------------------------------------------------------
 // Run.
 
+const tStart = performance.now();
 const gpu = await getGpu({ quiet: true });
 await tf.setBackend("webgpu");
 await tf.ready();
@@ -263,106 +305,172 @@ if (tf.getBackend() !== "webgpu") {
 }
 const tfInfo = (tf.backend() as any).adapterInfo as { vendor?: string; architecture?: string } | undefined;
 const tfAdapter = [tfInfo?.vendor, tfInfo?.architecture].filter(Boolean).join(" ") || "?";
+const software = /llvmpipe|lavapipe|swiftshader/i.test(gpu.adapterName);
+const warmup = flags.warmup === "auto" ? (software ? 1 : 2) : Math.max(1, num("warmup", flags.warmup));
 const date = new Date().toISOString();
-log(`adapter (ours): ${gpu.adapterName}; tfjs-webgpu ${tf.version_core}: ${tfAdapter}; ${date}`);
+log(
+  `adapter (ours): ${gpu.adapterName}; tfjs-webgpu ${tf.version_core} sees vendor/arch '${tfAdapter}'; ` +
+    `${date}; warm-up ${warmup}, ≥${minReps} timed calls per side, ${
+      flags.sequential ? "sequential" : "alternating"
+    }`,
+);
 
+type Side = Timed & { gflops?: number };
 interface Row {
   workload: string;
   adapter: string;
   date: string;
-  ours: Timed & { gflops?: number };
-  tfjs_webgpu: Timed & { gflops?: number };
+  ours?: Side;
+  tfjs_webgpu?: Side;
   /** tfjs ms / ours ms: > 1 means ours is faster by this factor. */
-  ratio: number;
-  check: Record<string, number>;
+  ratio?: number;
+  check?: Record<string, number>;
+  skipped?: string;
 }
-const rows: Row[] = [];
+const rows = new Map<string, Row>();
 const emit = (r: Row) => {
-  rows.push(r);
+  rows.set(r.workload, r);
   if (flags.json) console.log(JSON.stringify(r));
-  log(
-    `${r.workload}: ours ${r.ours.ms.toFixed(2)} ms (${r.ours.reps} reps), tfjs-webgpu ${
-      r.tfjs_webgpu.ms.toFixed(2)
-    } ms (${r.tfjs_webgpu.reps} reps), ratio ×${r.ratio.toFixed(2)}`,
-  );
+  if (r.skipped) log(`${r.workload}: skipped (${r.skipped})`);
+  else {
+    log(
+      `${r.workload}: ours ${r.ours!.ms.toFixed(2)} ms, tfjs-webgpu ${r.tfjs_webgpu!.ms.toFixed(2)} ms ` +
+        `(${r.ours!.reps} timed calls each), ratio ×${r.ratio!.toFixed(2)}`,
+    );
+  }
 };
 
-for (const w of workloads) {
+/** Worst |C - C_f64| / Σ|a·b| over 16 random entries (as examples/bench.ts checks). */
+function scaledError(c: Float32Array, a: Float32Array, b: Float32Array, n: number): number {
+  let worst = 0, seed = n;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let s = 0; s < 16; s++) {
+    const i = Math.floor(rnd() * n), j = Math.floor(rnd() * n);
+    let ref = 0, mag = 0;
+    for (let k = 0; k < n; k++) {
+      const p = a[i * n + k] * b[k * n + j];
+      ref += p;
+      mag += Math.abs(p);
+    }
+    worst = Math.max(worst, Math.abs(c[i * n + j] - ref) / (mag + 1e-30));
+  }
+  return worst;
+}
+
+let lastMatmul: { n: number; ms: number } | undefined;
+for (const w of RUN_ORDER.filter((w) => workloads.includes(w))) {
   if (w.startsWith("matmul-")) {
     const n = Number(w.slice("matmul-".length));
+    if (lastMatmul) {
+      const perCall = lastMatmul.ms * (n / lastMatmul.n) ** 3;
+      const predicted = 2 * (warmup + minReps) * perCall;
+      const elapsed = performance.now() - tStart;
+      if (elapsed + predicted > budgetMs) {
+        emit({
+          workload: w,
+          adapter: gpu.adapterName,
+          date,
+          skipped: `predicted ${(predicted / 1000).toFixed(0)} s (${(perCall / 1000).toFixed(1)} s a call, ` +
+            `scaled from matmul-${lastMatmul.n}) would end the run past --budget-s ${budgetMs / 1000}`,
+        });
+        continue;
+      }
+    }
     const data = matmulData(n);
     const flop = 2 * n ** 3;
-    // tfjs first, then ours (the brief's order); each side's last result is kept for a value check
     const peer = tfjsMatmul(n, data);
-    let tOut: Float32Array = new Float32Array(0);
-    const tt = await timeIt(async () => {
-      tOut = await peer.step();
-    });
-    peer.destroy();
     const ours = await oursMatmul(n, data);
-    let oOut: Float32Array = new Float32Array(0);
-    const to = await timeIt(async () => {
-      oOut = await ours.step();
-    });
+    let tOut: Float32Array = new Float32Array(0), oOut: Float32Array = new Float32Array(0);
+    const t = await timePair(
+      warmup,
+      async () => void (tOut = await peer.step()),
+      async () => void (oOut = await ours.step()),
+    );
+    peer.destroy();
     ours.destroy();
-    let maxErr = 0, maxRef = 0;
-    for (let i = 0; i < oOut.length; i++) {
-      maxErr = Math.max(maxErr, Math.abs(oOut[i] - tOut[i]));
-      maxRef = Math.max(maxRef, Math.abs(tOut[i]));
-    }
+    let maxDiff = 0;
+    for (let i = 0; i < oOut.length; i++) maxDiff = Math.max(maxDiff, Math.abs(oOut[i] - tOut[i]));
+    lastMatmul = { n, ms: Math.max(t.ours.ms, t.tfjs.ms) };
     emit({
       workload: w,
       adapter: gpu.adapterName,
       date,
-      ours: { ...to, gflops: flop / to.ms / 1e6 },
-      tfjs_webgpu: { ...tt, gflops: flop / tt.ms / 1e6 },
-      ratio: tt.ms / to.ms,
-      check: { max_abs_diff: maxErr, max_abs: maxRef },
+      ours: { ...t.ours, gflops: flop / t.ours.ms / 1e6 },
+      tfjs_webgpu: { ...t.tfjs, gflops: flop / t.tfjs.ms / 1e6 },
+      ratio: t.tfjs.ms / t.ours.ms,
+      check: {
+        scaled_error_ours: scaledError(oOut, data.a, data.b, n),
+        scaled_error_tfjs: scaledError(tOut, data.a, data.b, n),
+        max_abs_diff_between: maxDiff,
+      },
     });
   } else {
     const { B, T, D } = LAYER;
     const x = randn(31, B * T * D), target = randn(32, B * T * D);
-    // ours is compiled first only to hand tfjs the same initial weights; tfjs is timed first
+    // ours is built first so that tfjs starts from the same weights
     const ours = await oursLayerStep(x, target);
     const peer = tfjsLayerStep(x, target, ours.weights);
-    let tFirst = NaN, oFirst = NaN;
-    const tt = await timeIt(async () => {
-      const l = await peer.step();
-      if (Number.isNaN(tFirst)) tFirst = l;
-    });
+    let tFirst = NaN, oFirst = NaN, tLast = NaN, oLast = NaN;
+    const t = await timePair(
+      warmup,
+      async () => {
+        tLast = await peer.step();
+        if (Number.isNaN(tFirst)) tFirst = tLast;
+      },
+      async () => {
+        oLast = await ours.step();
+        if (Number.isNaN(oFirst)) oFirst = oLast;
+      },
+    );
     peer.destroy();
-    const to = await timeIt(async () => {
-      const l = await ours.step();
-      if (Number.isNaN(oFirst)) oFirst = l;
-    });
     ours.exe.destroy();
     emit({
       workload: w,
       adapter: gpu.adapterName,
       date,
-      ours: to,
-      tfjs_webgpu: tt,
-      ratio: tt.ms / to.ms,
-      check: { first_loss_ours: oFirst, first_loss_tfjs: tFirst },
+      ours: t.ours,
+      tfjs_webgpu: t.tfjs,
+      ratio: t.tfjs.ms / t.ours.ms,
+      check: {
+        first_loss_ours: oFirst,
+        first_loss_tfjs: tFirst,
+        last_loss_ours: oLast,
+        last_loss_tfjs: tLast,
+      },
     });
   }
 }
 
 if (!flags.json) {
-  const fmt = (t: Timed & { gflops?: number }) =>
-    `${t.ms.toFixed(2)} ms${t.gflops !== undefined ? ` (${t.gflops.toFixed(1)} GFLOP/s)` : ""}`;
-  const cells = rows.map((r) => [r.workload, fmt(r.ours), fmt(r.tfjs_webgpu), `×${r.ratio.toFixed(2)}`]);
+  const fmt = (t?: Side) =>
+    t
+      ? `${t.ms.toFixed(2)} ms${t.gflops !== undefined ? ` (${t.gflops.toFixed(1)} GFLOP/s)` : ""}`
+      : "skipped";
+  const shown = ALL.filter((w) => rows.has(w)).map((w) => rows.get(w)!);
+  const cells = shown.map((r) => [
+    r.workload,
+    fmt(r.ours),
+    fmt(r.tfjs_webgpu),
+    r.ratio !== undefined ? `×${r.ratio.toFixed(2)}` : "–",
+  ]);
   const head = ["workload", "ours", "tfjs-webgpu 4.22", "ratio (ours faster by ×)"];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => `| ${c.map((s, i) => s.padEnd(widths[i])).join(" | ")} |`;
-  console.log(`adapter: ${gpu.adapterName} (tfjs sees: ${tfAdapter}); ${date}; median of ≥${timing.minReps}`);
+  console.log(
+    `adapter: ${gpu.adapterName}; ${date}; median ms of ≥${minReps} timed calls per side after ${warmup} ` +
+      `warm-up, result read back each call`,
+  );
   console.log(line(head));
   console.log(line(widths.map((n) => "-".repeat(n))));
   for (const c of cells) console.log(line(c));
-  for (const r of rows) {
-    const checks = Object.entries(r.check).map(([k, v]) => `${k}=${v.toPrecision(6)}`).join(", ");
-    console.log(`  ${r.workload}: ${checks}`);
+  for (const r of shown) {
+    if (r.skipped) console.log(`  ${r.workload}: skipped, ${r.skipped}`);
+    else {
+      const checks = Object.entries(r.check ?? {}).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(", ");
+      console.log(`  ${r.workload}: ${checks}`);
+    }
   }
 }
+log(`total ${((performance.now() - tStart) / 1000).toFixed(1)} s`);
 tf.disposeVariables();
 gpu.device.destroy();

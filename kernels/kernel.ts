@@ -45,6 +45,8 @@ export interface LowerCtx {
   maxWorkgroupStorage: number;
   maxInvocations: number;
   hasF16: boolean;
+  /** A CPU-emulated adapter (lavapipe, llvmpipe, SwiftShader): workgroup barriers are expensive there. */
+  isSoftware?: boolean;
 }
 
 export type KernelLowering = (node: Node, ctx: LowerCtx) => Lowered;

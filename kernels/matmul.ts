@@ -15,7 +15,7 @@
 // (lavapipe runs barriers as coroutine switches).
 //
 // "direct" — no workgroup memory and no barriers, for skinny products (few rows or few columns, e.g.
-// a linear layer applied to a handful of tokens): each thread computes a TM×TN block straight from
+// a linear layer applied to a handful of tokens, or a very short K, e.g. its weight gradient): each thread computes a TM×TN block straight from
 // global memory, walking K four at a time. Where the memory layout allows it, a and b are read as
 // vec4 (f32) or vec2<u32> (four packed f16/bf16) — along k when it is the contiguous axis and K % 4
 // == 0, along m / n when TM / TN is 4 and M / N % 4 == 0; otherwise scalar. Rows and columns past
@@ -60,8 +60,14 @@ export interface MatmulShape {
   batch: number;
 }
 
-// 64×64 tiles, 4×4 per thread, 256 threads: for large products.
-const BIG: TiledVariant = { kind: "tiled", WX: 16, WY: 16, TM: 4, TN: 4, BK: 16 };
+// Tile configs. On lavapipe (512³ f32), bigger per-thread blocks paid most (more FMAs per shared
+// load and per barrier): 16×16 threads of 4×4 took 827 ms, 8×8 of 8×8 491 ms, 16×16 of 8×8 439 ms;
+// BK 32 instead of 16 made no measurable difference, so BK stays 16 (half the workgroup memory).
+// 128×128 tiles, 8×8 per thread, 256 threads (16.5 KiB): for large products.
+const HUGE: TiledVariant = { kind: "tiled", WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 };
+// 64×64 tiles, 8×8 per thread, 64 threads (8.3 KiB): large products on default-limit devices, and
+// medium ones.
+const BIG: TiledVariant = { kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16 };
 // 32×32 tiles, 2×2 per thread: for smaller products (less padding waste, more workgroups).
 const SMALL: TiledVariant = { kind: "tiled", WX: 16, WY: 16, TM: 2, TN: 2, BK: 16 };
 // devices with tighter limits: 8×8 threads, 2×2 each, BK 8 (1 KiB)
@@ -87,25 +93,25 @@ export function setMatmulVariant(v: MatmulVariant | undefined): void {
 }
 
 /**
- * The variant for a product: "direct" when it is skinny (≤ 16 rows or columns: a tile would be
- * mostly padding and its barriers pure overhead), else the 64×64 tile once there are enough such
- * tiles to keep a GPU busy (with BK 32 where the workgroup memory allows, half the barriers), else
- * the 32×32 tile; the 8×8-thread tile on devices with tight limits.
+ * The variant for a product: "direct" when it is skinny (≤ 16 rows or columns, or K ≤ 8: a tile would be
+ * mostly padding and its barriers pure overhead; 4×512·512×1376 took 664 ms tiled, 40 ms direct on
+ * lavapipe), else the biggest tile of which there are enough (16) to keep a GPU busy and that fits
+ * the device's workgroup limits, else the 32×32 tile; the 8×8-thread tile on tight devices.
  */
 export function chooseVariant(s: MatmulShape, ctx: LowerCtx): MatmulVariant {
   if (forced) return forced;
-  const { M, N, batch } = s;
-  if (M <= 16 || N <= 16) {
-    return M <= N
-      ? { kind: "direct", TM: Math.min(M, 4), TN: 4 }
-      : { kind: "direct", TM: 4, TN: Math.min(N, 4) };
+  const { M, K, N, batch } = s;
+  // very short K (the dB of a few-token linear layer): one mostly-padded K step per tile, all
+  // overhead (512×4·4×1376 on lavapipe: 38 ms tiled, 22 ms direct)
+  if (M <= 16 || N <= 16 || K <= 8) {
+    return { kind: "direct", TM: Math.min(M, 4), TN: Math.min(N, 4) };
   }
-  const tiles64 = Math.ceil(M / 64) * Math.ceil(N / 64) * batch;
-  if (M >= 64 && N >= 64 && tiles64 >= 16) {
-    const deep = { ...BIG, BK: 32 };
-    if (fits(deep, ctx)) return deep;
-    if (fits(BIG, ctx)) return BIG;
-  }
+  // on CPU-emulated adapters barriers cost more than the reuse workgroup tiles buy: 8×8 outputs per
+  // thread straight from memory (512³ on lavapipe: 283 ms vs 424 ms for the best tiled variant)
+  if (ctx.isSoftware) return { kind: "direct", TM: 8, TN: 8 };
+  const tiles = (side: number) => Math.ceil(M / side) * Math.ceil(N / side) * batch;
+  if (M >= 128 && N >= 128 && tiles(128) >= 16 && fits(HUGE, ctx)) return HUGE;
+  if (M >= 64 && N >= 64 && tiles(64) >= 16 && fits(BIG, ctx)) return BIG;
   if (fits(SMALL, ctx)) return SMALL;
   return TINY;
 }
@@ -324,8 +330,8 @@ function directCode(g: Geometry, c: DirectVariant, ctx: LowerCtx) {
     ? `bf16_at(${word}, i & 1u)`
     : `unpack2x16float(${word})[i & 1u]`;
 
-  const aAt = (i: string, k: string) => ta ? `${k} * M + ${i}` : `${i} * K + ${k}`;
-  const bAt = (k: string, j: string) => tb ? `${j} * K + ${k}` : `${k} * N + ${j}`;
+  const aAt = (i: string, k: string) => ta ? `(${k}) * M + ${i}` : `${i} * K + ${k}`;
+  const bAt = (k: string, j: string) => tb ? `${j} * K + ${k}` : `(${k}) * N + ${j}`;
 
   // loads of one 4-deep k chunk: av(i, kk) and bv(kk, j) name the values
   const aLoads: string[] = [];

@@ -1,7 +1,9 @@
 // Tests of the matmul family: forward and gradients (rule vs finite differences, GPU vs CPU) for all
 // four trans combinations, 2-D / batched / shared-b layouts, with and without bias, odd sizes that
-// straddle tile edges, both tile configs (and the small-device fallback, and batches folded past the
-// z limit); frozen bf16/f16 weights (forward and dA through them, no dB kernel); shape errors.
+// straddle tile edges, every kernel variant forced in turn (tiled configs, the barrier-free "direct"
+// one with its vec4 / packed 16-bit / scalar read paths), the small-device fallback and batches folded
+// past the z limit; which variant the heuristic picks; frozen bf16/f16 weights (forward and dA through
+// them, no dB kernel); shape errors.
 
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
@@ -14,6 +16,7 @@ import { sumAll } from "../compiler/ops/reduce.ts";
 import { linear, matmul } from "../compiler/ops/matmul.ts";
 import { Rng } from "../compiler/random.ts";
 import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
+import { chooseVariant, type MatmulVariant, setMatmulVariant } from "../kernels/matmul.ts";
 import { interpret } from "./ref/tensor.ts";
 
 type Layout = "2d" | "batched" | "shared";
@@ -85,6 +88,123 @@ test("matmul: the 64x64 tile config (chosen for larger products) is exercised an
       });
     }
   }
+});
+
+/** Runs f with every matmul lowered as variant v (whatever the heuristic would pick). */
+async function withVariant<R>(v: MatmulVariant, f: () => Promise<R> | R): Promise<R> {
+  setMatmulVariant(v);
+  try {
+    return await f();
+  } finally {
+    setMatmulVariant(undefined);
+  }
+}
+
+const VARIANTS: MatmulVariant[] = [
+  { kind: "tiled", WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 },
+  { kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16 },
+  { kind: "tiled", WX: 16, WY: 8, TM: 2, TN: 4, BK: 32 }, // unequal sides, deeper K step
+  { kind: "direct", TM: 4, TN: 4 },
+  { kind: "direct", TM: 8, TN: 8 },
+  { kind: "direct", TM: 3, TN: 1 },
+];
+
+test("matmul: every variant, forced, vs the CPU reference (fwd + grads)", async (t) => {
+  // [7,13,5]: odd everywhere (scalar reads, K tail); [12,16,20]: multiples of 4 (the direct
+  // variant's vec4 reads along k, m and n); [70,19,133]: straddles 64- and 128-wide tiles
+  const sizes = [[7, 13, 5], [12, 16, 20], [70, 19, 133]];
+  const combos: [Layout, boolean, boolean][] = [
+    ...TRANS.map(([ta, tb]): [Layout, boolean, boolean] => ["batched", ta, tb]),
+    ["shared", false, true],
+    ["shared", true, false],
+    ["2d", true, true],
+  ];
+  for (const v of VARIANTS) {
+    for (const mkn of sizes) {
+      // the tile-straddling size costs seconds per step on the CPU reference: the big tiles only
+      if (mkn[0] === 70 && !(v.kind === "tiled" && v.TM === 8)) continue;
+      for (const [layout, ta, tb] of combos) {
+        await t.step(
+          `${JSON.stringify(v)} ${layout} ${mkn.join("x")} transA=${ta} transB=${tb}`,
+          async () => {
+            await withVariant(v, async () => {
+              const g = new Graph();
+              const code = lower([buildMatmul(g, layout, mkn, ta, tb, true, [2])]).dispatches[0].code;
+              assert.equal(
+                code.includes("workgroupBarrier"),
+                v.kind === "tiled",
+                "the forced variant is used",
+              );
+              if (v.kind === "direct" && mkn[1] === 16 && (!ta || tb)) {
+                assert.ok(code.includes("vec4<f32>"), "vec4 reads for a multiple-of-4 K");
+              }
+              await checkOp({
+                build: (g) => buildMatmul(g, layout, mkn, ta, tb, true, [2]),
+                fdSamples: 4,
+              });
+            });
+          },
+        );
+      }
+    }
+  }
+});
+
+test("matmul: the direct variant reads packed bf16/f16 b, vectorised and scalar", async (t) => {
+  // K and N multiples of 4 → vec2<u32> reads (four 16-bit values); odd sizes → scalar reads
+  for (const dtype of ["bf16", "f16"] as const) {
+    for (const [mkn, vec] of [[[8, 16, 12], true], [[5, 13, 7], false]] as const) {
+      for (
+        const [layout, ta, tb] of [["shared", false, true], ["shared", true, false], [
+          "batched",
+          false,
+          false,
+        ]] as const
+      ) {
+        await t.step(`${dtype} ${mkn.join("x")} ${layout} transA=${ta} transB=${tb}`, async () => {
+          await withVariant({ kind: "direct", TM: 4, TN: 4 }, async () => {
+            const build = (g: Graph) => {
+              const [M, K, N] = mkn;
+              const s = shapes(layout, M, K, N, ta, tb, [2]);
+              const a = randParam(g, "a", s.a);
+              const size = s.b.reduce((p, d) => p * d, 1);
+              const w = g.param("w", s.b, {
+                trainable: false,
+                dtype,
+                init: rounded16(dtype, size, 5 + size),
+              });
+              return matmul(a, w, { transA: ta, transB: tb, bias: randParam(g, "bias", [N]) });
+            };
+            const code = lower([build(new Graph())]).dispatches[0].code;
+            assert.equal(code.includes("array<vec2<u32>>"), vec, "packed vector reads iff aligned");
+            await checkOp({ build, fdSamples: 4 });
+          });
+        });
+      }
+    }
+  }
+});
+
+test("matmul: variant choice per shape and device limits", () => {
+  const lavapipe: LowerCtx = { ...DEFAULT_LOWER_CTX, maxWorkgroupStorage: 32768, maxInvocations: 1024 };
+  const shape = (M: number, K: number, N: number, batch = 1) => ({ M, K, N, batch });
+  // skinny products (few tokens through a linear layer, or few output columns): no tiles
+  assert.deepEqual(chooseVariant(shape(4, 512, 1376), lavapipe), { kind: "direct", TM: 4, TN: 4 });
+  assert.deepEqual(chooseVariant(shape(4096, 64, 10), lavapipe), { kind: "direct", TM: 4, TN: 4 });
+  assert.deepEqual(chooseVariant(shape(3, 64, 2), lavapipe), { kind: "direct", TM: 3, TN: 2 });
+  assert.equal(chooseVariant(shape(512, 4, 1376), lavapipe).kind, "direct"); // dB of 4 tokens
+  // large: 128×128 tiles where 16.5 KiB of workgroup memory is allowed, else 64×64
+  const big = chooseVariant(shape(512, 512, 512), lavapipe);
+  assert.ok(big.kind === "tiled" && big.WY * big.TM === 128, JSON.stringify(big));
+  const def = chooseVariant(shape(512, 512, 512), DEFAULT_LOWER_CTX);
+  assert.ok(def.kind === "tiled" && def.WY * def.TM === 64, JSON.stringify(def));
+  // medium: too few big tiles to fill a GPU
+  const mid = chooseVariant(shape(100, 64, 100), lavapipe);
+  assert.ok(mid.kind === "tiled" && mid.WY * mid.TM === 32, JSON.stringify(mid));
+  // what lowering does with it: a 4-row linear layer lowers to the barrier-free kernel
+  const g = new Graph();
+  const y = linear(g.input("x", [4, 512]), g.input("w", [1376, 512]));
+  assert.ok(!lower([y]).dispatches[0].code.includes("workgroupBarrier"));
 });
 
 /** Compiles only the forward with a given lowering context and compares it with the CPU reference. */
