@@ -65,3 +65,17 @@ export function randn(seed: number, n: number, std = 1): Float32Array {
 export function constantInit(value: number): (n: number) => Float32Array {
   return (n) => new Float32Array(n).fill(value);
 }
+
+/** A Fisher-Yates permutation of 0..n-1 drawn from a generator seeded with `seed`. */
+export function shuffledOrder(n: number, seed: number): Uint32Array {
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const r = new Rng(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = r.int(i + 1);
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}

@@ -6,7 +6,7 @@
 // dataset-fashion-mnist package at SYSTEM_DATA_DIR, or any directory holding the four standard files.
 
 import { gunzipSync, gzipSync } from "fflate";
-import { Rng } from "../compiler/random.ts";
+import { Rng, shuffledOrder } from "../compiler/random.ts";
 
 /** Class names, indexed by label. */
 export const CLASSES: readonly string[] = [
@@ -360,17 +360,7 @@ export class Batcher {
   /** The shuffled sample order of an epoch. */
   epochOrder(epoch: number): Uint32Array {
     if (this.orderEpoch !== epoch || !this.order) {
-      const n = this.data.n;
-      const order = new Uint32Array(n);
-      for (let i = 0; i < n; i++) order[i] = i;
-      const r = new Rng(epochSeed(this.seed, epoch));
-      for (let i = n - 1; i > 0; i--) {
-        const j = r.int(i + 1);
-        const t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-      }
-      this.order = order;
+      this.order = shuffledOrder(this.data.n, epochSeed(this.seed, epoch));
       this.orderEpoch = epoch;
     }
     return this.order;

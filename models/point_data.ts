@@ -5,7 +5,7 @@
 // Every cloud is a Float32Array of [P, 3] xyz; a set of clouds is [n, P, 3]. Every random draw comes
 // from a seeded Rng, so a cloud, a batch order or an augmentation is reproducible from its seed.
 
-import { Rng } from "../compiler/random.ts";
+import { Rng, shuffledOrder } from "../compiler/random.ts";
 import type { FashionMnist } from "./fashion_mnist.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -564,17 +564,7 @@ export class PointBatcher {
   /** The shuffled sample order of an epoch. */
   epochOrder(epoch: number): Uint32Array {
     if (this.orderEpoch !== epoch || !this.order) {
-      const n = this.n;
-      const order = new Uint32Array(n);
-      for (let i = 0; i < n; i++) order[i] = i;
-      const r = new Rng(mixSeed(this.seed, epoch));
-      for (let i = n - 1; i > 0; i--) {
-        const j = r.int(i + 1);
-        const t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-      }
-      this.order = order;
+      this.order = shuffledOrder(this.n, mixSeed(this.seed, epoch));
       this.orderEpoch = epoch;
     }
     return this.order;
