@@ -36,8 +36,8 @@ fn sigmoid_(x: f32) -> f32 {
 }
 `;
 
-/** Per activation: helper functions, forward expression of `v`, derivative expression of `v`. */
-const DEFS: Record<string, { helpers: string; fwd: string; dfdx: string }> = {
+/** Per activation: helper functions, forward expression of `v`, derivative expression of `v` (also used by fused matmul epilogues, kernels/epilogue.ts). */
+export const ACTIVATION_WGSL: Record<string, { helpers: string; fwd: string; dfdx: string }> = {
   gelu: { helpers: WGSL_GELU, fwd: "v * phi_cdf(v)", dfdx: "phi_cdf(v) + v * phi_pdf(v)" },
   silu: {
     helpers: WGSL_SIGMOID,
@@ -48,7 +48,7 @@ const DEFS: Record<string, { helpers: string; fwd: string; dfdx: string }> = {
 };
 
 function activationKernel(n: Node, ctx: LowerCtx, act: string, backward: boolean): Lowered {
-  const d = DEFS[act];
+  const d = ACTIVATION_WGSL[act];
   const g = grid1d(n.size, WG, ctx);
   const code = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -75,7 +75,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   };
 }
 
-for (const act of Object.keys(DEFS)) {
+for (const act of Object.keys(ACTIVATION_WGSL)) {
   defineKernel(act, (n, ctx) => activationKernel(n, ctx, act, false));
   defineKernel(`${act}_bwd`, (n, ctx) => activationKernel(n, ctx, act, true));
 }

@@ -8,6 +8,7 @@
 // declares it writes.
 
 import type { DType, Node } from "../compiler/ir.ts";
+import type { Epilogue } from "./epilogue.ts";
 
 /** Which storage a binding refers to. */
 export type BufRef =
@@ -49,7 +50,11 @@ export interface LowerCtx {
   isSoftware?: boolean;
 }
 
-export type KernelLowering = (node: Node, ctx: LowerCtx) => Lowered;
+/**
+ * Lowers one node. `epilogue` is only passed to kernels that accept a fused consumer (matmul; see
+ * kernels/epilogue.ts and compiler/fuse.ts); other lowerings ignore it.
+ */
+export type KernelLowering = (node: Node, ctx: LowerCtx, epilogue?: Epilogue) => Lowered;
 
 export const DEFAULT_LOWER_CTX: LowerCtx = {
   maxWorkgroupsPerDim: 65535,

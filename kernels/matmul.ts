@@ -30,6 +30,7 @@ import { defineKernel } from "../compiler/registry.ts";
 import type { DType, Node } from "../compiler/ir.ts";
 import { grid1d, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
 import { matmulDims } from "../compiler/ops/matmul.ts";
+import { type Epilogue, epilogueBindings, epilogueWgsl } from "./epilogue.ts";
 
 export interface TiledVariant {
   kind: "tiled";
@@ -131,9 +132,11 @@ interface Geometry extends MatmulShape {
   bDtype: DType;
   aStride: number;
   bStride: number;
+  /** A fused consumer (compiler/fuse.ts), if any. */
+  epi?: Epilogue;
 }
 
-function lowerMatmul(n: Node, ctx: LowerCtx): Lowered {
+function lowerMatmul(n: Node, ctx: LowerCtx, epi?: Epilogue): Lowered {
   const [a, b, bias] = n.inputs;
   const ta = !!n.attrs.transA, tb = !!n.attrs.transB, tOut = !!n.attrs.transOut;
   const dims = matmulDims(n.inputs, n.attrs);
@@ -158,14 +161,14 @@ function lowerMatmul(n: Node, ctx: LowerCtx): Lowered {
     bDtype: b.dtype,
     aStride: M * K,
     bStride: dims.sharedB ? 0 : K * N,
+    epi,
   };
   const v = chooseVariant({ M, K, N, batch }, ctx);
   const { code, workgroups } = v.kind === "tiled" ? tiledCode(geo, v, ctx) : directCode(geo, v, ctx);
   const bindings = [
     { name: "a", ref: { node: a } },
     { name: "b", ref: { node: b } },
-    ...(bias ? [{ name: "bias", ref: { node: bias } }] : []),
-    { name: "out", ref: { node: n } },
+    ...epilogueBindings(n, bias, epi),
   ];
   return { dispatches: [{ label: label(n), code, bindings, workgroups }] };
 }
@@ -217,8 +220,7 @@ function tiledCode(g: Geometry, c: TiledVariant, ctx: LowerCtx) {
   const code = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<${storageType(g.bDtype)}>;
-${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${epilogueWgsl(!!bias, g.epi)}
 ${commonConsts(g)}
 const TILES_M: u32 = ${tilesM}u;
 const ZC: u32 = ${zc}u;
@@ -275,7 +277,7 @@ fn main(
     grid(TM, TN, (i, j) =>
       /* wgsl */ `{
     let gm = m0 + lid.y + ${i * WY}u; let gn = n0 + lid.x + ${j * WX}u;
-    if (gm < M && gn < N) { out[${outIndex(g)}] = acc${i}_${j}${bias ? " + bias[gn]" : ""}; }
+    if (gm < M && gn < N) { store(${outIndex(g)}, gn, acc${i}_${j}); }
   }`)
   }
 }
@@ -392,8 +394,7 @@ function directCode(g: Geometry, c: DirectVariant, ctx: LowerCtx) {
   const code = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> a: array<${aType}>;
 @group(0) @binding(1) var<storage, read> b: array<${bType}>;
-${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${epilogueWgsl(!!bias, g.epi)}
 ${commonConsts(g)}
 const TILES_N: u32 = ${tilesN}u;
 const TILES: u32 = ${tilesM * tilesN}u;
@@ -424,7 +425,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     grid(TM, TN, (i, j) =>
       /* wgsl */ `{
     let gm = m0 + ${i}u; let gn = n0 + ${j}u;
-    if (gm < M && gn < N) { out[${outIndex(g)}] = acc${i}_${j}${bias ? " + bias[gn]" : ""}; }
+    if (gm < M && gn < N) { store(${outIndex(g)}, gn, acc${i}_${j}); }
   }`)
   }
 }
@@ -432,4 +433,4 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   return { code, workgroups: grid1.workgroups };
 }
 
-defineKernel("matmul", (n, ctx) => lowerMatmul(n, ctx));
+defineKernel("matmul", (n, ctx, epi) => lowerMatmul(n, ctx, epi));
