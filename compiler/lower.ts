@@ -16,6 +16,8 @@
 import { byteSize, fmtShape, type Node } from "./ir.ts";
 import { getKernel, getOp } from "./registry.ts";
 import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
+import type { Epilogue } from "../kernels/epilogue.ts";
+import { planFusion } from "./fuse.ts";
 
 export interface PlannedBuffer {
   id: number;
@@ -83,6 +85,10 @@ export interface LowerOptions {
   maxBindingBytes?: number;
   /** Stream params that have a streamGroup through two slots instead of keeping them resident. */
   stream?: boolean;
+  /** Fuse matmul epilogues (bias + activation, residual add; compiler/fuse.ts). Default true. */
+  fuse?: boolean;
+  /** Let elementwise ops overwrite an input that dies at them (OpDef.inPlace). Default true. */
+  inPlace?: boolean;
 }
 
 export function lower(
@@ -159,6 +165,24 @@ export function lower(
     }
   }
 
+  /**
+   * The input of elementwise op n whose pooled buffer n may overwrite: the op allows it
+   * (OpDef.inPlace), shapes and dtypes match (so element i is read and written by one thread), the
+   * buffer dies at this op and no other input of n shares it.
+   */
+  const inPlaceInput = (n: Node, i: number): number | undefined => {
+    for (const k of getOp(n.op).inPlace ?? []) {
+      const x = n.inputs[k];
+      const b = storage.get(x);
+      if (b === undefined || buffers[b].persistent || !(dieAt.get(i) ?? []).includes(b)) continue;
+      if (x.shape.join() !== n.shape.join() || x.dtype !== "f32" || n.dtype !== "f32") continue;
+      if (n.inputs.some((y, j) => j !== k && storage.get(y) === b)) continue;
+      if (outputs.includes(x)) continue;
+      return k;
+    }
+    return undefined;
+  };
+
   const dispatches: PlannedDispatch[] = [];
   const dispatchGroup: (number | undefined)[] = [];
   const dieAt = new Map<number, number[]>();
@@ -168,19 +192,38 @@ export function lower(
     l.push(buf);
     dieAt.set(at, l);
   };
+  /** Gives computed node x a buffer of its own from the pool, released after its last use. */
+  const place = (x: Node): void => {
+    const b = take(byteSize(x.shape, x.dtype));
+    storage.set(x, b);
+    dies(b, need.get(x)!);
+  };
+  const fusion = opts.fuse === false
+    ? { epilogues: new Map(), absorbed: new Set<Node>() }
+    : planFusion(ops, outputs);
   for (const n of ops) {
     const i = pos.get(n)!;
     const def = getOp(n.op);
+    const epi = fusion.epilogues.get(n);
     if (def.alias) {
       storage.set(n, storage.get(n.inputs[0])!);
     } else if (n.op === "aux") {
       storage.set(n, auxStorage.get(n.inputs[0])![n.attrs.index as number]);
+    } else if (fusion.absorbed.has(n)) {
+      // computed by its producer's epilogue (compiler/fuse.ts), which also gave it storage
     } else {
-      if (!def.writes) {
-        const b = take(byteSize(n.shape, n.dtype));
+      const inPlace = opts.inPlace === false || def.writes ? undefined : inPlaceInput(n, i);
+      if (inPlace !== undefined) {
+        // the output takes over the buffer of an input that dies here (same shape, read then
+        // written by the same thread): one buffer less at this point of the plan
+        const b = storage.get(n.inputs[inPlace])!;
+        dieAt.set(i, dieAt.get(i)!.filter((x) => x !== b));
         storage.set(n, b);
         dies(b, need.get(n)!);
+      } else if (!def.writes && (!epi || epi.keepPre)) {
+        place(n);
       }
+      if (epi) place(epi.out);
       const aux = n.auxSpecs.map((s, k) => {
         const b = take(byteSize(s.shape, s.dtype));
         dies(b, auxNeed.get(n)?.[k] ?? i);
@@ -189,13 +232,13 @@ export function lower(
       auxStorage.set(n, aux);
       let lowered;
       try {
-        lowered = getKernel(n.op)(n, ctx);
+        lowered = getKernel(n.op)(n, ctx, epi, inPlace);
       } catch (e) {
         throw new Error(`lower: ${n.op} for ${n}: ${(e as Error).message}`);
       }
       const scratch = (lowered.scratch ?? []).map((b) => take(b));
       for (const d of lowered.dispatches) {
-        dispatches.push(resolve(n, d, def.writes ?? [], scratch, lowered.scratch ?? []));
+        dispatches.push(resolve(n, d, def.writes ?? [], scratch, lowered.scratch ?? [], epi));
       }
       for (const b of scratch) dies(b, i);
     }
@@ -213,6 +256,7 @@ export function lower(
     writes: readonly number[],
     scratch: number[],
     scratchBytes: number[],
+    epi?: Epilogue,
   ): PlannedDispatch {
     let group: number | undefined;
     const bindings: PlannedBinding[] = d.bindings.map((bd) => {
@@ -220,7 +264,8 @@ export function lower(
       if ("node" in bd.ref) {
         const t = bd.ref.node;
         const k = n.inputs.indexOf(t);
-        if (t !== n && k < 0) {
+        const fused = epi !== undefined && (t === epi.out || t === epi.residual);
+        if (t !== n && k < 0 && !fused) {
           throw new Error(`lower: ${d.label} binds ${t}, which is not an input or output of ${n}`);
         }
         bytes = byteSize(t.shape, t.dtype);
@@ -240,7 +285,7 @@ export function lower(
           if (s === undefined) throw new Error(`lower: ${d.label} binds ${t}, which has no storage`);
           buffer = s;
         }
-        writable = t === n || writes.some((w) => n.inputs[w] === t);
+        writable = t === n || t === epi?.out || writes.some((w) => n.inputs[w] === t);
         what = `${t}`;
       } else if ("aux" in bd.ref) {
         const spec = n.auxSpecs[bd.ref.aux];

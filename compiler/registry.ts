@@ -22,6 +22,18 @@ export interface OpDef {
   writes?: readonly number[];
   /** Output shares the storage of input 0 (reshape): no kernel, no copy. */
   alias?: boolean;
+  /**
+   * Inputs whose buffer the output may take over when that input dies at this op (elementwise ops:
+   * element i is read and written by the same thread). The kernel lowering is then told which input
+   * lives in `out` (KernelLowering's `inPlace`).
+   */
+  inPlace?: readonly number[];
+  /**
+   * Groups of the node's inputs that must be stored back to back, in order, in one buffer, each at
+   * a 256-byte-aligned offset (an "arena"; compiler/lower.ts), so that one binding ({ span }) covers
+   * all of them: e.g. a fused optimizer update over every param, gradient and moment.
+   */
+  spans?: (node: Node) => readonly (readonly Node[])[];
 }
 
 const ops = new Map<string, OpDef>();

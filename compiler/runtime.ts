@@ -39,6 +39,8 @@ export async function compile(outputs: readonly Node[], opts: CompileOptions = {
   const lowerOpts = {
     ctx: opts.ctx ?? gpu.lowerCtx,
     maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
+    fuse: opts.fuse,
+    inPlace: opts.inPlace,
   };
   let plan = lower(outputs, opts.effects ?? [], lowerOpts);
   const streamable = plan.order.filter((n) => n.streamGroup !== undefined);

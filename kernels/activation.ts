@@ -47,12 +47,14 @@ export const ACTIVATION_WGSL: Record<string, { helpers: string; fwd: string; dfd
   relu: { helpers: "", fwd: "max(v, 0.0)", dfdx: "select(0.0, 1.0, v > 0.0)" },
 };
 
-function activationKernel(n: Node, ctx: LowerCtx, act: string, backward: boolean): Lowered {
+/** inPlace: which input (0 = x, 1 = dy) already sits in `out` (see OpDef.inPlace); it is not bound. */
+function activationKernel(n: Node, ctx: LowerCtx, act: string, backward: boolean, inPlace?: number): Lowered {
   const d = ACTIVATION_WGSL[act];
   const g = grid1d(n.size, WG, ctx);
+  const src = (k: number, name: string) => k === inPlace ? "out" : name;
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-${backward ? "@group(0) @binding(1) var<storage, read> dy: array<f32>;" : ""}
+${inPlace === 0 ? "" : "@group(0) @binding(0) var<storage, read> x: array<f32>;"}
+${backward && inPlace !== 1 ? "@group(0) @binding(1) var<storage, read> dy: array<f32>;" : ""}
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 const N: u32 = ${n.size}u;
 ${g.stride}
@@ -61,13 +63,13 @@ ${d.helpers}
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x + gid.y * GRID_STRIDE;
   if (i >= N) { return; }
-  let v = x[i];
-  out[i] = ${backward ? `dy[i] * (${d.dfdx})` : d.fwd};
+  let v = ${src(0, "x")}[i];
+  out[i] = ${backward ? `${src(1, "dy")}[i] * (${d.dfdx})` : d.fwd};
 }
 `;
   const bindings = [
-    { name: "x", ref: { node: n.inputs[0] } },
-    ...(backward ? [{ name: "dy", ref: { node: n.inputs[1] } }] : []),
+    ...(inPlace === 0 ? [] : [{ name: "x", ref: { node: n.inputs[0] } }]),
+    ...(backward && inPlace !== 1 ? [{ name: "dy", ref: { node: n.inputs[1] } }] : []),
     { name: "out", ref: { node: n } },
   ];
   return {
@@ -76,6 +78,6 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 for (const act of Object.keys(ACTIVATION_WGSL)) {
-  defineKernel(act, (n, ctx) => activationKernel(n, ctx, act, false));
-  defineKernel(`${act}_bwd`, (n, ctx) => activationKernel(n, ctx, act, true));
+  defineKernel(act, (n, ctx, _e, inPlace) => activationKernel(n, ctx, act, false, inPlace));
+  defineKernel(`${act}_bwd`, (n, ctx, _e, inPlace) => activationKernel(n, ctx, act, true, inPlace));
 }

@@ -36,20 +36,29 @@ function indexCode(outShape: Shape, inputs: { name: string; shape: Shape }[]): s
   return lines.join("\n");
 }
 
+/**
+ * out[i] = expr over the inputs' values v_<name>. With `inPlace` = k, input k's values are already in
+ * `out` (the planner gave the output its buffer): it is read from there and not bound.
+ */
 function elementwise(
   n: Node,
   ctx: LowerCtx,
   label: string,
   expr: string,
-  inputs: { name: string; node: Node }[],
+  all: { name: string; node: Node }[],
+  inPlace?: number,
 ) {
   const g = grid1d(n.size, WG, ctx);
-  const decls = inputs.map((x, k) =>
-    `@group(0) @binding(${k}) var<storage, read> ${x.name}: array<${storageType(x.node.dtype)}>;`
+  const inputs = all.filter((_, k) => k !== inPlace);
+  const decls = all.map((x, k) =>
+    k === inPlace
+      ? ""
+      : `@group(0) @binding(${k}) var<storage, read> ${x.name}: array<${storageType(x.node.dtype)}>;`
   ).join("\n");
+  const own = inPlace === undefined ? "" : `  let v_${all[inPlace].name} = out[i];`;
   const code = /* wgsl */ `
 ${decls}
-@group(0) @binding(${inputs.length}) var<storage, read_write> out: array<f32>;
+@group(0) @binding(${all.length}) var<storage, read_write> out: array<f32>;
 const N: u32 = ${n.size}u;
 ${g.stride}
 ${WGSL_UNPACK}
@@ -59,6 +68,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (i >= N) { return; }
 ${indexCode(n.shape, inputs.map((x) => ({ name: x.name, shape: x.node.shape })))}
 ${inputs.map((x) => `  let v_${x.name} = ${loadF32(x.node.dtype, x.name, `idx_${x.name}`)};`).join("\n")}
+${own}
   out[i] = ${expr};
 }
 `;
@@ -84,18 +94,26 @@ const BINARY: Record<string, string> = {
 for (const [op, expr] of Object.entries(BINARY)) {
   defineKernel(
     op,
-    (n, ctx) =>
-      elementwise(n, ctx, op, expr, [{ name: "a", node: n.inputs[0] }, { name: "b", node: n.inputs[1] }]),
+    (n, ctx, _e, inPlace) =>
+      elementwise(
+        n,
+        ctx,
+        op,
+        expr,
+        [{ name: "a", node: n.inputs[0] }, { name: "b", node: n.inputs[1] }],
+        inPlace,
+      ),
   );
 }
 
-defineKernel("scale", (n, ctx) =>
+defineKernel("scale", (n, ctx, _e, inPlace) =>
   elementwise(
     n,
     ctx,
     "scale",
     `v_x * ${f32lit(n.attrs.factor as number)} + ${f32lit(n.attrs.offset as number)}`,
     [{ name: "x", node: n.inputs[0] }],
+    inPlace,
   ));
 
 defineKernel("expand", (n, ctx) => elementwise(n, ctx, "expand", "v_x", [{ name: "x", node: n.inputs[0] }]));

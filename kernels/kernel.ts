@@ -52,9 +52,11 @@ export interface LowerCtx {
 
 /**
  * Lowers one node. `epilogue` is only passed to kernels that accept a fused consumer (matmul; see
- * kernels/epilogue.ts and compiler/fuse.ts); other lowerings ignore it.
+ * kernels/epilogue.ts and compiler/fuse.ts). `inPlace` is only passed to ops that declare
+ * OpDef.inPlace: the index of the input whose values are already in `out` (read it from there and
+ * do not bind it).
  */
-export type KernelLowering = (node: Node, ctx: LowerCtx, epilogue?: Epilogue) => Lowered;
+export type KernelLowering = (node: Node, ctx: LowerCtx, epilogue?: Epilogue, inPlace?: number) => Lowered;
 
 export const DEFAULT_LOWER_CTX: LowerCtx = {
   maxWorkgroupsPerDim: 65535,

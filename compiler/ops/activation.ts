@@ -19,6 +19,7 @@ for (const act of ACTIVATIONS) {
       return { shape: inputs[0].shape, dtype: "f32" };
     },
     grad: (n, dy) => [n.graph.apply(bwd, [n.inputs[0], dy])],
+    inPlace: [0],
   });
   // dx = dy · act'(x)
   defineOp({
@@ -32,6 +33,7 @@ for (const act of ACTIVATIONS) {
       }
       return { shape: x.shape, dtype: "f32" };
     },
+    inPlace: [1, 0],
   });
 }
 

@@ -33,6 +33,7 @@ function binaryInfer(op: BinaryOp) {
 defineOp({
   name: "add",
   infer: binaryInfer("add"),
+  inPlace: [0, 1],
   grad: (
     n,
     dy,
@@ -45,6 +46,7 @@ defineOp({
 defineOp({
   name: "sub",
   infer: binaryInfer("sub"),
+  inPlace: [0, 1],
   grad: (n, dy, needs) => [
     needs[0] ? sumTo(dy, n.inputs[0].shape) : undefined,
     needs[1] ? sumTo(scale(dy, -1), n.inputs[1].shape) : undefined,
@@ -53,6 +55,7 @@ defineOp({
 defineOp({
   name: "mul",
   infer: binaryInfer("mul"),
+  inPlace: [0, 1],
   grad: (n, dy, needs) => {
     const [a, b] = n.inputs;
     return [
@@ -64,6 +67,7 @@ defineOp({
 defineOp({
   name: "div",
   infer: binaryInfer("div"),
+  inPlace: [0, 1],
   grad: (n, dy, needs) => {
     const [a, b] = n.inputs;
     // d(a/b)/db = -a/b² = -y/b
@@ -76,6 +80,7 @@ defineOp({
 
 defineOp({
   name: "scale",
+  inPlace: [0],
   infer: (inputs, attrs) => {
     if (inputs.length !== 1 || inputs[0].dtype !== "f32") shapeFail("scale", inputs, "one f32 input");
     if (!Number.isFinite(attrs.factor) || !Number.isFinite(attrs.offset)) {

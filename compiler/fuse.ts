@@ -1,0 +1,74 @@
+// Epilogue fusion: which matmuls compute their consumer in the same kernel.
+//
+// A matmul whose value goes straight into an activation (gelu/silu/relu) or into a same-shape add
+// (a residual connection) can apply that consumer to each accumulator before storing it
+// (kernels/epilogue.ts): one dispatch instead of two, and the intermediate is neither re-read nor —
+// for a residual add, whose backward needs no saved value — written at all. The graph is unchanged
+// (autodiff, the CPU references and the gradient rules never see fusion); only the lowering differs,
+// so fused and unfused plans compute the same numbers.
+//
+// Rules, checked here so the lowering can trust them:
+// - the producer is a forward-layout matmul (no transOut; the output index is row-major);
+// - an activation consumer reads the matmul as its only input; the matmul's value is still written
+//   (`keepPre`) when anything else reads it — typically the activation's backward;
+// - an add consumer has two inputs of the output's exact shape (no broadcasting), the other input
+//   (the residual) is computed before the matmul runs (or is persistent), and is a different tensor;
+// - each matmul fuses at most one consumer, each consumer at most one matmul (the first in order).
+
+import type { Node } from "./ir.ts";
+import type { Epilogue } from "../kernels/epilogue.ts";
+import type { Activation } from "./ops/activation.ts";
+
+const ACTS = new Set<string>(["gelu", "silu", "relu"]);
+
+export interface FusionPlan {
+  /** Producer matmul → what it computes in its epilogue. */
+  epilogues: Map<Node, Epilogue>;
+  /** Consumers computed by their producer's kernel (they get no dispatch of their own). */
+  absorbed: Set<Node>;
+}
+
+/**
+ * Finds fusable (matmul, consumer) pairs among `ops` (execution order). `outputs` are the plan's
+ * requested values (a matmul that is one keeps its own value).
+ */
+export function planFusion(ops: readonly Node[], outputs: readonly Node[]): FusionPlan {
+  const pos = new Map<Node, number>(ops.map((n, i) => [n, i]));
+  const readers = new Map<Node, Node[]>();
+  for (const n of ops) {
+    for (const x of n.inputs) {
+      const l = readers.get(x) ?? [];
+      if (!l.includes(n)) l.push(n);
+      readers.set(x, l);
+    }
+  }
+  const isOutput = new Set(outputs);
+  const epilogues = new Map<Node, Epilogue>();
+  const absorbed = new Set<Node>();
+  for (const p of ops) {
+    if (p.op !== "matmul" || p.attrs.transOut || p.dtype !== "f32") continue;
+    const rs = readers.get(p) ?? [];
+    for (const c of rs) {
+      if (absorbed.has(c)) continue;
+      let epi: Epilogue | undefined;
+      const others = rs.length > 1 || isOutput.has(p);
+      if (ACTS.has(c.op) && c.inputs.length === 1) {
+        epi = { out: c, act: c.op as Activation, keepPre: others };
+      } else if (c.op === "add" && c.inputs.length === 2) {
+        const [a, b] = c.inputs;
+        const r = a === p ? b : a;
+        const same = (x: Node) => x.shape.join() === c.shape.join();
+        const ready = r.kind !== "op" || pos.get(r)! < pos.get(p)!;
+        if (r !== p && same(a) && same(b) && ready && r.dtype === "f32") {
+          epi = { out: c, residual: r, keepPre: others };
+        }
+      }
+      if (epi) {
+        epilogues.set(p, epi);
+        absorbed.add(c);
+        break;
+      }
+    }
+  }
+  return { epilogues, absorbed };
+}
