@@ -11,6 +11,8 @@
 // - the producer is a forward-layout matmul (no transOut; the output index is row-major);
 // - an activation consumer reads the matmul as its only input; the matmul's value is still written
 //   (`keepPre`) when anything else reads it — typically the activation's backward;
+// - an activation-backward consumer (gelu_bwd(x, dy) …) reads the matmul as dy, and its x is
+//   computed before the matmul runs (it always is: x comes from the forward pass);
 // - an add consumer has two inputs of the output's exact shape (no broadcasting), the other input
 //   (the residual) is computed before the matmul runs (or is persistent), and is a different tensor;
 // - each matmul fuses at most one consumer, each consumer at most one matmul (the first in order).
@@ -54,6 +56,13 @@ export function planFusion(ops: readonly Node[], outputs: readonly Node[]): Fusi
       const others = rs.length > 1 || isOutput.has(p);
       if (ACTS.has(c.op) && c.inputs.length === 1) {
         epi = { out: c, act: c.op as Activation, keepPre: others };
+      } else if (c.op.endsWith("_bwd") && ACTS.has(c.op.slice(0, -4)) && c.inputs[1] === p) {
+        // the matmul computes the activation's incoming gradient; x is its saved input
+        const x = c.inputs[0];
+        const ready = x.kind !== "op" || pos.get(x)! < pos.get(p)!;
+        if (x !== p && ready) {
+          epi = { out: c, actBwd: c.op.slice(0, -4) as Activation, residual: x, keepPre: others };
+        }
       } else if (c.op === "add" && c.inputs.length === 2) {
         const [a, b] = c.inputs;
         const r = a === p ? b : a;

@@ -53,6 +53,21 @@ for (const [act, f] of [["gelu", gelu], ["silu", silu], ["relu", relu]] as const
     assert.equal(fused.length, plain.length - 1);
     for (const [, v] of VARIANTS) await withVariant(v, async () => void await checkOp({ build }));
   });
+
+  test(`fuse: ${act}'s backward computed in the epilogue of the matmul that makes its dy, vs CPU`, async () => {
+    // x → linear → act → linear: the second linear's dA is the activation's dy
+    const build = (g: Graph) => {
+      const h = f(
+        linear(randParam(g, "x", [3, 5, 7]), randParam(g, "w1", [9, 7], 0.5), randParam(g, "b1", [9])),
+      );
+      return linear(h, randParam(g, "w2", [6, 9], 0.5), randParam(g, "b2", [6]));
+    };
+    const fused = labelsOf(build, true), plain = labelsOf(build, false);
+    assert.equal(count(fused, `${act}_bwd`), 0, `fused plan still has ${act}_bwd: ${fused}`);
+    assert.equal(count(plain, `${act}_bwd`), 1);
+    assert.equal(fused.length, plain.length - 2);
+    for (const [, v] of VARIANTS) await withVariant(v, async () => void await checkOp({ build }));
+  });
 }
 
 test("fuse: residual add (either operand order) computed in the matmul's epilogue, vs CPU", async () => {
@@ -109,9 +124,9 @@ test("fuse + in place: a transformer block's step is bit-identical with and with
   for (let k = 0; k < on.vals.length; k++) {
     assert.deepEqual(on.vals[k], off.vals[k], `output ${k} differs between fused and unfused plans`);
   }
-  // the MLP's gelu and both residual adds are absorbed by their matmuls
-  assert.equal(count(on.labels, "gelu_fwd"), 0);
-  assert.equal(on.kernels, off.kernels - 3, `${on.kernels} vs ${off.kernels} kernels`);
+  // the MLP's gelu, its backward and both residual adds are absorbed by their matmuls
+  assert.equal(count(on.labels, "gelu_fwd") + count(on.labels, "gelu_bwd"), 0);
+  assert.equal(on.kernels, off.kernels - 4, `${on.kernels} vs ${off.kernels} kernels`);
   // a training step keeps most activations for the backward, so its peak is where they all live
   // and neither changes it; a forward-only (evaluation) plan frees them as it goes
   assert.ok(on.peak <= off.peak, `peak bytes ${on.peak} (fused, in place) vs ${off.peak}`);
