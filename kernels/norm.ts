@@ -6,12 +6,18 @@
 //   norm_wgrad: Σ dy·x̂ over blocks of rows, one workgroup per (64 columns × block of rows), so the
 //     weight gradient of a long [rows, D] tensor is parallel over rows too (the sum op finishes it).
 // Rows map to workgroups (x, y) folded to stay within maxWorkgroupsPerDim (rows can exceed 65535).
+//
+// On software adapters (ctx.isSoftware) each kernel instead gives one *thread* a whole row (or, for
+// norm_wgrad, a column of a row block) and has no workgroup memory or barriers: lavapipe runs a
+// barrier as a switch between coroutines, so the tree reductions cost more than the arithmetic
+// (layernorm_fwd of 272×192 took ~22 ms there, the row-per-thread form ~1 ms).
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
 import {
   f32lit,
   foldGroups,
+  grid1d,
   loadF32,
   type LowerCtx,
   type Lowered,
@@ -22,6 +28,9 @@ import {
 } from "./kernel.ts";
 
 type Kind = "layernorm" | "rmsnorm";
+
+/** Threads per workgroup of the software (row-per-thread) variants. */
+const ROW_WG = 64;
 
 /** Declarations of the bindings `names` (with WGSL types) in order. */
 function decls(list: { name: string; type: string; rw?: boolean }[]): string {
@@ -50,6 +59,37 @@ function normFwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
   let y = "v";
   if (w) y = `${y} * ${loadF32(w.dtype, "w", "j")}`;
   if (b) y = `${y} + ${loadF32(b.dtype, "b", "j")}`;
+  const bindings = vars.map((v) => ({ name: v.name, ref: "aux" in v ? { aux: v.aux! } : { node: v.node! } }));
+  if (ctx.isSoftware) {
+    // one thread per row, no barriers (see the header)
+    const g1 = grid1d(rows, ROW_WG, ctx);
+    const code = /* wgsl */ `
+${decls(vars)}
+const ROWS: u32 = ${rows}u;
+const D: u32 = ${d}u;
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${g1.stride}
+${WGSL_UNPACK}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x + gid.y * GRID_STRIDE;
+  if (row >= ROWS) { return; }
+  let base = row * D;
+  var mu = 0.0;
+  ${layer ? "for (var j = 0u; j < D; j++) { mu += x[base + j]; }\n  mu = mu / f32(D);" : ""}
+  var q = 0.0;
+  for (var j = 0u; j < D; j++) { let c = x[base + j] - mu; q += c * c; }
+  let rstd = inverseSqrt(q / f32(D) + EPS);
+  for (var j = 0u; j < D; j++) {
+    let v = (x[base + j] - mu) * rstd;
+    out[base + j] = ${y};
+  }
+  ${layer ? "mean_out[row] = mu;" : ""}
+  rstd_out[row] = rstd;
+}
+`;
+    return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: g1.workgroups }] };
+  }
   const code = /* wgsl */ `
 ${decls(vars)}
 const ROWS: u32 = ${rows}u;
@@ -86,14 +126,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
 }
 `;
-  return {
-    dispatches: [{
-      label: `${kind}_fwd`,
-      code,
-      bindings: vars.map((v) => ({ name: v.name, ref: "aux" in v ? { aux: v.aux! } : { node: v.node! } })),
-      workgroups: grid.workgroups,
-    }],
-  };
+  return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: grid.workgroups }] };
 }
 
 function normBwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
@@ -115,6 +148,37 @@ function normBwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
     { name: "dx", type: "f32", rw: true, node: n },
   ];
   const g = w ? `dy[base + j] * ${loadF32(w.dtype, "w", "j")}` : "dy[base + j]";
+  const bindings = vars.map((v) => ({ name: v.name, ref: { node: v.node } }));
+  if (ctx.isSoftware) {
+    const g1 = grid1d(rows, ROW_WG, ctx);
+    const code = /* wgsl */ `
+${decls(vars)}
+const ROWS: u32 = ${rows}u;
+const D: u32 = ${d}u;
+${g1.stride}
+${WGSL_UNPACK}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x + gid.y * GRID_STRIDE;
+  if (row >= ROWS) { return; }
+  let base = row * D;
+  let mu = ${mean ? "mean[row]" : "0.0"};
+  let r = rstd[row];
+  var acc = vec2f(0.0);
+  for (var j = 0u; j < D; j++) {
+    let g = ${g};
+    acc += vec2f(g, g * (x[base + j] - mu) * r);
+  }
+  let m = acc / f32(D);
+  for (var j = 0u; j < D; j++) {
+    let g = ${g};
+    let xh = (x[base + j] - mu) * r;
+    dx[base + j] = r * (g${layer ? " - m.x" : ""} - xh * m.y);
+  }
+}
+`;
+    return { dispatches: [{ label: `${kind}_bwd`, code, bindings, workgroups: g1.workgroups }] };
+  }
   const code = /* wgsl */ `
 ${decls(vars)}
 const ROWS: u32 = ${rows}u;
@@ -149,14 +213,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
 }
 `;
-  return {
-    dispatches: [{
-      label: `${kind}_bwd`,
-      code,
-      bindings: vars.map((v) => ({ name: v.name, ref: { node: v.node } })),
-      workgroups: grid.workgroups,
-    }],
-  };
+  return { dispatches: [{ label: `${kind}_bwd`, code, bindings, workgroups: grid.workgroups }] };
 }
 
 // Weight gradient partials: workgroup (64 columns × 4 row lanes) per (column block, row block).
@@ -176,6 +233,32 @@ function normWgrad(n: Node, ctx: LowerCtx): Lowered {
     ...(mean ? [{ name: "mean", type: "f32", node: mean }] : []),
     { name: "out", type: "f32", rw: true, node: n },
   ];
+  const bindings = vars.map((v) => ({ name: v.name, ref: { node: v.node } }));
+  if (ctx.isSoftware) {
+    // one thread per (column, block of rows); consecutive threads take consecutive columns
+    const g1 = grid1d(d * blocks, ROW_WG, ctx);
+    const code = /* wgsl */ `
+${decls(vars)}
+const ROWS: u32 = ${rows}u;
+const D: u32 = ${d}u;
+const RPB: u32 = ${rpb}u;
+const TASKS: u32 = ${d * blocks}u;
+${g1.stride}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let task = gid.x + gid.y * GRID_STRIDE;
+  if (task >= TASKS) { return; }
+  let col = task % D;
+  let blk = task / D;
+  var acc = 0.0;
+  for (var row = blk * RPB; row < min(ROWS, (blk + 1u) * RPB); row++) {
+    acc += dy[row * D + col] * (x[row * D + col]${mean ? " - mean[row]" : ""}) * rstd[row];
+  }
+  out[blk * D + col] = acc;
+}
+`;
+    return { dispatches: [{ label: "norm_wgrad", code, bindings, workgroups: g1.workgroups }] };
+  }
   const code = /* wgsl */ `
 ${decls(vars)}
 const ROWS: u32 = ${rows}u;
@@ -208,14 +291,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   }
 }
 `;
-  return {
-    dispatches: [{
-      label: "norm_wgrad",
-      code,
-      bindings: vars.map((v) => ({ name: v.name, ref: { node: v.node } })),
-      workgroups: grid.workgroups,
-    }],
-  };
+  return { dispatches: [{ label: "norm_wgrad", code, bindings, workgroups: grid.workgroups }] };
 }
 
 defineKernel("layernorm", (n, ctx) => normFwd(n, ctx, "layernorm"));

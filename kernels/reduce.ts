@@ -1,7 +1,7 @@
 // Reductions over one axis. The input is viewed as [OUTER, LEN, INNER] and reduced over LEN.
 // Short axes: one thread per output. Long axes: one workgroup per output, threads stride over the
 // axis and combine through workgroup memory (so a bias gradient summed over thousands of rows is not
-// a single thread's serial loop). max writes the argmax (first index on ties) for max_bwd.
+// a single thread's serial loop) — except on software adapters with enough outputs, see below. max writes the argmax (first index on ties) for max_bwd.
 
 import { defineKernel } from "../compiler/registry.ts";
 import { type Node, normAxis } from "../compiler/ir.ts";
@@ -39,7 +39,10 @@ const INNER: u32 = ${inner}u;
     { name: "out", ref: { node: n } },
     ...(isMax ? [{ name: "arg", ref: { aux: 0 } }] : []),
   ];
-  if (len <= WG) {
+  // software adapters: a thread per output whenever there are enough outputs to fill the SIMD lanes,
+  // since a workgroup tree reduction costs a barrier per level there (a [272, 192] bias-gradient sum
+  // took ~3 ms as 192 workgroup reductions on lavapipe)
+  if (len <= WG || (ctx.isSoftware && outs >= 32)) {
     const g = grid1d(outs, WG, ctx);
     const code = header + /* wgsl */ `
 ${g.stride}

@@ -12,6 +12,8 @@ import { grad } from "../compiler/grad.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { compile } from "../compiler/runtime.ts";
+import { getGpu } from "../compiler/device.ts";
+import type { LowerCtx } from "../kernels/kernel.ts";
 import { Rng } from "../compiler/random.ts";
 import { interpret, type T } from "./ref/tensor.ts";
 import { assert } from "./testing.ts";
@@ -31,6 +33,11 @@ export interface OpCase {
   fdSamples?: number;
   /** Finite-difference step (default 1e-4 in f64). */
   fdStep?: number;
+  /**
+   * Overrides of the device's lowering facts, to test a kernel variant the adapter would not pick
+   * (e.g. `{ isSoftware: false }` runs the workgroup-reduction kernels on lavapipe too).
+   */
+  ctx?: Partial<LowerCtx>;
 }
 
 let seedCounter = 1;
@@ -137,7 +144,7 @@ export async function checkOp(c: OpCase): Promise<OpCheck> {
   }
 
   // 1 + 3. GPU vs CPU
-  const exe = await compile(outs);
+  const exe = await compile(outs, c.ctx ? { ctx: { ...(await getGpu()).lowerCtx, ...c.ctx } } : {});
   for (const [n, v] of feeds) exe.write(n, Float32Array.from(v));
   const got = await exe.run(outs);
   const tol = c.tol ?? 1e-4;

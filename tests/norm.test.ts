@@ -28,12 +28,17 @@ function frozen(g: Graph, name: string, d: number, dtype: "bf16" | "f16", offset
   return g.param(name, [d], { trainable: false, dtype, init });
 }
 
+/** Both kernel variants: workgroup reductions (GPUs) and row-per-thread (software adapters). */
+const VARIANTS = [{ isSoftware: false }, { isSoftware: true }];
+const vname = (c: { isSoftware: boolean }) => c.isSoftware ? "row-per-thread" : "workgroup";
+
 test("norm: layerNorm affine / affine-free / weight-only / bias-only, fwd + grad", async (t) => {
   for (const shape of SHAPES) {
     const d = shape[shape.length - 1];
-    for (const aff of ["wb", "", "w", "b"]) {
-      await t.step(`layerNorm [${shape}] ${aff || "no affine"}`, async () => {
+    for (const [aff, ctx] of ["wb", "", "w", "b"].flatMap((a) => VARIANTS.map((c) => [a, c] as const))) {
+      await t.step(`layerNorm [${shape}] ${aff || "no affine"} (${vname(ctx)})`, async () => {
         await checkOp({
+          ctx,
           build: (g) => {
             const x = g.apply("scale", [randParam(g, "x", shape, 2)], { factor: 1, offset: 0.7 });
             const w = aff.includes("w")
@@ -51,9 +56,10 @@ test("norm: layerNorm affine / affine-free / weight-only / bias-only, fwd + grad
 test("norm: rmsNorm with and without weight, fwd + grad", async (t) => {
   for (const shape of SHAPES) {
     const d = shape[shape.length - 1];
-    for (const withW of [true, false]) {
-      await t.step(`rmsNorm [${shape}] ${withW ? "weight" : "no weight"}`, async () => {
+    for (const [withW, ctx] of [true, false].flatMap((w) => VARIANTS.map((c) => [w, c] as const))) {
+      await t.step(`rmsNorm [${shape}] ${withW ? "weight" : "no weight"} (${vname(ctx)})`, async () => {
         await checkOp({
+          ctx,
           build: (g) => rmsNorm(randParam(g, "x", shape), withW ? randParam(g, "w", [d]) : undefined, 1e-5),
         });
       });
@@ -149,7 +155,10 @@ test("norm: rows beyond maxWorkgroupsPerDim fold into a 2-D grid", async (t) => 
       const cv = Float32Array.from({ length: c.size }, (_, i) => Math.sin(i));
       const cpu = interpret(outs, new Map([[c, cv]]));
       const gpu = await getGpu();
-      const exe = await compile(outs, { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: max } });
+      // the workgroup-per-row kernels (what GPUs run) are the ones whose grid folds
+      const exe = await compile(outs, {
+        ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: max, isSoftware: false },
+      });
       const folded = exe.plan.dispatches.filter((d) => d.workgroups[1] > 1).map((d) => d.label);
       for (const l of [`${kind}norm_fwd`, `${kind}norm_bwd`, ...(max === 12 ? ["norm_wgrad"] : [])]) {
         assert.ok(folded.includes(l), `${l} not folded (folded: ${folded.join()})`);
