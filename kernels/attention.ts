@@ -1,6 +1,23 @@
 // WGSL kernels of the attention family, flash-attention style: no kernel materialises the
-// [Tq, Tk] score matrix in global memory.
+// [Tq, Tk] score matrix in global memory. fwd, bwd_q and bwd_kv come in two variants, picked by
+// chooseAttentionVariant (setAttentionVariant forces one, for tests and benchmarks):
 //
+// "direct" — on software adapters (ctx.isSoftware). One thread per (batch, head, query) for fwd and
+// bwd_q, one per (batch, kv head, key) for bwd_kv (looping over its GQA group's query heads and the
+// queries that see the key); rows read straight from global memory (as vec4 when Dh % 4 == 0),
+// online softmax and the Dh-wide accumulators in registers (unrolled in the generated code), no
+// workgroup memory, no barriers, no atomics; the same bindings, outputs and logsumexp convention as
+// the tiled kernels below. Why: lavapipe runs each workgroup barrier as a coroutine switch per
+// thread. In the layer-step benchmark (B=32, T=50, 4 causal heads of 16; .data/prof_layer.ts, same
+// plan, ~12 ms per-dispatch overhead subtracted) the tiled kernels took ~265 (fwd), ~215 (bwd_q)
+// and ~355 ms (bwd_kv), the direct ones ~20-40 ms each; the step went from ~1100 to ~400 ms.
+// Tried and dropped (no gain within the noise, or slower): 4 or 8 keys per softmax rescale,
+// workgroups of 16..128, and a workgroup per (batch, head) looping to its last key so k/v addresses
+// are workgroup-uniform (fwd 50-58 vs 31-49 ms). Head dims over DIRECT_MAX_DH (128;
+// DIRECT_MAX_SCALAR_DH = 32 when Dh % 4 != 0) take the tiled kernels: the unrolled registers make
+// lavapipe's shader compile slow beyond that.
+//
+// "tiled" — real GPUs, where the reuse of staged tiles pays:
 //   attention_fwd     one workgroup per (batch, head, tile of BQ queries). Q tile in workgroup memory;
 //                     K/V tiles of BK keys stream through workgroup memory; each query row keeps an
 //                     online softmax (running max m, running sum l) and its output accumulators,
@@ -14,12 +31,13 @@
 //                     of its group and the query tiles that can see the keys, accumulating
 //                     dv = Pᵀ·dy and dk = scale·dSᵀ·Q in registers — GQA sums need no atomics either.
 // Tile sizes are chosen per shape so the workgroup arrays fit maxWorkgroupStorage; causal launches
-// skip tiles that are entirely masked. Workgroup counts are folded into 2-D (x + y·GX, foldGroups).
+// skip tiles that are entirely masked. Workgroup counts are folded into 2-D (x + y·GX, foldGroups;
+// grid1d for the direct kernels). attention_bwd_d has one variant (it has no barriers).
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
 import { type AttnDims, attnDims } from "../compiler/ops/attention.ts";
-import { f32lit, foldGroups, grid1d, type LowerCtx } from "./kernel.ts";
+import { f32lit, foldGroups, grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
 
 /** Preferred (rows, cols) tiles, largest first; rows get R threads each. */
 const TILES: [number, number][] = [
@@ -67,12 +85,8 @@ function pickTiles(
   );
 }
 
-/**
- * Shape constants, index helpers and tile staging shared by the kernels. The staging functions use
- * module-scope names every kernel declares: BQ, BK, WG, the bindings q, k, v (and dy when `withDy`)
- * and the workgroup tiles sq, sk, sv (and sdo when `withDy`).
- */
-function common(z: AttnDims, attrs: Record<string, unknown>, withDy: boolean): string {
+/** Shape constants and index helpers; row starts count units of `rowWidth` (Dh floats, or Dh/4 vec4). */
+function attnConsts(z: AttnDims, attrs: Record<string, unknown>, rowWidth: number): string {
   return /* wgsl */ `
 const B: u32 = ${z.B}u;
 const TQ: u32 = ${z.Tq}u;
@@ -81,19 +95,29 @@ const H: u32 = ${z.H}u;
 const HKV: u32 = ${z.Hkv}u;
 const G: u32 = ${z.H / z.Hkv}u;
 const DH: u32 = ${z.Dh}u;
+const RW: u32 = ${rowWidth}u;
 const SCALE: f32 = ${f32lit(attrs.scale as number)};
 const CAUSAL: bool = ${attrs.causal ? "true" : "false"};
 const OFF: i32 = ${z.Tk - z.Tq};
 const NEG: f32 = -3.4028235e38;
 
 // start of query (b, i, head h) in q/dy/out, and of key (b, j, kv head hk) in k/v
-fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * TQ + i) * H + h) * DH; }
-fn krow(b: u32, j: u32, hk: u32) -> u32 { return ((b * TK + j) * HKV + hk) * DH; }
+fn qrow(b: u32, i: u32, h: u32) -> u32 { return ((b * TQ + i) * H + h) * RW; }
+fn krow(b: u32, j: u32, hk: u32) -> u32 { return ((b * TK + j) * HKV + hk) * RW; }
 // whether query i may attend to key j (also false for padding rows/cols of a partial tile)
 fn visible(i: u32, j: u32) -> bool {
   return i < TQ && j < TK && (!CAUSAL || i32(j) <= i32(i) + OFF);
 }
+`;
+}
 
+/**
+ * attnConsts plus the tiled kernels' staging. The staging functions use module-scope names every
+ * tiled kernel declares: BQ, BK, WG, the bindings q, k, v (and dy when `withDy`) and the workgroup
+ * tiles sq, sk, sv (and sdo when `withDy`).
+ */
+function common(z: AttnDims, attrs: Record<string, unknown>, withDy: boolean): string {
+  return /* wgsl */ `${attnConsts(z, attrs, z.Dh)}
 // The WG threads (t = local index) copy queries i0..i0+BQ-1 of head h (q${withDy ? ", dy" : ""}) into
 // sq${
     withDy ? ", sdo" : ""
@@ -524,7 +548,282 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   };
 }
 
-defineKernel("attention", forward);
+// ---- "direct" variants: one thread per row, no workgroup memory, no barriers ----
+
+export type AttentionVariant = "tiled" | "direct";
+
+/**
+ * Largest head dims of the direct variants, with vec4 rows (Dh % 4 == 0) and with scalar rows: a
+ * thread keeps 2 (fwd), 3 (bwd_q) or 4 (bwd_kv) rows of Dh floats in registers, unrolled in the
+ * generated code, and lavapipe's shader compile time grows fast with that (first compile of fwd +
+ * bwd_q + bwd_kv, vec4 rows: ~3 s at Dh=64, ~9 s at 128, vs ~1.5-2.5 s tiled; scalar rows: ~20 s at
+ * Dh=127). Beyond these the tiled kernels run.
+ */
+export const DIRECT_MAX_DH = 128;
+export const DIRECT_MAX_SCALAR_DH = 32;
+
+let forced: AttentionVariant | undefined;
+
+/**
+ * Forces every attention kernel lowered from now on to use `v` (undefined restores the heuristic).
+ * For tests and benchmarks. A head dim over DIRECT_MAX_DH (DIRECT_MAX_SCALAR_DH when Dh % 4 != 0)
+ * still gets the tiled kernels.
+ */
+export function setAttentionVariant(v: AttentionVariant | undefined): void {
+  forced = v;
+}
+
+/** Direct on software adapters (barriers are coroutine switches there), tiled on real GPUs. */
+export function chooseAttentionVariant(Dh: number, ctx: LowerCtx): AttentionVariant {
+  if (Dh > (Dh % 4 === 0 ? DIRECT_MAX_DH : DIRECT_MAX_SCALAR_DH)) return "tiled";
+  return forced ?? (ctx.isSoftware ? "direct" : "tiled");
+}
+
+/** How a direct kernel holds a row of Dh floats: Dh/4 vec4 (when Dh % 4 == 0) or Dh scalars. */
+interface RowRegs {
+  /** WGSL element type of the row bindings and the registers. */
+  T: string;
+  /** Elements per row. */
+  n: number;
+  /** Horizontal sum of a `T` expression. */
+  hsum: (x: string) => string;
+}
+
+function rowRegs(Dh: number): RowRegs {
+  return Dh % 4 === 0
+    ? { T: "vec4<f32>", n: Dh / 4, hsum: (x) => `dot(${x}, vec4<f32>(1.0))` }
+    : { T: "f32", n: Dh, hsum: (x) => x };
+}
+
+/** `f(u)` for every element u of a row, one statement a line. */
+function each(r: RowRegs, f: (u: number) => string, indent = "  "): string {
+  return Array.from({ length: r.n }, (_, u) => f(u)).join(`\n${indent}`);
+}
+
+/** Statements that set `let name: f32` to Σ a(u)·b(u): vertical FMAs, one horizontal sum. */
+function dotRows(
+  r: RowRegs,
+  name: string,
+  a: (u: number) => string,
+  b: (u: number) => string,
+  indent: string,
+) {
+  const lines = [`var ${name}v = ${a(0)} * ${b(0)};`];
+  for (let u = 1; u < r.n; u++) lines.push(`${name}v = fma(${a(u)}, ${b(u)}, ${name}v);`);
+  lines.push(`let ${name} = ${r.hsum(`${name}v`)};`);
+  return lines.join(`\n${indent}`);
+}
+
+/** Shared head of a direct kernel: the visible key/query ranges. */
+const DIRECT_RANGES = /* wgsl */ `
+// keys 0..key_end(i)-1 are visible to query i; queries query_start(j)..TQ-1 see key j
+fn key_end(i: u32) -> u32 {
+  if (!CAUSAL) { return TK; }
+  return u32(clamp(i32(i) + OFF + 1, 0, i32(TK)));
+}
+fn query_start(j: u32) -> u32 {
+  if (!CAUSAL) { return 0u; }
+  return u32(clamp(i32(j) - OFF, 0, i32(TQ)));
+}
+`;
+
+const DIRECT_WG = 64;
+
+function forwardDirect(n: Node, ctx: LowerCtx) {
+  const [q, k, v] = n.inputs;
+  const z = attnDims(q, k, n.attrs);
+  const r = rowRegs(z.Dh);
+  const N = z.B * z.H * z.Tq;
+  const g = grid1d(N, DIRECT_WG, ctx);
+  const code = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<${r.T}>;
+@group(0) @binding(1) var<storage, read> k: array<${r.T}>;
+@group(0) @binding(2) var<storage, read> v: array<${r.T}>;
+@group(0) @binding(3) var<storage, read_write> out: array<${r.T}>;
+@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+${attnConsts(z, n.attrs, r.n)}
+const N: u32 = ${N}u;
+${g.stride}
+${DIRECT_RANGES}
+@compute @workgroup_size(${DIRECT_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let x = gid.x + gid.y * GRID_STRIDE; // (b·H + h)·TQ + i, the logsumexp's order
+  if (x >= N) { return; }
+  let i = x % TQ;
+  let bh = x / TQ;
+  let b = bh / H;
+  let h = bh % H;
+  let hk = h / G;
+  let qb = qrow(b, i, h);
+  ${each(r, (u) => `let q${u} = q[qb + ${u}u];`)}
+  // the unnormalised output
+  ${each(r, (u) => `var o${u} = ${r.T}(0.0);`)}
+  var m = NEG; // running max of the row's scores
+  var l = 0.0; // running sum of exp(s - m)
+  let jn = key_end(i);
+  for (var j = 0u; j < jn; j++) {
+    let kb = krow(b, j, hk);
+    ${dotRows(r, "qk", (u) => `q${u}`, (u) => `k[kb + ${u}u]`, "    ")}
+    let s = qk * SCALE;
+    let mn = max(m, s);
+    let alpha = exp(m - mn); // rescales what was accumulated under the old max
+    let p = exp(s - mn);
+    m = mn;
+    l = l * alpha + p;
+    ${each(r, (u) => `o${u} = fma(${r.T}(p), v[kb + ${u}u], o${u} * alpha);`, "    ")}
+  }
+  // a row with no visible key (causal, Tq > Tk) outputs 0
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  ${each(r, (u) => `out[qb + ${u}u] = o${u} * inv;`)}
+  lse[x] = select(NEG, m + log(l), l > 0.0);
+}
+`;
+  return {
+    dispatches: [{
+      label: "attention_fwd",
+      code,
+      bindings: [
+        { name: "q", ref: { node: q } },
+        { name: "k", ref: { node: k } },
+        { name: "v", ref: { node: v } },
+        { name: "out", ref: { node: n } },
+        { name: "lse", ref: { aux: 0 } },
+      ],
+      workgroups: g.workgroups,
+    }],
+  };
+}
+
+/** The backward kernels' inputs, q/k/v/dy as rows of `T`. */
+function bwdInputsDirect(T: string): string {
+  return ["q", "k", "v", "dy"].map((name, i) =>
+    `@group(0) @binding(${i}) var<storage, read> ${name}: array<${T}>;`
+  ).join("\n") + `
+@group(0) @binding(4) var<storage, read> lse: array<f32>;
+@group(0) @binding(5) var<storage, read> dd: array<f32>;`;
+}
+
+function backwardQDirect(n: Node, ctx: LowerCtx) {
+  const [q, k] = n.inputs;
+  const z = attnDims(q, k, n.attrs);
+  const r = rowRegs(z.Dh);
+  const N = z.B * z.H * z.Tq;
+  const g = grid1d(N, DIRECT_WG, ctx);
+  const code = /* wgsl */ `
+${bwdInputsDirect(r.T)}
+@group(0) @binding(6) var<storage, read_write> dq: array<${r.T}>;
+${attnConsts(z, n.attrs, r.n)}
+const N: u32 = ${N}u;
+${g.stride}
+${DIRECT_RANGES}
+@compute @workgroup_size(${DIRECT_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let x = gid.x + gid.y * GRID_STRIDE; // (b·H + h)·TQ + i, the logsumexp's order
+  if (x >= N) { return; }
+  let i = x % TQ;
+  let bh = x / TQ;
+  let b = bh / H;
+  let h = bh % H;
+  let hk = h / G;
+  let qb = qrow(b, i, h);
+  ${each(r, (u) => `let q${u} = q[qb + ${u}u];`)}
+  ${each(r, (u) => `let g${u} = dy[qb + ${u}u];`)}
+  // dq before the scale
+  ${each(r, (u) => `var a${u} = ${r.T}(0.0);`)}
+  let lrow = lse[x];
+  let drow = dd[x];
+  let jn = key_end(i);
+  for (var j = 0u; j < jn; j++) {
+    let kb = krow(b, j, hk);
+    ${each(r, (u) => `let k${u} = k[kb + ${u}u];`, "    ")}
+    ${dotRows(r, "qk", (u) => `q${u}`, (u) => `k${u}`, "    ")}
+    ${dotRows(r, "dp", (u) => `g${u}`, (u) => `v[kb + ${u}u]`, "    ")}
+    let ds = exp(qk * SCALE - lrow) * (dp - drow);
+    ${each(r, (u) => `a${u} = fma(${r.T}(ds), k${u}, a${u});`, "    ")}
+  }
+  ${each(r, (u) => `dq[qb + ${u}u] = a${u} * SCALE;`)}
+}
+`;
+  return {
+    dispatches: [{
+      label: "attention_bwd_q",
+      code,
+      bindings: [...bwdBindings(n), { name: "dq", ref: { node: n } }],
+      workgroups: g.workgroups,
+    }],
+  };
+}
+
+function backwardKVDirect(n: Node, ctx: LowerCtx) {
+  const [q, k] = n.inputs;
+  const z = attnDims(q, k, n.attrs);
+  const r = rowRegs(z.Dh);
+  const N = z.B * z.Hkv * z.Tk;
+  const g = grid1d(N, DIRECT_WG, ctx);
+  const code = /* wgsl */ `
+${bwdInputsDirect(r.T)}
+@group(0) @binding(6) var<storage, read_write> dk: array<${r.T}>;
+@group(0) @binding(7) var<storage, read_write> dv: array<${r.T}>;
+${attnConsts(z, n.attrs, r.n)}
+const N: u32 = ${N}u;
+${g.stride}
+${DIRECT_RANGES}
+@compute @workgroup_size(${DIRECT_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let x = gid.x + gid.y * GRID_STRIDE; // (b·HKV + hk)·TK + j
+  if (x >= N) { return; }
+  let j = x % TK;
+  let bhk = x / TK;
+  let b = bhk / HKV;
+  let hk = bhk % HKV;
+  let kb = krow(b, j, hk);
+  ${each(r, (u) => `let k${u} = k[kb + ${u}u];`)}
+  ${each(r, (u) => `let v${u} = v[kb + ${u}u];`)}
+  // dk (before the scale) and dv
+  ${each(r, (u) => `var dk${u} = ${r.T}(0.0);`)}
+  ${each(r, (u) => `var dv${u} = ${r.T}(0.0);`)}
+  let i0 = query_start(j);
+  for (var g = 0u; g < G; g++) {
+    let h = hk * G + g; // the query heads sharing this kv head
+    let bh = b * H + h;
+    for (var i = i0; i < TQ; i++) {
+      let qb = qrow(b, i, h);
+      ${each(r, (u) => `let q${u} = q[qb + ${u}u];`, "      ")}
+      ${each(r, (u) => `let g${u} = dy[qb + ${u}u];`, "      ")}
+      ${dotRows(r, "qk", (u) => `q${u}`, (u) => `k${u}`, "      ")}
+      ${dotRows(r, "dp", (u) => `g${u}`, (u) => `v${u}`, "      ")}
+      let p = exp(qk * SCALE - lse[bh * TQ + i]);
+      let ds = p * (dp - dd[bh * TQ + i]);
+      ${each(r, (u) => `dv${u} = fma(${r.T}(p), g${u}, dv${u});`, "      ")}
+      ${each(r, (u) => `dk${u} = fma(${r.T}(ds), q${u}, dk${u});`, "      ")}
+    }
+  }
+  ${each(r, (u) => `dk[kb + ${u}u] = dk${u} * SCALE;`)}
+  ${each(r, (u) => `dv[kb + ${u}u] = dv${u};`)}
+}
+`;
+  return {
+    dispatches: [{
+      label: "attention_bwd_kv",
+      code,
+      bindings: [...bwdBindings(n), { name: "dk", ref: { node: n } }, { name: "dv", ref: { aux: 0 } }],
+      workgroups: g.workgroups,
+    }],
+  };
+}
+
+/** Lowers with the direct kernel when chooseAttentionVariant says so, else the tiled one. */
+function byVariant(
+  tiled: (n: Node, ctx: LowerCtx) => Lowered,
+  direct: (n: Node, ctx: LowerCtx) => Lowered,
+) {
+  return (n: Node, ctx: LowerCtx) =>
+    chooseAttentionVariant(attnDims(n.inputs[0], n.inputs[1], n.attrs).Dh, ctx) === "direct"
+      ? direct(n, ctx)
+      : tiled(n, ctx);
+}
+
+defineKernel("attention", byVariant(forward, forwardDirect));
 defineKernel("attention_bwd_d", rowDot);
-defineKernel("attention_bwd_q", backwardQ);
-defineKernel("attention_bwd_kv", backwardKV);
+defineKernel("attention_bwd_q", byVariant(backwardQ, backwardQDirect));
+defineKernel("attention_bwd_kv", byVariant(backwardKV, backwardKVDirect));

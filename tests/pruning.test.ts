@@ -37,7 +37,9 @@ function trainingPlan(frozen: "none" | "mlp" | "all") {
   const { x, logits } = sequenceClassifier(g, { ...CFG, frozen });
   const loss = crossEntropy(logits, g.input("labels", [CFG.batch], "i32"));
   const grads = grad(loss);
-  return { g, x, grads, plan: lower([loss, ...grads.values()]) };
+  // unfused, so each gradient node is its own kernel and the counts below are the autodiff's
+  // (epilogue fusion would fold gelu_bwd into the matmul that computes its dy; tests/fuse.test.ts)
+  return { g, x, grads, plan: lower([loss, ...grads.values()], [], { fuse: false }) };
 }
 
 test("pruning: frozen sub-layers lose exactly their weight-gradient kernels", () => {
