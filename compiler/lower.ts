@@ -5,6 +5,8 @@
 // 2. Give every live value a buffer. Persistent nodes (inputs, params, state, consts) own theirs;
 //    computed values take one from a pool and give it back after their last use (liveness), so the
 //    backward pass reuses forward activations' memory once they are dead. Reshape shares storage.
+//    Inputs an op declares as a span (OpDef.spans) share one arena buffer instead, back to back at
+//    256-byte-aligned offsets (Plan.offsets), so one binding covers them all (fused optimizer).
 // 3. Ask each op's kernel lowering for its dispatches and resolve their bindings to buffers.
 // The plan is plain data: the runtime turns it into GPU objects once and replays it every step.
 //
@@ -25,6 +27,8 @@ export interface PlannedBuffer {
   persistent: boolean;
   /** The persistent node owning it (for uploads and reads). */
   owner?: Node;
+  /** An arena (OpDef.spans): the nodes stored in it, in order, at Plan.offsets. */
+  arena?: Node[];
 }
 
 export interface PlannedBinding {
@@ -32,7 +36,7 @@ export interface PlannedBinding {
   buffer: number;
   /** Bytes bound (the tensor's size; a pooled buffer may be larger). */
   bytes: number;
-  /** Byte offset into the buffer (non-zero only for streamed weights inside a slot). */
+  /** Byte offset into the buffer (non-zero for streamed weights inside a slot and arena members). */
   offset: number;
   /** Whether the plan allows writing through this binding. */
   writable: boolean;
@@ -55,6 +59,8 @@ export interface Plan {
   buffers: PlannedBuffer[];
   /** Where each live node's value lives (buffer id). */
   storage: Map<Node, number>;
+  /** Byte offset of a node's value in its buffer: set for arena members (and their reshapes), else 0. */
+  offsets: Map<Node, number>;
   outputs: Node[];
   /** Sum of all buffers the plan allocates. */
   peakBytes: number;
@@ -78,6 +84,21 @@ export interface StreamPlan {
 
 /** Storage-buffer offsets must be multiples of this (WebGPU's minStorageBufferOffsetAlignment). */
 const SLOT_ALIGN = 256;
+
+/**
+ * Where the nodes of a span (OpDef.spans) lie in their arena: back to back, each at a multiple of
+ * 256 bytes (the padding between them stays zero), and the bytes up to the end of the last one.
+ */
+export function spanLayout(nodes: readonly Node[]): { offsets: number[]; bytes: number } {
+  const offsets: number[] = [];
+  let end = 0;
+  for (const n of nodes) {
+    const off = Math.ceil(end / SLOT_ALIGN) * SLOT_ALIGN;
+    offsets.push(off);
+    end = off + byteSize(n.shape, n.dtype);
+  }
+  return { offsets, bytes: end };
+}
 
 export interface LowerOptions {
   ctx?: LowerCtx;
@@ -122,8 +143,15 @@ export function lower(
     return buffers.length - 1;
   };
   const streamed = opts.stream ? order.filter((n) => n.streamGroup !== undefined) : [];
+  // arenas first (OpDef.spans): their members get no buffer of their own, and computed members are
+  // pinned there (never pooled)
+  const offsets = new Map<Node, number>();
+  const pinned = new Set<Node>();
+  placeArenas(ops, streamed, newBuffer, buffers, storage, offsets, pinned);
   for (const n of order) {
-    if (n.persistent && !streamed.includes(n)) storage.set(n, newBuffer(byteSize(n.shape, n.dtype), true, n));
+    if (n.persistent && !streamed.includes(n) && !storage.has(n)) {
+      storage.set(n, newBuffer(byteSize(n.shape, n.dtype), true, n));
+    }
   }
   const stream = streamed.length ? streamLayout(streamed, newBuffer) : undefined;
 
@@ -171,6 +199,7 @@ export function lower(
    * buffer dies at this op and no other input of n shares it.
    */
   const inPlaceInput = (n: Node, i: number): number | undefined => {
+    if (pinned.has(n)) return undefined; // its value goes to its arena
     for (const k of getOp(n.op).inPlace ?? []) {
       const x = n.inputs[k];
       const b = storage.get(x);
@@ -194,6 +223,7 @@ export function lower(
   };
   /** Gives computed node x a buffer of its own from the pool, released after its last use. */
   const place = (x: Node): void => {
+    if (pinned.has(x)) return; // already placed in its arena
     const b = take(byteSize(x.shape, x.dtype));
     storage.set(x, b);
     dies(b, need.get(x)!);
@@ -248,7 +278,34 @@ export function lower(
 
   const peakBytes = buffers.reduce((s, b) => s + b.bytes, 0);
   if (stream) assignPhases(stream, dispatches, dispatchGroup);
-  return { order, dispatches, buffers, storage, outputs: [...outputs], peakBytes, stream };
+  // reshapes of arena members live at their root's offset
+  for (const n of order) {
+    const off = offsets.get(aliasRoot(n));
+    if (off !== undefined) offsets.set(n, off);
+  }
+  return { order, dispatches, buffers, storage, offsets, outputs: [...outputs], peakBytes, stream };
+
+  /** A { span } binding: the nodes must lie in one arena, back to back in this order. */
+  function spanBinding(n: Node, label: string, span: readonly Node[]) {
+    const roots = span.map(aliasRoot);
+    const buffer = storage.get(roots[0]);
+    const layout = spanLayout(roots);
+    const base = offsets.get(roots[0]);
+    roots.forEach((r, k) => {
+      if (!n.inputs.includes(span[k])) {
+        throw new Error(`lower: ${label} binds a span with ${span[k]}, which is not an input of ${n}`);
+      }
+      const at = base === undefined ? undefined : base + layout.offsets[k];
+      if (buffer === undefined || at === undefined || storage.get(r) !== buffer || offsets.get(r) !== at) {
+        const prev = span[k - 1] ?? "the arena start";
+        throw new Error(
+          `lower: ${label} binds a span whose ${span[k]} does not follow ${prev} in one arena ` +
+            `(declare the span in the op's OpDef.spans)`,
+        );
+      }
+    });
+    return { buffer: buffer!, offset: base!, bytes: layout.bytes };
+  }
 
   function resolve(
     n: Node,
@@ -284,6 +341,7 @@ export function lower(
           const s = storage.get(t);
           if (s === undefined) throw new Error(`lower: ${d.label} binds ${t}, which has no storage`);
           buffer = s;
+          offset = offsets.get(root) ?? 0;
         }
         writable = t === n || t === epi?.out || writes.some((w) => n.inputs[w] === t);
         what = `${t}`;
@@ -293,6 +351,10 @@ export function lower(
         bytes = byteSize(spec.shape, spec.dtype);
         writable = true;
         what = `aux ${bd.ref.aux} of ${n}`;
+      } else if ("span" in bd.ref) {
+        ({ buffer, offset, bytes } = spanBinding(n, d.label, bd.ref.span));
+        writable = bd.ref.span.every((t) => writes.some((w) => n.inputs[w] === t));
+        what = `span of ${bd.ref.span.length} from ${bd.ref.span[0]}`;
       } else {
         buffer = scratch[bd.ref.scratch];
         bytes = scratchBytes[bd.ref.scratch];
@@ -351,6 +413,54 @@ function assignPhases(
   });
 }
 
+/**
+ * Gives each span the live ops declare (OpDef.spans) one buffer, its nodes at spanLayout's offsets.
+ * A span holds persistent nodes (params, optimizer state) or computed ones (gradients, through any
+ * reshape: the root is placed); computed members are pinned (no pooled buffer; the arena is never
+ * reused, so its padding stays zero). Several ops may declare the same span (an optimizer update
+ * and the clipping norm both bind the gradients), but a node cannot lie in two different spans, nor
+ * can an extra output (aux) or a streamed weight.
+ */
+function placeArenas(
+  ops: readonly Node[],
+  streamed: readonly Node[],
+  newBuffer: (bytes: number, persistent: boolean) => number,
+  buffers: PlannedBuffer[],
+  storage: Map<Node, number>,
+  offsets: Map<Node, number>,
+  pinned: Set<Node>,
+): void {
+  const spanOf = new Map<Node, string>(); // root → its span's key
+  for (const n of ops) {
+    for (const span of getOp(n.op).spans?.(n) ?? []) {
+      if (!span.length) continue;
+      const roots = span.map(aliasRoot);
+      const key = roots.map((r) => r.id).join();
+      if (spanOf.get(roots[0]) === key) continue; // the same span, placed already
+      const computed = roots[0].kind === "op";
+      const fail = (why: string) => {
+        throw new Error(`lower: ${n} declares a span of ${span.length} tensors from ${span[0]}: ${why}`);
+      };
+      roots.forEach((r, k) => {
+        if (!n.inputs.includes(span[k])) fail(`${span[k]} is not an input`);
+        if (spanOf.has(r)) fail(`${r} already lies in ${spanOf.get(r) === key ? "it" : "another span"}`);
+        spanOf.set(r, key);
+        if ((r.kind === "op") !== computed) fail(`it mixes computed and persistent tensors (${r})`);
+        if (computed && (r.op === "aux" || getOp(r.op).writes)) fail(`${r} cannot be placed in an arena`);
+        if (streamed.includes(r)) fail(`${r} is streamed`);
+      });
+      const layout = spanLayout(roots);
+      const b = newBuffer(layout.bytes, true);
+      buffers[b].arena = roots;
+      roots.forEach((r, k) => {
+        storage.set(r, b);
+        offsets.set(r, layout.offsets[k]);
+        if (computed) pinned.add(r);
+      });
+    }
+  }
+}
+
 function streamLayout(
   streamed: Node[],
   newBuffer: (bytes: number, persistent: boolean) => number,
@@ -382,7 +492,7 @@ function streamLayout(
 
 /** In-place updates must come after every reader of the tensors they overwrite. */
 /** The node whose storage an alias (reshape, possibly chained) shares. */
-function aliasRoot(n: Node): Node {
+export function aliasRoot(n: Node): Node {
   while (n.kind === "op" && getOp(n.op).alias) n = n.inputs[0];
   return n;
 }

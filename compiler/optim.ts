@@ -6,15 +6,26 @@
 //   const exe = await compile([loss], { effects: opt.effects });
 //   for (...) { exe.write(x, ...); opt.prepareStep(exe, lrAt(step)); await exe.run([loss]); }
 //
-// Per param p it adds two zero-initialised state tensors (m, v: `<p.name>.exp_avg`, `.exp_avg_sq`) and
-// one in-place `adamw` node; all of them share one f32 input `hyper` (ADAMW_HYPER layout: lr and the
-// two bias corrections) that prepareStep writes, the only per-step upload besides the data. With
-// maxGradNorm, gradients are scaled by torch's clip_grad_norm_ factor computed on the GPU from a chain
-// of `sumsq` nodes over all gradients. Learning-rate schedules live with the caller.
+// Per param p it adds two zero-initialised state tensors (m, v: `<p.name>.exp_avg`, `.exp_avg_sq`).
+// By default (fused) one `adamw_fused` node updates all params in one dispatch: the params, their
+// gradients, the m and the v tensors each lie back to back in an arena (compiler/lower.ts), so one
+// thread per element covers every param (ViT-Ti, 152 params, with clipping: 355 dispatches → 3).
+// The decayed params come first in the arenas, so weight decay is one constant boundary rather than
+// a per-element table. An arena is bound whole, so params are split into several fused nodes when
+// one would exceed maxArenaBytes. A gradient that cannot live in an arena (an extra output such as
+// batchnorm's weight gradient, a persistent tensor, one shared with another param, one pinned by
+// another optimizer) gets the per-param `adamw` node instead, as every param does with fused: false.
+// All updates share one f32 input `hyper` (ADAMW_HYPER layout: lr and the two bias corrections)
+// that prepareStep writes, the only per-step upload besides the data. With maxGradNorm, gradients
+// are scaled by torch's clip_grad_norm_ factor computed on the GPU from one `sumsq_span` over each
+// gradient arena (and a `sumsq` per other gradient), chained. Learning-rate schedules live with the
+// caller.
 
-import type { Graph, Node } from "./ir.ts";
+import { byteSize, type Graph, type Node } from "./ir.ts";
 import type { Executable } from "./runtime.ts";
-import { adamw, ADAMW_HYPER, clipCoef, sumsq } from "./ops/optim.ts";
+import { adamw, ADAMW_HYPER, adamwFused, clipCoef, sumsq, sumsqSpan } from "./ops/optim.ts";
+import { aliasRoot, spanLayout } from "./lower.ts";
+import { getOp } from "./registry.ts";
 
 export interface AdamWOptions {
   /** Learning rate used when prepareStep is given none (default 1e-3). */
@@ -34,6 +45,38 @@ export interface AdamWOptions {
   noDecay?: (p: Node) => boolean;
   /** Prefix of the hyper input's name (default "adamw"); set it when a graph has two optimizers. */
   name?: string;
+  /** Update the params in few dispatches over arenas (default true); false: one `adamw` per param. */
+  fused?: boolean;
+  /**
+   * Largest arena (bytes, padding included) one fused update binds; more params are split over
+   * several. Default 128 MiB, WebGPU's default maxStorageBufferBindingSize (the graph is built
+   * before the device is known).
+   */
+  maxArenaBytes?: number;
+}
+
+/** Gradient roots placed in an arena by some fused AdamW (a tensor can lie in one arena only). */
+const pinnedRoots = new WeakSet<Node>();
+
+/** Whether a gradient can be placed in an arena (see compiler/lower.ts placeArenas). */
+function pinnable(gp: Node): boolean {
+  const root = aliasRoot(gp);
+  return root.kind === "op" && root.op !== "aux" && !getOp(root.op).writes && !pinnedRoots.has(root);
+}
+
+/** Splits params (in order) into runs whose arena stays within `limit` bytes (one param at least). */
+function chunkByBytes(params: readonly Node[], limit: number): [number, number][] {
+  const { offsets } = spanLayout(params);
+  const end = (i: number) => offsets[i] + byteSize(params[i].shape, params[i].dtype);
+  const runs: [number, number][] = [];
+  for (let start = 0, i = 0; i < params.length; i++) {
+    if (i > start && end(i) - offsets[start] > limit) {
+      runs.push([start, i]);
+      start = i;
+    }
+    if (i === params.length - 1) runs.push([start, i + 1]);
+  }
+  return runs;
 }
 
 /** timm's default no-decay rule: 1-D tensors and biases. */
@@ -72,19 +115,45 @@ export class AdamW {
       if (p.kind !== "param" || !p.trainable) throw new Error(`AdamW: ${p} is not a trainable param`);
     }
     this.hyper = g.input(`${prefix}.hyper`, [ADAMW_HYPER.size]);
+    // fused: the pinnable pairs, decayed params first; the rest get one adamw node each
+    const single: (readonly [Node, Node])[] = [];
+    const fused: (readonly [Node, Node])[] = [];
+    const roots = new Set<Node>();
+    for (const pair of pairs) {
+      const root = aliasRoot(pair[1]);
+      if (opts.fused !== false && pinnable(pair[1]) && !roots.has(root)) {
+        roots.add(root);
+        fused.push(pair);
+      } else single.push(pair);
+    }
+    fused.sort((x, y) => Number(noDecay(x[0])) - Number(noDecay(y[0]))); // stable: decayed first
+    for (const r of roots) pinnedRoots.add(r);
+    const chunks = chunkByBytes(fused.map(([p]) => p), opts.maxArenaBytes ?? 128 * 2 ** 20)
+      .map(([a, b]) => fused.slice(a, b));
     if (opts.maxGradNorm !== undefined && pairs.length) {
       let total: Node | undefined;
-      for (const [, gp] of pairs) total = sumsq(gp, total);
+      for (const c of chunks) total = sumsqSpan(c.map(([, gp]) => gp), total);
+      for (const [, gp] of single) total = sumsq(gp, total);
       this.gradSumSq = total;
       this.clipCoef = clipCoef(total!, opts.maxGradNorm);
     }
-    for (const [p, gp] of pairs) {
+    for (const [p] of pairs) {
       const base = p.name ?? `${prefix}.p${p.id}`;
       const m = g.state(`${base}.exp_avg`, p.shape);
       const v = g.state(`${base}.exp_avg_sq`, p.shape);
       this.moments.set(p, { m, v });
-      const attrs = { beta1: b1, beta2: b2, eps: opts.eps ?? 1e-8, weightDecay: noDecay(p) ? 0 : wd };
-      this.effects.push(adamw(p, gp, m, v, this.hyper, attrs, this.clipCoef));
+    }
+    const attrs = { beta1: b1, beta2: b2, eps: opts.eps ?? 1e-8, weightDecay: wd };
+    for (const c of chunks) {
+      const ps = c.map(([p]) => p), gs = c.map(([, gp]) => gp);
+      const ms = ps.map((p) => this.moments.get(p)!.m), vs = ps.map((p) => this.moments.get(p)!.v);
+      const decayed = ps.filter((p) => !noDecay(p)).length;
+      this.effects.push(adamwFused(ps, gs, ms, vs, this.hyper, { ...attrs, decayed }, this.clipCoef));
+    }
+    for (const [p, gp] of single) {
+      const { m, v } = this.moments.get(p)!;
+      const a = { ...attrs, weightDecay: noDecay(p) ? 0 : wd };
+      this.effects.push(adamw(p, gp, m, v, this.hyper, a, this.clipCoef));
     }
   }
 

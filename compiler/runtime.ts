@@ -122,7 +122,7 @@ export class Executable {
         this.buffers.push(dev.createBuffer({
           size: Math.ceil(b.bytes / 16) * 16,
           usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-          label: b.owner ? `${b.owner}` : `pool${b.id}`,
+          label: b.owner ? `${b.owner}` : b.arena ? `arena of ${b.arena[0]}` : `pool${b.id}`,
         }));
       }
       const modules = new Map<string, GPUShaderModule>();
@@ -199,10 +199,11 @@ export class Executable {
       }
     }
     for (const b of this.plan.buffers) {
-      const n = b.owner;
-      if (n?.init !== undefined) {
-        const data = typeof n.init === "function" ? n.init(numel(n.shape)) : n.init;
-        this.writeRaw(n, data);
+      for (const n of b.arena ?? (b.owner ? [b.owner] : [])) {
+        if (n.init !== undefined) {
+          const data = typeof n.init === "function" ? n.init(numel(n.shape)) : n.init;
+          this.writeRaw(n, data);
+        }
       }
     }
   }
@@ -223,6 +224,11 @@ export class Executable {
     return this.buffers[id];
   }
 
+  /** Where n's value starts in its buffer (non-zero inside an arena, see Plan.offsets). */
+  private offsetOf(n: Node): number {
+    return this.plan.offsets.get(n) ?? 0;
+  }
+
   /** Uploads data into an input/param/state node. f16/bf16 nodes take f32 data (converted) or raw u16 words. */
   write(n: Node, data: HostArray | Uint16Array | number[]): void {
     if (!n.persistent) {
@@ -239,7 +245,7 @@ export class Executable {
     const bytes = encode(n.dtype, data, n);
     this.device.queue.writeBuffer(
       this.bufferOf(n),
-      0,
+      this.offsetOf(n),
       bytes.buffer as ArrayBuffer,
       bytes.byteOffset,
       bytes.byteLength,
@@ -364,7 +370,7 @@ export class Executable {
       pool.push(st);
     }
     this.pendingStage.add(st);
-    enc.copyBufferToBuffer(this.bufferOf(n), 0, st, 0, bytes);
+    enc.copyBufferToBuffer(this.bufferOf(n), this.offsetOf(n), st, 0, bytes);
     return st;
   }
 

@@ -35,6 +35,11 @@ const flags = parseFlags("usage: deno task bench [flags]", {
     default: false,
     help: "fewer timed steps for the model workloads (automatic on llvmpipe)",
   },
+  unfused: {
+    type: "boolean",
+    default: false,
+    help: "model workloads without epilogue fusion, in-place ops or the fused optimizer (to measure them)",
+  },
   "gpu-suite": {
     type: "boolean",
     default: false,
@@ -187,7 +192,7 @@ async function benchLayerStep(): Promise<void> {
   const y = transformerBlock(g, x, "layer", { dim: D, heads: 4, mlpRatio: 4, causal: true, act: "relu" });
   const d = sub(y, target);
   const loss = mean(reshape(mul(d, d), [B * T * D]), 0, true);
-  const trainer = await Trainer.create(loss, { gpu, lr: 1e-3, weightDecay: 0 });
+  const trainer = await Trainer.create(loss, { gpu, lr: 1e-3, weightDecay: 0, ...planOpts });
   const feeds = new Map<Node, Float32Array>([[x, randn(21, B * T * D)], [target, randn(22, B * T * D)]]);
   let l = 0;
   const reps = software ? 5 : 10;
@@ -202,6 +207,8 @@ async function benchLayerStep(): Promise<void> {
     loss: l,
     kernels: trainer.exe.kernelCount,
     params: trainer.paramCount,
+    peakMiB: +(trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1),
+    ...(flags.unfused ? { plan: "unfused" } : {}),
     shape: `B=${B} T=${T} D=${D} heads=4 mlp=256 relu causal`,
   });
   trainer.exe.destroy();
@@ -226,6 +233,7 @@ async function benchVitStep(
   const labels = g.input("labels", [batch], "i32");
   const loss = crossEntropy(m.logits, labels);
   const trainer = await Trainer.create(loss, {
+    ...planOpts,
     gpu,
     lr: 1e-3,
     weightDecay: 0.05,
@@ -262,6 +270,7 @@ async function benchVitStep(
     llmLayer: layers[0],
     llmHidden: ck.cfg.hidden,
     streaming: trainer.exe.streaming,
+    ...(flags.unfused ? { plan: "unfused" } : {}),
     ...extra,
   });
   trainer.exe.destroy();
@@ -395,6 +404,8 @@ if (!flags.json) {
     `bench on ${adapter}${quick ? " (quick: fewer model steps)" : ""}; workloads: ${selected.join(", ")}`,
   );
 }
+/** --unfused: the plan as it was before fusion (for measuring what fusion buys). */
+const planOpts = flags.unfused ? { fuse: false, inPlace: false, fused: false } : {};
 const tStart = performance.now();
 for (const w of selected) {
   try {

@@ -17,7 +17,12 @@ export type BufRef =
   /** The k-th extra output of the op being lowered (e.g. argmax saved for backward). */
   | { aux: number }
   /** A temporary that lives only during this op's dispatches (size given in Lowered.scratch). */
-  | { scratch: number };
+  | { scratch: number }
+  /**
+   * Inputs stored back to back in one arena (a span the op declares in OpDef.spans): bound from the
+   * first node's offset to the end of the last, 256-byte padding (zeros) included.
+   */
+  | { span: readonly Node[] };
 
 export interface Binding {
   /** The WGSL variable name, e.g. `a`, `out`. */

@@ -3,11 +3,23 @@
 //   sumsq_partial: for large tensors, up to 256 workgroups each write a partial Σg² to scratch first.
 //   clip_coef_fwd: one thread: min(1, maxNorm / (sqrt(total) + 1e-6)).
 //   adamw_update:  one thread per element, updating p, m, v in place (see compiler/ops/optim.ts).
+//   sumsq_span and adamw_fused (label adamw_fused) do the same over arenas (a { span } binding per
+//   role): one pass over every gradient / one thread per element of every param. The arenas' zero
+//   padding stays zero: g = m = v = p = 0 there gives m = v = 0 and p ← 0 − lr·0/(0 + eps) = 0
+//   (eps > 0; with eps = 0 the padding turns NaN, which no real element ever reads).
 // Summation order is fixed (no atomics), so results are deterministic run to run.
 
 import { defineKernel } from "../compiler/registry.ts";
-import { f32lit, grid1d, wgslWorkgroupReduce } from "./kernel.ts";
-import { ADAMW_HYPER, type AdamWAttrs } from "../compiler/ops/optim.ts";
+import { type BufRef, f32lit, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  ADAMW_HYPER,
+  type AdamWAttrs,
+  type AdamWFusedAttrs,
+  adamwFusedParts,
+  onAdamWFused,
+} from "../compiler/ops/optim.ts";
+import { spanLayout } from "../compiler/lower.ts";
+import type { Node } from "../compiler/ir.ts";
 
 const WG = 256;
 /** Elements per thread above which sumsq splits into partials. */
@@ -16,13 +28,12 @@ const PER_THREAD = 16;
 /** Σ over the workgroup's threads (every thread gets it); see wgslWorkgroupReduce. */
 const WG_SUM = wgslWorkgroupReduce("wg_sum", "f32", WG, (a, b) => `${a} + ${b}`);
 
-defineKernel("sumsq", (n) => {
-  const [g, acc] = n.inputs;
-  const len = g.size;
+/** Σ src² (+ acc) into n's output; src is `len` f32 values (a node or an arena span). */
+function sumsqLowering(n: Node, src: BufRef, len: number, acc: Node | undefined): Lowered {
   const parts = Math.min(WG, Math.ceil(len / (WG * PER_THREAD)));
   const accDecl = acc ? "@group(0) @binding(2) var<storage, read> acc: array<f32>;" : "";
   const accAdd = acc ? " + acc[0]" : "";
-  const finalDispatch = (src: "g" | "parts", count: number) => ({
+  const finalDispatch = (from: "g" | "parts", count: number) => ({
     label: "sumsq_fwd",
     code: /* wgsl */ `
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -33,13 +44,13 @@ ${WG_SUM}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) t: u32) {
   var s = 0.0;
-  for (var i = t; i < LEN; i += ${WG}u) { let v = src[i]; s += ${src === "g" ? "v * v" : "v"}; }
+  for (var i = t; i < LEN; i += ${WG}u) { let v = src[i]; s += ${from === "g" ? "v * v" : "v"}; }
   let total = wg_sum(t, s);
   if (t == 0u) { out[0] = total${accAdd}; }
 }
 `,
     bindings: [
-      { name: "src", ref: src === "g" ? { node: g } : { scratch: 0 } },
+      { name: "src", ref: from === "g" ? src : { scratch: 0 } },
       { name: "out", ref: { node: n } },
       ...(acc ? [{ name: "acc", ref: { node: acc } }] : []),
     ],
@@ -62,10 +73,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   if (t == 0u) { parts[wid.x] = total; }
 }
 `,
-    bindings: [{ name: "g", ref: { node: g } }, { name: "parts", ref: { scratch: 0 } }],
+    bindings: [{ name: "g", ref: src }, { name: "parts", ref: { scratch: 0 } }],
     workgroups: [parts, 1, 1] as const,
   };
   return { scratch: [4 * parts], dispatches: [partial, finalDispatch("parts", parts)] };
+}
+
+defineKernel("sumsq", (n) => sumsqLowering(n, { node: n.inputs[0] }, n.inputs[0].size, n.inputs[1]));
+
+defineKernel("sumsq_span", (n) => {
+  const count = n.attrs.count as number;
+  const xs = n.inputs.slice(0, count);
+  return sumsqLowering(n, { span: xs }, spanLayout(xs).bytes / 4, n.inputs[count]);
 });
 
 defineKernel("clip_coef", (n) => ({
@@ -84,18 +103,28 @@ fn main() {
   }],
 }));
 
-defineKernel("adamw", (n, ctx) => {
-  const [p, g, m, v, hyper, coef] = n.inputs;
-  const a = n.attrs as unknown as AdamWAttrs;
-  const grid = grid1d(p.size, WG, ctx);
+/**
+ * One AdamW step per element over `len` elements of p, g, m, v (each a node or an arena span).
+ * Elements below `decayEnd` get weight decay `a.weightDecay`, the others none.
+ */
+function adamwLowering(
+  label: string,
+  refs: { p: BufRef; g: BufRef; m: BufRef; v: BufRef; hyper: Node; coef?: Node },
+  len: number,
+  decayEnd: number,
+  a: AdamWAttrs,
+  ctx: LowerCtx,
+): Lowered {
+  const grid = grid1d(len, WG, ctx);
+  const wd = decayEnd >= len ? "WD" : decayEnd <= 0 ? "0.0" : `select(0.0, WD, i < ${decayEnd}u)`;
   const code = /* wgsl */ `
 @group(0) @binding(0) var<storage, read_write> p: array<f32>;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> m: array<f32>;
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read> hyper: array<f32>;
-${coef ? "@group(0) @binding(5) var<storage, read> coef: array<f32>;" : ""}
-const N: u32 = ${p.size}u;
+${refs.coef ? "@group(0) @binding(5) var<storage, read> coef: array<f32>;" : ""}
+const N: u32 = ${len}u;
 // 1 − β is formed in f64 on the host, as torch does: 1 − f32(0.999) would be off by 1e-5 relative
 const ONE_MINUS_B1: f32 = ${f32lit(1 - a.beta1)};
 const BETA2: f32 = ${f32lit(a.beta2)};
@@ -110,8 +139,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let lr = hyper[${ADAMW_HYPER.lr}];
   let bc1 = hyper[${ADAMW_HYPER.bc1}];
   let bc2 = hyper[${ADAMW_HYPER.bc2}];
-  let gr = g[i]${coef ? " * coef[0]" : ""};
-  let pd = p[i] * (1.0 - lr * WD);
+  let gr = g[i]${refs.coef ? " * coef[0]" : ""};
+  let pd = p[i] * (1.0 - lr * ${wd});
   let mn = m[i] + ONE_MINUS_B1 * (gr - m[i]); // torch's lerp_(g, 1 − β1)
   let vn = BETA2 * v[i] + ONE_MINUS_B2 * gr * gr;
   m[i] = mn;
@@ -121,17 +150,37 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 `;
   return {
     dispatches: [{
-      label: "adamw_update",
+      label,
       code,
       bindings: [
-        { name: "p", ref: { node: p } },
-        { name: "g", ref: { node: g } },
-        { name: "m", ref: { node: m } },
-        { name: "v", ref: { node: v } },
-        { name: "hyper", ref: { node: hyper } },
-        ...(coef ? [{ name: "coef", ref: { node: coef } }] : []),
+        { name: "p", ref: refs.p },
+        { name: "g", ref: refs.g },
+        { name: "m", ref: refs.m },
+        { name: "v", ref: refs.v },
+        { name: "hyper", ref: { node: refs.hyper } },
+        ...(refs.coef ? [{ name: "coef", ref: { node: refs.coef } }] : []),
       ],
       workgroups: grid.workgroups,
     }],
   };
+}
+
+defineKernel("adamw", (n, ctx) => {
+  const [p, g, m, v, hyper, coef] = n.inputs;
+  const refs = { p: { node: p }, g: { node: g }, m: { node: m }, v: { node: v }, hyper, coef };
+  return adamwLowering("adamw_update", refs, p.size, p.size, n.attrs as unknown as AdamWAttrs, ctx);
 });
+
+// adamw_fused.<k>: p, g, m, v arenas share one layout (same shapes in the same order), so element i
+// of each belongs to the same param; the decayed params come first.
+onAdamWFused((op) =>
+  defineKernel(op, (n, ctx) => {
+    const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(n.inputs);
+    const a = n.attrs as unknown as AdamWFusedAttrs;
+    const layout = spanLayout(params);
+    const len = layout.bytes / 4;
+    const decayEnd = a.decayed < params.length ? layout.offsets[a.decayed] / 4 : len;
+    const refs = { p: { span: params }, g: { span: grads }, m: { span: ms }, v: { span: vs }, hyper, coef };
+    return adamwLowering("adamw_fused", refs, len, decayEnd, a, ctx);
+  })
+);

@@ -6,14 +6,20 @@ import { assert, assertThrowsMsg, test } from "./testing.ts";
 import { Graph, type Node } from "../compiler/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { compile } from "../compiler/runtime.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
+import { aliasRoot, kernelLabels, lower } from "../compiler/lower.ts";
 import { randn, Rng } from "../compiler/random.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
 import { add, mul, scale, sub } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { adamw, clipCoef, sumsq } from "../compiler/ops/optim.ts";
+import { adamw, clipCoef, isAdamWFused, sumsq, sumsqSpan } from "../compiler/ops/optim.ts";
+import { reshape } from "../compiler/ops/layout.ts";
+import { matmul } from "../compiler/ops/matmul.ts";
+import { batchNorm, batchNormUpdates } from "../compiler/ops/batchnorm.ts";
 import { AdamW, type AdamWOptions } from "../compiler/optim.ts";
+import type { Executable } from "../compiler/runtime.ts";
+import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { defineKernel, defineOp } from "../compiler/registry.ts";
 import { interpret } from "./ref/tensor.ts";
 
 test("optim: sumsq fwd + grad (one pass and partials), clip_coef", async (t) => {
@@ -54,7 +60,7 @@ function toyModel() {
 
 async function checkSteps(opts: AdamWOptions, lrs: number[], expectClip?: "active" | "inactive") {
   const { g, w, b, loss, feeds } = toyModel();
-  const opt = new AdamW(g, grad(loss), opts);
+  const opt = new AdamW(g, grad(loss), { ...opts, fused: false });
   const outs = opt.clipCoef ? [loss, opt.clipCoef] : [loss];
   // the decay each param gets (timm default: none for the 1-D bias)
   const noDecay = opts.noDecay ?? ((p: Node) => p.rank <= 1);
@@ -101,7 +107,7 @@ async function checkSteps(opts: AdamWOptions, lrs: number[], expectClip?: "activ
   exe.destroy();
 }
 
-test("optim: AdamW on the GPU matches the CPU reference over 3 steps", async (t) => {
+test("optim: per-param AdamW (fused: false) on the GPU matches the CPU reference over 3 steps", async (t) => {
   const lrs = [0.05, 0.03, 0.01];
   await t.step(
     "weight decay 0.05, timm no-decay for the 1-D bias",
@@ -207,4 +213,291 @@ test("optim: a linear classifier trained with crossEntropy + AdamW fits its data
   // the floor with ε = 0.1 smoothing over 3 classes is ≈ 0.2
   assert.ok(losses[0] > 0.9 && losses[39] < 0.4, `loss ${losses[0]} → ${losses[39]}`);
   exe.destroy();
+});
+
+/**
+ * A model for the fused update: odd param sizes (7, 3×5, 33, …: the arenas have padding), decayed
+ * (w, u, q1: 2-D) and no-decay (b, c, r: 1-D) params under timm's rule, a frozen param f, a param r used
+ * through a reshape, and q1, q2 whose gradients are one node (add's sumTo of the same dy): it cannot
+ * lie in the gradient arena twice, so q2 takes the per-param path.
+ */
+function arenaModel() {
+  const g = new Graph();
+  let seed = 100;
+  const par = (name: string, shape: number[], std = 1) =>
+    g.param(name, shape, { init: randn(seed++, shape.reduce((a, b) => a * b, 1), std) });
+  const w = par("w", [3, 5]), u = par("u", [2, 3]), b = par("b", [7], 0.5), c = par("c", [33]);
+  const r = par("r", [15]), q1 = par("q1", [2, 3]), q2 = par("q2", [2, 3]);
+  const f = g.param("f", [7], { trainable: false, init: randn(seed++, 7) });
+  const feeds = new Map<Node, Float32Array>();
+  const inp = (name: string, shape: number[]) => {
+    const x = g.input(name, shape);
+    feeds.set(x, randn(seed++, shape.reduce((a, b) => a * b, 1)));
+    return x;
+  };
+  const x = inp("x", [3, 5]), y = inp("y", [3, 5]), s = inp("s", [7]), z = inp("z", [7]);
+  const t = inp("t", [33]), y2 = inp("y2", [3, 5]), e = inp("e", [2, 3]), k = inp("k", [2, 3]);
+  const terms = [
+    sumsq(sub(mul(w, x), y)),
+    scale(sumsq(sub(mul(mul(b, f), s), z)), 0.5),
+    scale(sumsq(sub(mul(c, c), t)), 0.1),
+    sumsq(sub(mul(reshape(r, [3, 5]), x), y2)),
+    sumsq(sub(mul(add(q1, q2), e), k)),
+    sumsq(sub(mul(u, u), k)),
+  ];
+  const loss = terms.reduce((a, b) => add(a, b));
+  return { g, loss, feeds, params: [w, u, b, c, r, q1, q2], frozen: f };
+}
+
+interface Trace {
+  /** Per step: loss, and every param / m / v by name. */
+  steps: { loss: number; values: Map<string, Float32Array> }[];
+  labels: string[];
+}
+
+/** Trains arenaModel for `lrs.length` steps; checks every step against the f64 CPU reference. */
+async function arenaRun(opts: AdamWOptions, lrs: number[]): Promise<Trace> {
+  const { g, loss, feeds, params } = arenaModel();
+  const opt = new AdamW(g, grad(loss), opts);
+  const outs = opt.gradSumSq ? [loss, opt.gradSumSq] : [loss];
+  const exe = await compile(outs, { effects: opt.effects });
+  for (const [n, v] of feeds) exe.write(n, v);
+  const cpu = new Map<Node, ArrayLike<number>>();
+  const tracked = params.flatMap((p) => [p, opt.moments.get(p)!.m, opt.moments.get(p)!.v]);
+  for (const p of params) cpu.set(p, p.init as Float32Array);
+  const steps: Trace["steps"] = [];
+  for (const lr of lrs) {
+    opt.prepareStep(exe, lr);
+    const got = await exe.run(outs);
+    const env = interpret(outs, new Map([...feeds, ...cpu, [opt.hyper, opt.hyperValues(lr)]]), opt.effects);
+    assertClose(`loss at step ${opt.t}`, got[0], env.get(loss)!.data, 1e-5);
+    if (opt.gradSumSq) assertClose(`Σg² at step ${opt.t}`, got[1], env.get(opt.gradSumSq)!.data, 1e-5);
+    const values = new Map<string, Float32Array>();
+    for (const n of tracked) {
+      const v = await exe.read(n) as Float32Array;
+      assertClose(`${n.name} after step ${opt.t}`, v, env.get(n)!.data, 1e-5);
+      values.set(n.name!, v);
+      cpu.set(n, env.get(n)!.data);
+    }
+    steps.push({ loss: got[0][0], values });
+  }
+  exe.destroy();
+  return { steps, labels: kernelLabels(exe.plan) };
+}
+
+const optimizerLabels = (labels: string[]) => labels.filter((l) => l.startsWith("adamw"));
+
+test("optim: fused AdamW equals the per-param path and the CPU reference over 3 steps", async (t) => {
+  const lrs = [0.05, 0.03, 0.01];
+  const configs: [string, AdamWOptions][] = [
+    ["timm decay (w, u, q1 decayed; b, c, r not)", { weightDecay: 0.05 }],
+    ["decay on every param", { weightDecay: 0.1, noDecay: () => false }],
+    ["clipping active (maxNorm 0.5)", { weightDecay: 0.05, maxGradNorm: 0.5, betas: [0.8, 0.99] }],
+    ["clipping inactive (maxNorm 1e6)", { maxGradNorm: 1e6 }],
+    // [w, u, q1] (all decayed) and [b, c, r] (none decayed): 3 × 256-byte slots each
+    ["arenas split at 768 bytes, clipping", { maxGradNorm: 1, maxArenaBytes: 768 }],
+  ];
+  for (const [name, opts] of configs) {
+    await t.step(name, async () => {
+      const fused = await arenaRun(opts, lrs);
+      const single = await arenaRun({ ...opts, fused: false }, lrs);
+      // one fused update (two when split) + q2's own; per param: 7
+      const split = opts.maxArenaBytes !== undefined;
+      assert.deepEqual(optimizerLabels(single.labels), Array(7).fill("adamw_update"));
+      const fl = optimizerLabels(fused.labels);
+      assert.equal(fl.filter((l) => l === "adamw_update").length, 1, `${fl}`);
+      assert.equal(fl.filter((l) => l === "adamw_fused").length, split ? 2 : 1, `${fl}`);
+      fused.steps.forEach((st, i) => {
+        assert.ok(Math.abs(st.loss - single.steps[i].loss) <= 1e-6 * Math.abs(st.loss), "loss");
+        for (const [n, v] of st.values) {
+          assertClose(`${n} fused vs per-param, step ${i + 1}`, v, single.steps[i].values.get(n)!, 1e-6);
+        }
+      });
+    });
+  }
+});
+
+test("optim: clipping measures each gradient arena in one pass (sumsq dispatches)", () => {
+  const count = (opts: AdamWOptions) => {
+    const { g, loss } = arenaModel();
+    const opt = new AdamW(g, grad(loss), { maxGradNorm: 1, ...opts });
+    const plan = lower([loss, opt.clipCoef!], opt.effects);
+    // the clipping chain: gradSumSq and its accumulators
+    const chain = new Set<Node>();
+    for (
+      let n: Node | undefined = opt.gradSumSq;
+      n;
+      n = n.inputs[n.op === "sumsq" ? 1 : n.attrs.count as number]
+    ) {
+      chain.add(n);
+    }
+    return plan.dispatches.filter((d) => chain.has(d.node)).map((d) => d.label);
+  };
+  assert.equal(count({ fused: false }).length, 7);
+  // one sumsq_span over the arena (its 262 values need no partial pass) + q2's own sumsq
+  assert.deepEqual(count({}), ["sumsq_fwd", "sumsq_fwd"]);
+});
+
+/** Copies a whole buffer of the plan back (test only: the arena padding is not a node). */
+async function readBuffer(exe: Executable, id: number): Promise<Float32Array> {
+  const buf = (exe as unknown as { buffers: GPUBuffer[] }).buffers[id];
+  const st = exe.device.createBuffer({
+    size: buf.size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const enc = exe.device.createCommandEncoder();
+  enc.copyBufferToBuffer(buf, 0, st, 0, buf.size);
+  exe.device.queue.submit([enc.finish()]);
+  await st.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(st.getMappedRange().slice(0));
+  st.destroy();
+  return out;
+}
+
+test("optim: arenas are 256-byte aligned, padding stays zero, params stay readable and writable", async () => {
+  const { g, loss, feeds, params, frozen } = arenaModel();
+  const opt = new AdamW(g, grad(loss), { maxGradNorm: 1 });
+  const exe = await compile([loss], { effects: opt.effects });
+  const plan = exe.plan;
+  const fusedNode = opt.effects.find((e) => isAdamWFused(e.op))!;
+  const arenaParams = params.filter((p) => fusedNode.inputs.includes(p));
+  assert.equal(arenaParams.length, 6, "all but q2");
+  // decayed params first: w, u, q1, then b, c, r
+  assert.deepEqual(fusedNode.inputs.slice(0, 6).map((p) => p.name), ["w", "u", "q1", "b", "c", "r"]);
+  const arenas = plan.buffers.filter((b) => b.arena);
+  assert.equal(arenas.length, 4, "params, grads, m, v");
+  for (const a of arenas) {
+    let prevEnd = 0;
+    for (const n of a.arena!) {
+      const off = plan.offsets.get(n)!;
+      assert.equal(off % 256, 0, `${n} at ${off}`);
+      assert.ok(off >= prevEnd, `${n} overlaps its predecessor`);
+      assert.equal(plan.storage.get(n), a.id);
+      prevEnd = off + 4 * n.size;
+    }
+    assert.equal(a.bytes, prevEnd);
+  }
+  // every binding of an arena member carries its offset
+  for (const d of plan.dispatches) {
+    for (const b of d.bindings) {
+      if (plan.buffers[b.buffer]?.arena) assert.equal(b.offset % 256, 0, `${d.label} ${b.what}`);
+    }
+  }
+  assert.ok(plan.offsets.get(params[1])! > 0, "u is not first in its arena");
+  assert.ok(!plan.offsets.has(frozen) && !plan.offsets.has(params[6]), "f and q2 have buffers of their own");
+  for (const [n, v] of feeds) exe.write(n, v);
+  for (let i = 0; i < 3; i++) {
+    opt.prepareStep(exe);
+    await exe.run();
+  }
+  for (const a of arenas) {
+    const all = await readBuffer(exe, a.id);
+    const inside = new Set<number>();
+    for (const n of a.arena!) {
+      for (let j = 0; j < n.size; j++) inside.add(plan.offsets.get(n)! / 4 + j);
+    }
+    for (let j = 0; j < all.length; j++) {
+      if (!inside.has(j)) assert.equal(all[j], 0, `padding at ${j} of ${a.arena![0]}'s arena`);
+    }
+  }
+  // a param written by node lands at its offset, and its neighbours keep their values
+  const [w, u, b] = params;
+  const before = [await exe.read(w), await exe.read(b)];
+  const uNew = Float32Array.from({ length: 6 }, (_, i) => i - 2.5);
+  exe.write(u, uNew);
+  assert.deepEqual(await exe.read(u), uNew);
+  assert.deepEqual(await exe.read(w), before[0]);
+  assert.deepEqual(await exe.read(b), before[1]);
+  exe.destroy();
+});
+
+test("optim: a checkpoint of a fused AdamW round-trips (params, moments, step)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const build = async () => {
+      const m = arenaModel();
+      const opt = new AdamW(m.g, grad(m.loss), { weightDecay: 0.05 });
+      const exe = await compile([m.loss], { effects: opt.effects });
+      for (const [n, v] of m.feeds) exe.write(n, v);
+      return { ...m, opt, exe };
+    };
+    const a = await build();
+    for (let i = 0; i < 2; i++) {
+      a.opt.prepareStep(a.exe, 0.05);
+      await a.exe.run();
+    }
+    await saveCheckpoint(`${dir}/ck`, a.exe, a.params, a.opt, { step: 2 });
+    const b = await build();
+    const st = await loadCheckpoint(`${dir}/ck`, b.exe, b.params, b.opt);
+    assert.equal(st.step, 2);
+    assert.equal(b.opt.t, 2);
+    // one more step from the loaded state must give the same params and moments
+    a.opt.prepareStep(a.exe, 0.02);
+    b.opt.prepareStep(b.exe, 0.02);
+    const [la] = await a.exe.run([a.loss]), [lb] = await b.exe.run([b.loss]);
+    assert.deepEqual(lb, la);
+    for (let i = 0; i < a.params.length; i++) {
+      const [pa, pb] = [a.params[i], b.params[i]];
+      const ma = a.opt.moments.get(pa)!, mb = b.opt.moments.get(pb)!;
+      for (const [x, y] of [[pa, pb], [ma.m, mb.m], [ma.v, mb.v]]) {
+        assert.deepEqual(await b.exe.read(y), await a.exe.read(x), `${y.name}`);
+      }
+    }
+    a.exe.destroy();
+    b.exe.destroy();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("optim: arena errors (a tensor in two spans, mixed spans, span bindings out of order)", () => {
+  const g = new Graph();
+  const a = g.param("a", [3]), b = g.param("b", [5]), c = g.param("c", [2]);
+  const x = scale(a, 2);
+  assertThrowsMsg(() => lower([sumsqSpan([a, b]), sumsqSpan([b, c])]), "another span");
+  assertThrowsMsg(() => lower([sumsqSpan([a, x])]), "mixes computed and persistent");
+  assertThrowsMsg(() => lower([sumsqSpan([a, a])]), "lies in it");
+  // the same span declared twice is one arena
+  const plan = lower([sumsqSpan([a, b]), sumsqSpan([a, b], sumsq(c))]);
+  assert.equal(plan.buffers.filter((buf) => buf.arena).length, 1);
+  // a { span } binding must match a declared arena, in order
+  const bind = (declare: boolean, bound: string) => g.apply("test_span_bind", [a, b], { declare, bound });
+  assertThrowsMsg(() => lower([bind(true, "b,a")]), "does not follow");
+  assertThrowsMsg(() => lower([bind(false, "a")]), "does not follow");
+  assert.equal(lower([bind(true, "a,b")]).dispatches[0].bindings[0].bytes, 256 + 20);
+});
+// binds { span } over its inputs named in attrs.bound ("b,a": input 1 then input 0)
+defineOp({
+  name: "test_span_bind",
+  infer: () => ({ shape: [1], dtype: "f32" }),
+  spans: (n) => n.attrs.declare ? [n.inputs] : [],
+});
+defineKernel("test_span_bind", (n) => ({
+  dispatches: [{
+    label: "test_span_bind",
+    code: "", // never compiled: lower() alone
+    bindings: [{
+      name: "x",
+      ref: { span: (n.attrs.bound as string).split(",").map((k) => n.inputs[k === "a" ? 0 : 1]) },
+    }],
+    workgroups: [1, 1, 1],
+  }],
+}));
+
+test("optim: a gradient that is an extra output (batchnorm's weight) takes the per-param path", () => {
+  const g = new Graph();
+  const x = g.input("x", [5, 3]), c = g.input("c", [5, 3]);
+  const w = g.param("bn.weight", [3]), b = g.param("bn.bias", [3]), lin = randParam(g, "lin", [3, 3]);
+  const runningMean = g.state("bn.rm", [3]), runningVar = g.state("bn.rv", [3]);
+  const y = batchNorm(matmul(x, lin), w, b, { training: true, runningMean, runningVar });
+  const loss = sumsq(mul(y, c));
+  const opt = new AdamW(g, grad(loss), { maxGradNorm: 1 });
+  assert.equal(aliasRoot(grad(loss).get(w)!).op, "aux");
+  const fusedNode = opt.effects.find((e) => isAdamWFused(e.op))!;
+  assert.deepEqual(fusedNode.inputs.slice(0, 2).map((p) => p.name), ["lin", "bn.bias"]);
+  const single = opt.effects.filter((e) => e.op === "adamw");
+  assert.deepEqual(single.map((e) => e.inputs[0].name), ["bn.weight"]);
+  // and the plan is valid: arenas for the fused pair, the aux gradient in its pooled buffer
+  const plan = lower([loss], [...batchNormUpdates(g), ...opt.effects]);
+  assert.equal(plan.buffers.filter((buf) => buf.arena).length, 4);
 });

@@ -17,6 +17,9 @@ export interface TrainerOptions extends AdamWOptions {
   gpuMemoryBudget?: number;
   /** In-place updates to run before the optimizer's (e.g. BatchNorm running statistics). */
   effectsBefore?: Node[];
+  /** Matmul epilogue fusion and in-place elementwise ops in the plan (default true; see compiler/lower.ts). */
+  fuse?: boolean;
+  inPlace?: boolean;
 }
 
 export class Trainer {
@@ -36,6 +39,8 @@ export class Trainer {
       gpu: opts.gpu,
       weights: opts.weights,
       gpuMemoryBudget: opts.gpuMemoryBudget,
+      fuse: opts.fuse,
+      inPlace: opts.inPlace,
     });
     return new Trainer(loss, grads, opt, exe);
   }

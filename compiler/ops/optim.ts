@@ -12,9 +12,19 @@
 //   Per element, in torch's order:
 //     p ← p·(1 − lr·wd);  m ← m + (1−β1)(g − m);  v ← β2·v + (1−β2)·g²
 //     p ← p − (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
+//
+// The fused forms update or measure many tensors with one binding per role, over arenas (OpDef.spans:
+// the tensors back to back in one buffer at 256-byte-aligned offsets, zero padding between them;
+// compiler/lower.ts):
+// sumsq_span(x0..xn-1, acc?) → [1]: Σ over all xi of xi² (+ acc); spans [x0..xn-1]. No gradient.
+// adamw_fused.<k>(p0..pk-1, g0..gk-1, m0..mk-1, v0..vk-1, hyper, clipCoef?): adamw on k params in one
+//   dispatch; writes every p, m, v; spans [p…], [g…], [m…], [v…]. The first `decayed` params get
+//   `weightDecay`, the rest none (the optimizer orders them so), which keeps one constant boundary
+//   instead of a per-element table. `writes` is fixed per op, so there is one op per k, defined on
+//   first use (adamwFusedOp); kernels and CPU references register theirs through onAdamWFused.
 // The user-facing optimizer (state, hyper input, clipping, per-step host update) is compiler/optim.ts.
 
-import { fmtShape, type Node, shapeFail } from "../ir.ts";
+import { type Attrs, fmtShape, type Node, shapeFail } from "../ir.ts";
 import { defineOp } from "../registry.ts";
 import { mul, scale } from "./elementwise.ts";
 
@@ -61,6 +71,46 @@ defineOp({
   },
 });
 
+/** Checks one (p, g, m, v) group of an AdamW update; `what` describes the op's inputs. */
+function checkGroup(op: string, inputs: readonly Node[], what: string, p: Node, g: Node, m: Node, v: Node) {
+  if (p.kind !== "param" || p.dtype !== "f32") {
+    shapeFail(op, inputs, `${what}; p = ${p} is not an f32 param`);
+  }
+  for (const [name, x] of [["g", g], ["m", m], ["v", v]] as const) {
+    if (x.shape.join() !== p.shape.join() || x.dtype !== "f32") {
+      shapeFail(op, inputs, `${what}; ${name} = ${x} does not match p ${fmtShape(p.shape)}`);
+    }
+  }
+  for (const [name, x] of [["m", m], ["v", v]] as const) {
+    if (x.kind !== "state") {
+      shapeFail(op, inputs, `${what}; ${name} = ${x} is a ${x.kind}, not a state tensor (g.state)`);
+    }
+  }
+  if (m === v) shapeFail(op, inputs, `${what}; m and v must be different state tensors`);
+}
+
+/** Checks the inputs and attrs an AdamW update shares across params. */
+function checkShared(
+  op: string,
+  inputs: readonly Node[],
+  what: string,
+  hyper: Node,
+  coef: Node | undefined,
+  attrs: Attrs,
+) {
+  if (hyper.kind !== "input" || hyper.dtype !== "f32" || hyper.shape.join() !== `${ADAMW_HYPER.size}`) {
+    shapeFail(op, inputs, `${what}; hyper = ${hyper} must be an f32 input node`);
+  }
+  if (coef !== undefined && !isScalar(coef)) shapeFail(op, inputs, `${what}; bad clipCoef ${coef}`);
+  const a = attrs as Partial<AdamWAttrs>;
+  for (const k of ["beta1", "beta2", "eps", "weightDecay"] as const) {
+    if (typeof a[k] !== "number" || !Number.isFinite(a[k])) shapeFail(op, inputs, `numeric attr ${k}`);
+  }
+  if (!(a.beta1! >= 0 && a.beta1! < 1 && a.beta2! >= 0 && a.beta2! < 1)) {
+    shapeFail(op, inputs, `betas in [0, 1) (got ${a.beta1}, ${a.beta2})`);
+  }
+}
+
 defineOp({
   name: "adamw",
   writes: [0, 2, 3],
@@ -69,39 +119,102 @@ defineOp({
     const what = `(param p, grad g, state m, state v, input hyper [${ADAMW_HYPER.size}], clipCoef [1]?), ` +
       `all f32, p/g/m/v of one shape`;
     if (inputs.length < 5 || inputs.length > 6) shapeFail("adamw", inputs, what);
-    if (p.kind !== "param" || p.dtype !== "f32") {
-      shapeFail("adamw", inputs, `${what}; p = ${p} is not an f32 param`);
-    }
-    for (const [name, x] of [["g", g], ["m", m], ["v", v]] as const) {
-      if (x.shape.join() !== p.shape.join() || x.dtype !== "f32") {
-        shapeFail("adamw", inputs, `${what}; ${name} = ${x} does not match p ${fmtShape(p.shape)}`);
-      }
-    }
-    for (const [name, x] of [["m", m], ["v", v]] as const) {
-      if (x.kind !== "state") {
-        shapeFail("adamw", inputs, `${what}; ${name} = ${x} is a ${x.kind}, not a state tensor (g.state)`);
-      }
-    }
-    if (m === v) shapeFail("adamw", inputs, `${what}; m and v must be different state tensors`);
-    if (hyper.kind !== "input" || hyper.dtype !== "f32" || hyper.shape.join() !== `${ADAMW_HYPER.size}`) {
-      shapeFail("adamw", inputs, `${what}; hyper = ${hyper} must be an f32 input node`);
-    }
-    if (coef !== undefined && !isScalar(coef)) shapeFail("adamw", inputs, `${what}; bad clipCoef ${coef}`);
-    const a = attrs as Partial<AdamWAttrs>;
-    for (const k of ["beta1", "beta2", "eps", "weightDecay"] as const) {
-      if (typeof a[k] !== "number" || !Number.isFinite(a[k])) shapeFail("adamw", inputs, `numeric attr ${k}`);
-    }
-    if (!(a.beta1! >= 0 && a.beta1! < 1 && a.beta2! >= 0 && a.beta2! < 1)) {
-      shapeFail("adamw", inputs, `betas in [0, 1) (got ${a.beta1}, ${a.beta2})`);
-    }
+    checkGroup("adamw", inputs, what, p, g, m, v);
+    checkShared("adamw", inputs, what, hyper, coef, attrs);
     // nothing reads the op's own output; lower() gives `writes` ops no output buffer
     return { shape: [1], dtype: "f32" };
   },
 });
 
+defineOp({
+  name: "sumsq_span",
+  spans: (n) => [n.inputs.slice(0, n.attrs.count as number)],
+  infer: (inputs, attrs) => {
+    const count = attrs.count;
+    const what = "f32 tensors x0..x(count-1) (count >= 1) and an optional f32 accumulator [1]";
+    if (typeof count !== "number" || !Number.isInteger(count) || count < 1) {
+      shapeFail("sumsq_span", inputs, `${what}; count = ${count}`);
+    }
+    const acc = inputs[count];
+    if (inputs.length < count || inputs.length > count + 1 || (acc !== undefined && !isScalar(acc))) {
+      shapeFail("sumsq_span", inputs, what);
+    }
+    if (inputs.slice(0, count).some((x) => x.dtype !== "f32")) shapeFail("sumsq_span", inputs, what);
+    return { shape: [1], dtype: "f32" };
+  },
+});
+
+/** The attrs of adamw_fused: adamw's, with weightDecay applying to the first `decayed` params only. */
+export interface AdamWFusedAttrs extends AdamWAttrs {
+  decayed: number;
+}
+
+/** The roles of an adamw_fused node's inputs (node.inputs). */
+export function adamwFusedParts(x: readonly Node[]) {
+  const k = Math.floor(x.length / 4);
+  return {
+    params: x.slice(0, k),
+    grads: x.slice(k, 2 * k),
+    ms: x.slice(2 * k, 3 * k),
+    vs: x.slice(3 * k, 4 * k),
+    hyper: x[4 * k],
+    coef: x[4 * k + 1] as Node | undefined,
+  };
+}
+
+const fusedArities: number[] = [];
+const fusedHooks: ((op: string) => void)[] = [];
+
+/** Calls `hook` with the name of every adamw_fused op, defined so far and later (kernels, refs). */
+export function onAdamWFused(hook: (op: string) => void): void {
+  fusedHooks.push(hook);
+  for (const k of fusedArities) hook(`adamw_fused.${k}`);
+}
+
+/** Whether `op` is an adamw_fused op (of any arity). */
+export function isAdamWFused(op: string): boolean {
+  return op.startsWith("adamw_fused.");
+}
+
+/** The adamw_fused op over k params (defined on first use: `writes` depends on k). */
+export function adamwFusedOp(k: number): string {
+  const name = `adamw_fused.${k}`;
+  if (fusedArities.includes(k)) return name;
+  const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+  defineOp({
+    name,
+    writes: [...range(0, k), ...range(2 * k, 4 * k)],
+    spans: (n) => {
+      const { params, grads, ms, vs } = adamwFusedParts(n.inputs);
+      return [params, grads, ms, vs];
+    },
+    infer: (inputs, attrs) => {
+      const what = `(params p0..p${k - 1}, their grads, states m, states v, input hyper ` +
+        `[${ADAMW_HYPER.size}], clipCoef [1]?), all f32, each group of one shape`;
+      if (inputs.length < 4 * k + 1 || inputs.length > 4 * k + 2) shapeFail(name, inputs, what);
+      const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(inputs);
+      for (let i = 0; i < k; i++) checkGroup(name, inputs, what, params[i], grads[i], ms[i], vs[i]);
+      checkShared(name, inputs, what, hyper, coef, attrs);
+      const d = attrs.decayed;
+      if (typeof d !== "number" || !Number.isInteger(d) || d < 0 || d > k) {
+        shapeFail(name, inputs, `attr decayed in 0..${k} (got ${d})`);
+      }
+      return { shape: [1], dtype: "f32" };
+    },
+  });
+  fusedArities.push(k);
+  for (const hook of fusedHooks) hook(name);
+  return name;
+}
+
 /** Σ x² over all elements, plus `acc` when given; shape [1]. */
 export function sumsq(x: Node, acc?: Node): Node {
   return x.graph.apply("sumsq", acc ? [x, acc] : [x]);
+}
+
+/** Σ over all `xs` of x² (+ `acc`), with the xs stored in one arena: one pass over all of them. */
+export function sumsqSpan(xs: readonly Node[], acc?: Node): Node {
+  return xs[0].graph.apply("sumsq_span", acc ? [...xs, acc] : [...xs], { count: xs.length });
 }
 
 /** torch's clip_grad_norm_ factor min(1, maxNorm / (sqrt(sumSq) + 1e-6)) from a total sum of squares. */
@@ -123,4 +236,25 @@ export function adamw(
   clip?: Node,
 ): Node {
   return p.graph.apply("adamw", clip ? [p, g, m, v, hyper, clip] : [p, g, m, v, hyper], { ...attrs });
+}
+
+/**
+ * One in-place AdamW step for all `params` at once (one dispatch over arenas of the params, their
+ * gradients, m and v). The first `attrs.decayed` params get weight decay, the rest none.
+ */
+export function adamwFused(
+  params: readonly Node[],
+  grads: readonly Node[],
+  ms: readonly Node[],
+  vs: readonly Node[],
+  hyper: Node,
+  attrs: AdamWFusedAttrs,
+  clip?: Node,
+): Node {
+  const k = params.length;
+  if (!k || grads.length !== k || ms.length !== k || vs.length !== k) {
+    throw new Error(`adamwFused: ${k} params, ${grads.length} grads, ${ms.length} m, ${vs.length} v`);
+  }
+  const inputs = [...params, ...grads, ...ms, ...vs, hyper, ...(clip ? [clip] : [])];
+  return params[0].graph.apply(adamwFusedOp(k), inputs, { ...attrs });
 }

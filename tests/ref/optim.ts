@@ -1,11 +1,18 @@
 // CPU references (f64) of the optim family: sum of squares, clip coefficient, one AdamW step written
-// as torch.optim.AdamW's single-tensor loop (weight decay, moments, bias-corrected update).
-import { ADAMW_HYPER } from "../../compiler/ops/optim.ts";
-import { defineRef, tensor } from "./tensor.ts";
+// as torch.optim.AdamW's single-tensor loop (weight decay, moments, bias-corrected update), and the
+// fused forms: sumsq_span over several tensors, adamw_fused as that loop per param (decayed first).
+import { ADAMW_HYPER, onAdamWFused } from "../../compiler/ops/optim.ts";
+import { defineRef, type T, tensor } from "./tensor.ts";
 
 defineRef("sumsq", ([x, acc]) => {
   let s = acc ? acc.data[0] : 0;
   for (const v of x.data) s += v * v;
+  return tensor([1], [s]);
+});
+
+defineRef("sumsq_span", (xs, a) => {
+  let s = xs[a.count] ? xs[a.count].data[0] : 0;
+  for (const x of xs.slice(0, a.count)) for (const v of x.data) s += v * v;
   return tensor([1], [s]);
 });
 
@@ -14,8 +21,8 @@ defineRef(
   ([total], a) => tensor([1], [Math.min(1, a.maxNorm / (Math.sqrt(total.data[0]) + 1e-6))]),
 );
 
-// Returns the new [p, m, v] (adamw writes inputs 0, 2, 3).
-defineRef("adamw", ([p, g, m, v, hyper, coef], a) => {
+/** One torch.optim.AdamW step of one param: the new [p, m, v]. */
+function adamwStep(p: T, g: T, m: T, v: T, hyper: T, coef: T | undefined, a: Record<string, number>): T[] {
   const lr = hyper.data[ADAMW_HYPER.lr];
   const bc1 = hyper.data[ADAMW_HYPER.bc1], bc2 = hyper.data[ADAMW_HYPER.bc2];
   const c = coef ? coef.data[0] : 1;
@@ -30,4 +37,20 @@ defineRef("adamw", ([p, g, m, v, hyper, coef], a) => {
     np.data[i] = decayed - stepSize * nm.data[i] / denom;
   }
   return [np, nm, nv];
-});
+}
+
+// Returns the new [p, m, v] (adamw writes inputs 0, 2, 3).
+defineRef("adamw", ([p, g, m, v, hyper, coef], a) => adamwStep(p, g, m, v, hyper, coef, a));
+
+// adamw_fused.<k> writes every p, then every m, then every v; the first `decayed` params decay.
+onAdamWFused((op) =>
+  defineRef(op, (x, a) => {
+    const k = Math.floor(x.length / 4);
+    const out: T[][] = [];
+    for (let i = 0; i < k; i++) {
+      const attrs = { ...a, weightDecay: i < a.decayed ? a.weightDecay : 0 };
+      out.push(adamwStep(x[i], x[k + i], x[2 * k + i], x[3 * k + i], x[4 * k], x[4 * k + 1], attrs));
+    }
+    return [...out.map((r) => r[0]), ...out.map((r) => r[1]), ...out.map((r) => r[2])];
+  })
+);
