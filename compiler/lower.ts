@@ -16,7 +16,7 @@
 // and the runtime uploads phase i+1's group into the other slot while phase i runs.
 
 import { byteSize, fmtShape, type Node } from "./ir.ts";
-import { getKernel, getOp } from "./registry.ts";
+import { getKernel, getOp, writesOf } from "./registry.ts";
 import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
 import type { Epilogue } from "../kernels/epilogue.ts";
 import { planFusion } from "./fuse.ts";
@@ -242,7 +242,8 @@ export function lower(
     } else if (fusion.absorbed.has(n)) {
       // computed by its producer's epilogue (compiler/fuse.ts), which also gave it storage
     } else {
-      const inPlace = opts.inPlace === false || def.writes ? undefined : inPlaceInput(n, i);
+      const writes = writesOf(n);
+      const inPlace = opts.inPlace === false || writes ? undefined : inPlaceInput(n, i);
       if (inPlace !== undefined) {
         // the output takes over the buffer of an input that dies here (same shape, read then
         // written by the same thread): one buffer less at this point of the plan
@@ -250,7 +251,7 @@ export function lower(
         dieAt.set(i, dieAt.get(i)!.filter((x) => x !== b));
         storage.set(n, b);
         dies(b, need.get(n)!);
-      } else if (!def.writes && (!epi || epi.keepPre)) {
+      } else if (!writes && (!epi || epi.keepPre)) {
         place(n);
       }
       if (epi) place(epi.out);
@@ -268,7 +269,7 @@ export function lower(
       }
       const scratch = (lowered.scratch ?? []).map((b) => take(b));
       for (const d of lowered.dispatches) {
-        dispatches.push(resolve(n, d, def.writes ?? [], scratch, lowered.scratch ?? [], epi));
+        dispatches.push(resolve(n, d, writes ?? [], scratch, lowered.scratch ?? [], epi));
       }
       for (const b of scratch) dies(b, i);
     }
@@ -446,7 +447,7 @@ function placeArenas(
         if (spanOf.has(r)) fail(`${r} already lies in ${spanOf.get(r) === key ? "it" : "another span"}`);
         spanOf.set(r, key);
         if ((r.kind === "op") !== computed) fail(`it mixes computed and persistent tensors (${r})`);
-        if (computed && (r.op === "aux" || getOp(r.op).writes)) fail(`${r} cannot be placed in an arena`);
+        if (computed && (r.op === "aux" || writesOf(r))) fail(`${r} cannot be placed in an arena`);
         if (streamed.includes(r)) fail(`${r} is streamed`);
       });
       const layout = spanLayout(roots);
@@ -504,9 +505,9 @@ export function aliasRoot(n: Node): Node {
 function checkEffectOrder(ops: Node[]): void {
   const writer = new Map<Node, Node>();
   for (let i = 0; i < ops.length; i++) {
-    const def = getOp(ops[i].op);
-    if (!def.writes) continue;
-    for (const w of def.writes) {
+    const writes = writesOf(ops[i]);
+    if (!writes) continue;
+    for (const w of writes) {
       const target = aliasRoot(ops[i].inputs[w]);
       if (!target.persistent) {
         throw new Error(`lower: ${ops[i]} writes in place to ${target}, which is not a param/state tensor`);

@@ -25,7 +25,7 @@ import { byteSize, type Graph, type Node } from "./ir.ts";
 import type { Executable } from "./runtime.ts";
 import { adamw, ADAMW_HYPER, adamwFused, clipCoef, sumsq, sumsqSpan } from "./ops/optim.ts";
 import { aliasRoot, spanLayout } from "./lower.ts";
-import { getOp } from "./registry.ts";
+import { writesOf } from "./registry.ts";
 
 export interface AdamWOptions {
   /** Learning rate used when prepareStep is given none (default 1e-3). */
@@ -61,7 +61,7 @@ const pinnedRoots = new WeakSet<Node>();
 /** Whether a gradient can be placed in an arena (see compiler/lower.ts placeArenas). */
 function pinnable(gp: Node): boolean {
   const root = aliasRoot(gp);
-  return root.kind === "op" && root.op !== "aux" && !getOp(root.op).writes && !pinnedRoots.has(root);
+  return root.kind === "op" && root.op !== "aux" && !writesOf(root) && !pinnedRoots.has(root);
 }
 
 /** Splits params (in order) into runs whose arena stays within `limit` bytes (one param at least). */

@@ -18,8 +18,11 @@ export interface OpDef {
   infer(inputs: readonly Node[], attrs: Attrs): OutSpec;
   /** Missing: the op is not differentiable (indices, backward ops, optimizer updates). */
   grad?: GradRule;
-  /** Indices of inputs this op updates in place (side-effect ops such as optimizer updates). */
-  writes?: readonly number[];
+  /**
+   * Indices of inputs this op updates in place (side-effect ops such as optimizer updates); a
+   * function when they depend on the node (adamw_fused writes its first k inputs and its m and v).
+   */
+  writes?: readonly number[] | ((n: Node) => readonly number[]);
   /** Output shares the storage of input 0 (reshape): no kernel, no copy. */
   alias?: boolean;
   /**
@@ -58,6 +61,12 @@ export function allOps(): string[] {
 export function defineKernel(op: string, lower: KernelLowering): void {
   if (kernels.has(op)) throw new Error(`registry: kernel for '${op}' defined twice`);
   kernels.set(op, lower);
+}
+
+/** The inputs node n updates in place (OpDef.writes resolved for n); undefined for ordinary ops. */
+export function writesOf(n: Node): readonly number[] | undefined {
+  const w = getOp(n.op).writes;
+  return typeof w === "function" ? w(n) : w;
 }
 
 export function getKernel(op: string): KernelLowering {

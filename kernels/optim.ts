@@ -16,7 +16,6 @@ import {
   type AdamWAttrs,
   type AdamWFusedAttrs,
   adamwFusedParts,
-  onAdamWFused,
 } from "../compiler/ops/optim.ts";
 import { spanLayout } from "../compiler/lower.ts";
 import type { Node } from "../compiler/ir.ts";
@@ -171,16 +170,14 @@ defineKernel("adamw", (n, ctx) => {
   return adamwLowering("adamw_update", refs, p.size, p.size, n.attrs as unknown as AdamWAttrs, ctx);
 });
 
-// adamw_fused.<k>: p, g, m, v arenas share one layout (same shapes in the same order), so element i
+// adamw_fused: p, g, m, v arenas share one layout (same shapes in the same order), so element i
 // of each belongs to the same param; the decayed params come first.
-onAdamWFused((op) =>
-  defineKernel(op, (n, ctx) => {
-    const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(n.inputs);
-    const a = n.attrs as unknown as AdamWFusedAttrs;
-    const layout = spanLayout(params);
-    const len = layout.bytes / 4;
-    const decayEnd = a.decayed < params.length ? layout.offsets[a.decayed] / 4 : len;
-    const refs = { p: { span: params }, g: { span: grads }, m: { span: ms }, v: { span: vs }, hyper, coef };
-    return adamwLowering("adamw_fused", refs, len, decayEnd, a, ctx);
-  })
-);
+defineKernel("adamw_fused", (n, ctx) => {
+  const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(n.inputs);
+  const a = n.attrs as unknown as AdamWFusedAttrs;
+  const layout = spanLayout(params);
+  const len = layout.bytes / 4;
+  const decayEnd = a.decayed < params.length ? layout.offsets[a.decayed] / 4 : len;
+  const refs = { p: { span: params }, g: { span: grads }, m: { span: ms }, v: { span: vs }, hyper, coef };
+  return adamwLowering("adamw_fused", refs, len, decayEnd, a, ctx);
+});

@@ -17,11 +17,10 @@
 // the tensors back to back in one buffer at 256-byte-aligned offsets, zero padding between them;
 // compiler/lower.ts):
 // sumsq_span(x0..xn-1, acc?) → [1]: Σ over all xi of xi² (+ acc); spans [x0..xn-1]. No gradient.
-// adamw_fused.<k>(p0..pk-1, g0..gk-1, m0..mk-1, v0..vk-1, hyper, clipCoef?): adamw on k params in one
-//   dispatch; writes every p, m, v; spans [p…], [g…], [m…], [v…]. The first `decayed` params get
-//   `weightDecay`, the rest none (the optimizer orders them so), which keeps one constant boundary
-//   instead of a per-element table. `writes` is fixed per op, so there is one op per k, defined on
-//   first use (adamwFusedOp); kernels and CPU references register theirs through onAdamWFused.
+// adamw_fused(p0..pk-1, g0..gk-1, m0..mk-1, v0..vk-1, hyper, clipCoef?): adamw on k params in one
+//   dispatch; writes every p, m, v (OpDef.writes as a function of the node); spans [p…], [g…], [m…],
+//   [v…]. The first `decayed` params get `weightDecay`, the rest none (the optimizer orders them so),
+//   which keeps one constant boundary instead of a per-element table.
 // The user-facing optimizer (state, hyper input, clipping, per-step host update) is compiler/optim.ts.
 
 import { type Attrs, fmtShape, type Node, shapeFail } from "../ir.ts";
@@ -162,50 +161,41 @@ export function adamwFusedParts(x: readonly Node[]) {
   };
 }
 
-const fusedArities: number[] = [];
-const fusedHooks: ((op: string) => void)[] = [];
-
-/** Calls `hook` with the name of every adamw_fused op, defined so far and later (kernels, refs). */
-export function onAdamWFused(hook: (op: string) => void): void {
-  fusedHooks.push(hook);
-  for (const k of fusedArities) hook(`adamw_fused.${k}`);
+/** Number of params of an adamw_fused node (it has 4k inputs, plus hyper and an optional clipCoef). */
+function fusedCount(n: { inputs: readonly Node[] }): number {
+  return Math.floor(n.inputs.length / 4);
 }
 
-/** Whether `op` is an adamw_fused op (of any arity). */
-export function isAdamWFused(op: string): boolean {
-  return op.startsWith("adamw_fused.");
-}
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 
-/** The adamw_fused op over k params (defined on first use: `writes` depends on k). */
-export function adamwFusedOp(k: number): string {
-  const name = `adamw_fused.${k}`;
-  if (fusedArities.includes(k)) return name;
-  const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
-  defineOp({
-    name,
-    writes: [...range(0, k), ...range(2 * k, 4 * k)],
-    spans: (n) => {
-      const { params, grads, ms, vs } = adamwFusedParts(n.inputs);
-      return [params, grads, ms, vs];
-    },
-    infer: (inputs, attrs) => {
-      const what = `(params p0..p${k - 1}, their grads, states m, states v, input hyper ` +
-        `[${ADAMW_HYPER.size}], clipCoef [1]?), all f32, each group of one shape`;
-      if (inputs.length < 4 * k + 1 || inputs.length > 4 * k + 2) shapeFail(name, inputs, what);
-      const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(inputs);
-      for (let i = 0; i < k; i++) checkGroup(name, inputs, what, params[i], grads[i], ms[i], vs[i]);
-      checkShared(name, inputs, what, hyper, coef, attrs);
-      const d = attrs.decayed;
-      if (typeof d !== "number" || !Number.isInteger(d) || d < 0 || d > k) {
-        shapeFail(name, inputs, `attr decayed in 0..${k} (got ${d})`);
-      }
-      return { shape: [1], dtype: "f32" };
-    },
-  });
-  fusedArities.push(k);
-  for (const hook of fusedHooks) hook(name);
-  return name;
-}
+defineOp({
+  name: "adamw_fused",
+  // the params and both moments of each of its k params
+  writes: (n) => {
+    const k = fusedCount(n);
+    return [...range(0, k), ...range(2 * k, 4 * k)];
+  },
+  spans: (n) => {
+    const { params, grads, ms, vs } = adamwFusedParts(n.inputs);
+    return [params, grads, ms, vs];
+  },
+  infer: (inputs, attrs) => {
+    const k = fusedCount({ inputs });
+    const what = `(params p0..p${k - 1}, their grads, states m, states v, input hyper ` +
+      `[${ADAMW_HYPER.size}], clipCoef [1]?), all f32, each group of one shape`;
+    if (k < 1 || inputs.length < 4 * k + 1 || inputs.length > 4 * k + 2) {
+      shapeFail("adamw_fused", inputs, what);
+    }
+    const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(inputs);
+    for (let i = 0; i < k; i++) checkGroup("adamw_fused", inputs, what, params[i], grads[i], ms[i], vs[i]);
+    checkShared("adamw_fused", inputs, what, hyper, coef, attrs);
+    const d = attrs.decayed;
+    if (typeof d !== "number" || !Number.isInteger(d) || d < 0 || d > k) {
+      shapeFail("adamw_fused", inputs, `attr decayed in 0..${k} (got ${d})`);
+    }
+    return { shape: [1], dtype: "f32" };
+  },
+});
 
 /** Σ x² over all elements, plus `acc` when given; shape [1]. */
 export function sumsq(x: Node, acc?: Node): Node {
@@ -256,5 +246,5 @@ export function adamwFused(
     throw new Error(`adamwFused: ${k} params, ${grads.length} grads, ${ms.length} m, ${vs.length} v`);
   }
   const inputs = [...params, ...grads, ...ms, ...vs, hyper, ...(clip ? [clip] : [])];
-  return params[0].graph.apply(adamwFusedOp(k), inputs, { ...attrs });
+  return params[0].graph.apply("adamw_fused", inputs, { ...attrs });
 }

@@ -1,7 +1,7 @@
 // CPU references (f64) of the optim family: sum of squares, clip coefficient, one AdamW step written
 // as torch.optim.AdamW's single-tensor loop (weight decay, moments, bias-corrected update), and the
 // fused forms: sumsq_span over several tensors, adamw_fused as that loop per param (decayed first).
-import { ADAMW_HYPER, onAdamWFused } from "../../compiler/ops/optim.ts";
+import { ADAMW_HYPER } from "../../compiler/ops/optim.ts";
 import { defineRef, type T, tensor } from "./tensor.ts";
 
 defineRef("sumsq", ([x, acc]) => {
@@ -43,14 +43,12 @@ function adamwStep(p: T, g: T, m: T, v: T, hyper: T, coef: T | undefined, a: Rec
 defineRef("adamw", ([p, g, m, v, hyper, coef], a) => adamwStep(p, g, m, v, hyper, coef, a));
 
 // adamw_fused.<k> writes every p, then every m, then every v; the first `decayed` params decay.
-onAdamWFused((op) =>
-  defineRef(op, (x, a) => {
-    const k = Math.floor(x.length / 4);
-    const out: T[][] = [];
-    for (let i = 0; i < k; i++) {
-      const attrs = { ...a, weightDecay: i < a.decayed ? a.weightDecay : 0 };
-      out.push(adamwStep(x[i], x[k + i], x[2 * k + i], x[3 * k + i], x[4 * k], x[4 * k + 1], attrs));
-    }
-    return [...out.map((r) => r[0]), ...out.map((r) => r[1]), ...out.map((r) => r[2])];
-  })
-);
+defineRef("adamw_fused", (x, a) => {
+  const k = Math.floor(x.length / 4);
+  const out: T[][] = [];
+  for (let i = 0; i < k; i++) {
+    const attrs = { ...a, weightDecay: i < a.decayed ? a.weightDecay : 0 };
+    out.push(adamwStep(x[i], x[k + i], x[2 * k + i], x[3 * k + i], x[4 * k], x[4 * k + 1], attrs));
+  }
+  return [...out.map((r) => r[0]), ...out.map((r) => r[1]), ...out.map((r) => r[2])];
+});

@@ -4,7 +4,7 @@
 // evaluated on the CPU in f64 and compared with the GPU, and differentiated numerically.
 
 import { type Node, numel, type Shape, strides } from "../../compiler/ir.ts";
-import { getOp } from "../../compiler/registry.ts";
+import { getOp, writesOf } from "../../compiler/registry.ts";
 import { fromBf16, fromF16, toBf16, toF16 } from "../../compiler/runtime.ts";
 
 export interface T {
@@ -94,9 +94,10 @@ export function interpret(
     const fn = refs.get(n.op);
     if (!fn) throw new Error(`interpret: op '${n.op}' has no CPU reference`);
     const r = fn(n.inputs.map((x) => env.get(x)!), n.attrs as Record<string, any>, n);
-    if (def.writes) {
+    const writes = writesOf(n);
+    if (writes) {
       const arr = Array.isArray(r) ? r : [r];
-      def.writes.forEach((w, k) => env.set(n.inputs[w], arr[k]));
+      writes.forEach((w, k) => env.set(n.inputs[w], arr[k]));
       continue;
     }
     const [main, ...aux] = Array.isArray(r) ? r : [r];
