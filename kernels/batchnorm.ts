@@ -4,11 +4,25 @@
 //                        the channel's column of y; saves mean and biased var as aux outputs.
 //   batchnorm_eval_fwd:  eval; one thread per element with the running stats.
 //   batchnorm_sums:      one workgroup per channel: (Σdy, Σdy·x̂) over all rows.
-//   batchnorm_bwd:       training dx, one thread per element from the channel sums.
+//   batchnorm_bwd:       training dx, one thread per element from the channel sums (software: one
+//                        thread per channel, see below).
 //   batchnorm_eval_bwd:  eval dx = dy·w·rstd(running_var), one thread per element.
 //   batchnorm_stats_update: one thread per channel, torch's momentum update of the running stats.
 //   dropout_fwd:         one thread per element, mask from the (seed, index) hash (also the backward).
 // Channel workgroups fold into a 2-D grid (foldGroups) so C may exceed maxWorkgroupsPerDim.
+//
+// On software adapters (ctx.isSoftware) batchnorm_fwd and batchnorm_sums instead give one *thread* a
+// whole channel (column) and have no workgroup memory or barriers: lavapipe runs a barrier as a switch
+// between coroutines, so the channel tree reductions cost more than the arithmetic. batchnorm_bwd has
+// no barriers, but there too a thread per channel pays: lavapipe scalarises the five per-channel
+// gathers (index i % C) of the element-per-thread form, which made it the costliest BatchNorm kernel
+// once the other two lost their barriers ([1024, 512]: 31-32 → 13-15 ms net). Adjacent threads
+// read adjacent channels of a row, so the column walks stay contiguous across a workgroup. Measured on
+// lavapipe in the point-cloud training step (its two BatchNorms, [rows, 128] and [rows, 512] with rows =
+// batch·64; per-dispatch profile net of the ~11 ms fixed overhead, noisy): batch 8, batchnorm_fwd
+// 59-75 → 11 ms and batchnorm_sums 33-47 → 9 ms; batch 16, fwd 80-107 → 34-43 ms, sums 50-63 → ~19 ms.
+// Alone on [512, 512]: fwd 27-54 → 5-11 ms, sums 16-23 → ~4 ms. Both forms sum in a fixed order (no
+// atomics), so each is deterministic; they differ from each other only in that order (f32 rounding).
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
@@ -27,6 +41,8 @@ import {
 } from "./kernel.ts";
 
 const WG = 256;
+/** Threads per workgroup of the software (channel-per-thread) variants. */
+const COL_WG = 64;
 
 interface Var {
   name: string;
@@ -74,6 +90,34 @@ function trainFwd(n: Node, ctx: LowerCtx): Lowered {
     { name: "mean_out", type: "f32", rw: true, aux: 0 },
     { name: "var_out", type: "f32", rw: true, aux: 1 },
   ]);
+  if (ctx.isSoftware) {
+    // one thread per channel, no barriers (see the header)
+    const g1 = grid1d(c, COL_WG, ctx);
+    const code = /* wgsl */ `
+${decls}
+${shapeConsts(x)}
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${g1.stride}
+${WGSL_UNPACK}
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let ch = gid.x + gid.y * GRID_STRIDE;
+  if (ch >= C) { return; }
+  var s = 0.0;
+  for (var r = 0u; r < ROWS; r++) { s += x[r * C + ch]; }
+  let mu = s / f32(ROWS);
+  var q = 0.0;
+  for (var r = 0u; r < ROWS; r++) { let d = x[r * C + ch] - mu; q += d * d; }
+  let vr = q / f32(ROWS);
+  let scl = inverseSqrt(vr + EPS) * ${loadF32(w.dtype, "w", "ch")};
+  let sh = ${loadF32(b.dtype, "b", "ch")};
+  for (var r = 0u; r < ROWS; r++) { out[r * C + ch] = (x[r * C + ch] - mu) * scl + sh; }
+  mean_out[ch] = mu;
+  var_out[ch] = vr;
+}
+`;
+    return { dispatches: [{ label: "batchnorm_fwd", code, bindings, workgroups: g1.workgroups }] };
+  }
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
@@ -148,6 +192,31 @@ defineKernel("batchnorm_sums", (n, ctx) => {
     { name: "sum_dy", type: "f32", rw: true, node: n },
     { name: "sum_dyxh", type: "f32", rw: true, aux: 0 },
   ]);
+  if (ctx.isSoftware) {
+    // one thread per channel, no barriers (see the header)
+    const g1 = grid1d(c, COL_WG, ctx);
+    const code = /* wgsl */ `
+${decls}
+${shapeConsts(x)}
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${g1.stride}
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let ch = gid.x + gid.y * GRID_STRIDE;
+  if (ch >= C) { return; }
+  let mu = mean[ch];
+  let rs = inverseSqrt(vr[ch] + EPS);
+  var acc = vec2f(0.0);
+  for (var r = 0u; r < ROWS; r++) {
+    let g = dy[r * C + ch];
+    acc += vec2f(g, g * (x[r * C + ch] - mu) * rs);
+  }
+  sum_dy[ch] = acc.x;
+  sum_dyxh[ch] = acc.y;
+}
+`;
+    return { dispatches: [{ label: "batchnorm_sums", code, bindings, workgroups: g1.workgroups }] };
+  }
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
@@ -188,6 +257,35 @@ defineKernel("batchnorm_bwd", (n, ctx) => {
     { name: "sdyxh", type: "f32", node: sdyxh },
     { name: "dx", type: "f32", rw: true, node: n },
   ]);
+  if (ctx.isSoftware) {
+    // one thread per channel: the five per-channel loads and the rsqrt once per channel, not per
+    // element (see the header); the per-element expression is the element-per-thread form's
+    const g1 = grid1d(x.shape[x.rank - 1], COL_WG, ctx);
+    const code = /* wgsl */ `
+${decls}
+${shapeConsts(x)}
+const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+${g1.stride}
+${WGSL_UNPACK}
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let ch = gid.x + gid.y * GRID_STRIDE;
+  if (ch >= C) { return; }
+  let rs = inverseSqrt(vr[ch] + EPS);
+  let mu = mean[ch];
+  let inv_n = 1.0 / f32(ROWS);
+  let wr = ${loadF32(w.dtype, "w", "ch")} * rs;
+  let a = sdy[ch] * inv_n;
+  let sx = sdyxh[ch];
+  for (var r = 0u; r < ROWS; r++) {
+    let i = r * C + ch;
+    let xh = (x[i] - mu) * rs;
+    dx[i] = wr * (dy[i] - a - xh * sx * inv_n);
+  }
+}
+`;
+    return { dispatches: [{ label: "batchnorm_bwd", code, bindings, workgroups: g1.workgroups }] };
+  }
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}

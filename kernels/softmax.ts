@@ -1,12 +1,84 @@
 // Softmax kernels, one workgroup per row (the last axis), rows folded into a 2-D grid.
 //   softmax_fwd: m = max(x), s = Σ exp(x − m), y = exp(x − m)/s (three passes over the row).
 //   softmax_bwd: s = Σ dy·y, dx = y·(dy − s).
+//
+// On software adapters (ctx.isSoftware) both kernels instead give one *thread* a whole row and have no
+// workgroup memory or barriers: lavapipe runs a barrier as a switch between coroutines, so the row
+// tree reductions cost more than the arithmetic. Measured alone on lavapipe (net of the ~11 ms fixed
+// per-dispatch overhead): [272, 272] fwd 12-20 → ~2 ms, bwd 7-13 → ~2 ms; [64, 1000] fwd 5-7 → ~2.5 ms.
+// (Few very long rows would leave threads idle; the training jobs' attention has its own kernels.)
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { Node } from "../compiler/ir.ts";
-import { foldGroups, type LowerCtx, type Lowered, rowThreads, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  foldGroups,
+  grid1d,
+  type LowerCtx,
+  type Lowered,
+  rowThreads,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
+
+/** Threads per workgroup of the software (row-per-thread) variants. */
+const ROW_WG = 64;
+
+/** The row-per-thread variant (software adapters, see the header): same passes, no barriers. */
+function rowPerThread(n: Node, ctx: LowerCtx, backward: boolean): Lowered {
+  const d = n.shape[n.rank - 1];
+  const rows = n.size / d;
+  const g = grid1d(rows, ROW_WG, ctx);
+  const head = /* wgsl */ `
+const ROWS: u32 = ${rows}u;
+const D: u32 = ${d}u;
+${g.stride}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x + gid.y * GRID_STRIDE;
+  if (row >= ROWS) { return; }
+  let base = row * D;`;
+  const fwd = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${head}
+  var m = -3.4028235e38;
+  for (var j = 0u; j < D; j++) { m = max(m, x[base + j]); }
+  var s = 0.0;
+  for (var j = 0u; j < D; j++) { s += exp(x[base + j] - m); }
+  let inv = 1.0 / s;
+  for (var j = 0u; j < D; j++) { out[base + j] = exp(x[base + j] - m) * inv; }
+}
+`;
+  const bwd = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> y: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${head}
+  var s = 0.0;
+  for (var j = 0u; j < D; j++) { s += dy[base + j] * y[base + j]; }
+  for (var j = 0u; j < D; j++) { dx[base + j] = y[base + j] * (dy[base + j] - s); }
+}
+`;
+  return {
+    dispatches: [{
+      label: backward ? "softmax_bwd" : "softmax_fwd",
+      code: backward ? bwd : fwd,
+      bindings: bindingsOf(n, backward),
+      workgroups: g.workgroups,
+    }],
+  };
+}
+
+function bindingsOf(n: Node, backward: boolean) {
+  return backward
+    ? [{ name: "y", ref: { node: n.inputs[0] } }, { name: "dy", ref: { node: n.inputs[1] } }, {
+      name: "dx",
+      ref: { node: n },
+    }]
+    : [{ name: "x", ref: { node: n.inputs[0] } }, { name: "out", ref: { node: n } }];
+}
 
 function rowKernel(n: Node, ctx: LowerCtx, backward: boolean): Lowered {
+  if (ctx.isSoftware) return rowPerThread(n, ctx, backward);
   const d = n.shape[n.rank - 1];
   const rows = n.size / d;
   const wg = rowThreads(d, ctx);
@@ -55,12 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   for (var j = t; j < D; j += WG) { dx[base + j] = y[base + j] * (dy[base + j] - s); }
 }
 `;
-  const bindings = backward
-    ? [{ name: "y", ref: { node: n.inputs[0] } }, { name: "dy", ref: { node: n.inputs[1] } }, {
-      name: "dx",
-      ref: { node: n },
-    }]
-    : [{ name: "x", ref: { node: n.inputs[0] } }, { name: "out", ref: { node: n } }];
+  const bindings = bindingsOf(n, backward);
   return {
     dispatches: [{
       label: backward ? "softmax_bwd" : "softmax_fwd",

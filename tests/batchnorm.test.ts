@@ -25,13 +25,18 @@ function stats(g: Graph, c: number, mean?: Float32Array, vr?: Float32Array) {
   };
 }
 
-const SHAPES = [[7, 5], [60, 17], [300, 5], [3, 20, 17], [2, 150, 5]];
+const SHAPES = [[7, 5], [60, 17], [300, 5], [3, 20, 17], [2, 150, 5], [9, 70]];
+
+/** Both kernel variants: workgroup reductions (GPUs) and channel-per-thread (software adapters). */
+const VARIANTS = [{ isSoftware: false }, { isSoftware: true }];
+const vname = (c: { isSoftware: boolean }) => c.isSoftware ? "channel-per-thread" : "workgroup";
 
 test("batchnorm: training forward + gradients (x, weight, bias)", async (t) => {
-  for (const shape of SHAPES) {
+  for (const [shape, ctx] of SHAPES.flatMap((s) => VARIANTS.map((c) => [s, c] as const))) {
     const c = shape[shape.length - 1];
-    await t.step(`batchNorm training [${shape}]`, async () => {
+    await t.step(`batchNorm training [${shape}] (${vname(ctx)})`, async () => {
       await checkOp({
+        ctx,
         build: (g) => {
           // per-channel offsets, so the means matter
           const x = g.apply("scale", [randParam(g, "x", shape, 2)], { factor: 1, offset: 0.7 });
@@ -158,7 +163,7 @@ test("batchnorm: kernel labels; weight/bias gradients only when asked", () => {
   assert.deepEqual(batchNormUpdates(h), []);
 });
 
-test("batchnorm: channels beyond maxWorkgroupsPerDim fold into a 2-D grid (GPU)", async () => {
+test("batchnorm: channels beyond maxWorkgroupsPerDim fold into a 2-D grid (GPU, workgroup variant)", async () => {
   const g = new Graph();
   const x = randParam(g, "x", [40, 13]);
   const w = randParam(g, "w", [13]), b = randParam(g, "b", [13]);
@@ -170,7 +175,10 @@ test("batchnorm: channels beyond maxWorkgroupsPerDim fold into a 2-D grid (GPU)"
   const cv = Float32Array.from({ length: c.size }, (_, i) => Math.sin(i));
   const cpu = interpret(outs, new Map([[c, cv]]), effects);
   const gpu = await getGpu();
-  const exe = await compile(outs, { effects, ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4 } });
+  const exe = await compile(outs, {
+    effects,
+    ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4, isSoftware: false },
+  });
   const folded = exe.plan.dispatches.filter((d) => d.workgroups[1] > 1).map((d) => d.label);
   for (const l of ["batchnorm_fwd", "batchnorm_sums"]) {
     assert.ok(folded.includes(l), `${l} not folded (folded: ${folded.join()})`);

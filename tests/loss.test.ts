@@ -17,14 +17,19 @@ function randLabels(n: number, c: number, seed: number): number[] {
   return Array.from({ length: n }, () => r.int(c));
 }
 
+/** Both kernel variants: workgroup reductions (GPUs) and row-per-thread (software adapters). */
+const VARIANTS = [{ isSoftware: false }, { isSoftware: true }];
+const vname = (c: { isSoftware: boolean }) => c.isSoftware ? "row-per-thread" : "workgroup";
+
 test("loss: cross_entropy fwd + grad, eps ∈ {0, 0.1}, both smoothing modes, odd sizes", async (t) => {
   const shapes: [number, number, number][] = [[5, 7, 1], [3, 1000, 3], [13, 2, 1], [1, 3, 2], [300, 5, 2]];
-  for (const [n, c, std] of shapes) {
+  for (const [[n, c, std], ctx] of shapes.flatMap((s) => VARIANTS.map((v) => [s, v] as const))) {
     for (const eps of [0, 0.1]) {
       for (const mode of ["uniform", "others"] as Smoothing[]) {
         if (eps === 0 && mode === "others") continue; // identical to uniform at ε = 0
-        await t.step(`N=${n} C=${c} ε=${eps} ${mode}`, async () => {
+        await t.step(`N=${n} C=${c} ε=${eps} ${mode} (${vname(ctx)})`, async () => {
           await checkOp({
+            ctx,
             build: (g) =>
               crossEntropy(randParam(g, "logits", [n, c], std), g.input("labels", [n], "i32"), {
                 labelSmoothing: eps,
@@ -75,13 +80,17 @@ test("loss: cross_entropy matches hand-computed values and the plan's kernels", 
   }
 });
 
-test("loss: out-of-range labels give NaN rows, never out-of-bounds reads", async () => {
+test("loss: out-of-range labels give NaN rows, never out-of-bounds reads", async (t) => {
+  for (const ctx of VARIANTS) await t.step(vname(ctx), () => badLabels(ctx));
+});
+
+async function badLabels(ctx: { isSoftware: boolean }) {
   const g = new Graph();
   const x = g.param("x", [4, 7], { init: (k) => Float32Array.from({ length: k }, (_, i) => Math.sin(i)) });
   const lab = g.input("lab", [4], "i32");
   const loss = crossEntropy(x, lab, { labelSmoothing: 0.1 });
   const dx = grad(loss).get(x)!;
-  const exe = await compile([loss, dx]);
+  const exe = await compile([loss, dx], { ctx: { ...(await getGpu()).lowerCtx, ...ctx } });
   exe.write(lab, Int32Array.from([0, 6, 3, 2]));
   let [l, d] = await exe.run([loss, dx]);
   assert.ok(Number.isFinite(l[0]) && d.every(Number.isFinite), "valid labels give finite values");
@@ -93,27 +102,36 @@ test("loss: out-of-range labels give NaN rows, never out-of-bounds reads", async
     assert.equal(Number.isNaN(d[i]), row === 1 || row === 3, `dx[${i}] = ${d[i]}`);
   }
   exe.destroy();
-});
+}
 
-test("loss: cross_entropy fwd + bwd on the GPU with folded grids (maxWorkgroupsPerDim 4)", async () => {
-  // 13 rows → a 4x4 grid of row workgroups (3 idle); 13·90 logits → 5 workgroups of 256 for the bwd
-  const g = new Graph();
-  const x = randParam(g, "x", [13, 90], 2);
-  const lab = g.input("lab", [13], "i32");
-  const loss = crossEntropy(x, lab, { labelSmoothing: 0.1 });
-  const dx = grad(loss).get(x)!;
-  const labels = randLabels(13, 90, 17);
-  const cpu = interpret([loss, dx], new Map<Node, ArrayLike<number>>([[lab, labels]]));
-  const gpu = await getGpu();
-  const exe = await compile([loss, dx], { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4 } });
-  const wg = (l: string) => exe.plan.dispatches.find((d) => d.label === l)!.workgroups;
-  assert.deepEqual(wg("cross_entropy_fwd"), [4, 4, 1]);
-  assert.deepEqual(wg("cross_entropy_bwd"), [4, 2, 1]);
-  exe.write(lab, Int32Array.from(labels));
-  const [l, d] = await exe.run([loss, dx]);
-  assertClose("loss (folded)", l, cpu.get(loss)!.data, 1e-5);
-  assertClose("dx (folded)", d, cpu.get(dx)!.data, 1e-5);
-  exe.destroy();
+test("loss: cross_entropy fwd + bwd on the GPU with folded grids (maxWorkgroupsPerDim 4)", async (t) => {
+  // workgroup variant: 13 rows → a 4x4 grid of row workgroups (3 idle); 13·90 logits → 5 workgroups
+  // of 256 for the bwd. Row-per-thread variant: 300 rows → 5 workgroups of 64 threads → a 4x2 grid.
+  const cases = [
+    { n: 13, c: 90, isSoftware: false, fwd: [4, 4, 1], bwd: [4, 2, 1] },
+    { n: 300, c: 7, isSoftware: true, fwd: [4, 2, 1], bwd: [4, 3, 1] },
+  ];
+  for (const { n, c, isSoftware, fwd, bwd } of cases) {
+    await t.step(`[${n},${c}] (${vname({ isSoftware })})`, async () => {
+      const g = new Graph();
+      const x = randParam(g, "x", [n, c], 2);
+      const lab = g.input("lab", [n], "i32");
+      const loss = crossEntropy(x, lab, { labelSmoothing: 0.1 });
+      const dx = grad(loss).get(x)!;
+      const labels = randLabels(n, c, 17);
+      const cpu = interpret([loss, dx], new Map<Node, ArrayLike<number>>([[lab, labels]]));
+      const gpu = await getGpu();
+      const exe = await compile([loss, dx], { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4, isSoftware } });
+      const wg = (l: string) => exe.plan.dispatches.find((d) => d.label === l)!.workgroups;
+      assert.deepEqual(wg("cross_entropy_fwd"), fwd);
+      assert.deepEqual(wg("cross_entropy_bwd"), bwd);
+      exe.write(lab, Int32Array.from(labels));
+      const [l, d] = await exe.run([loss, dx]);
+      assertClose("loss (folded)", l, cpu.get(loss)!.data, 1e-5);
+      assertClose("dx (folded)", d, cpu.get(dx)!.data, 1e-5);
+      exe.destroy();
+    });
+  }
 });
 
 test("loss: cross_entropy shape and dtype errors", () => {

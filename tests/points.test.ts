@@ -11,8 +11,17 @@ import { getOp } from "../compiler/registry.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { Rng } from "../compiler/random.ts";
 import { compile } from "../compiler/runtime.ts";
+import { getGpu } from "../compiler/device.ts";
+import type { LowerCtx } from "../kernels/kernel.ts";
 import { interpret } from "./ref/tensor.ts";
 import { fps, gatherPoints, groupPoints, knn } from "../compiler/ops/points.ts";
+
+/**
+ * Both fps variants: one workgroup per cloud with tree reductions (GPUs) and one thread per cloud
+ * without barriers (software adapters). knn and the gathers have one form (no barriers).
+ */
+const VARIANTS = [{ isSoftware: false }, { isSoftware: true }];
+const vname = (c: { isSoftware?: boolean }) => c.isSoftware ? "thread-per-cloud" : "workgroup";
 
 /** A random cloud of B·N points, N(0,1) coordinates rounded to f32. */
 function randCloud(B: number, N: number, seed: number): number[] {
@@ -42,9 +51,10 @@ function gridCloud(B: number, side: number, seed: number): number[] {
 async function runBoth(
   outs: Node[],
   feeds: Map<Node, ArrayLike<number>>,
+  ctx: Partial<LowerCtx> = {},
 ): Promise<{ gpu: number[][]; cpu: number[][] }> {
   const cpu = interpret(outs, feeds);
-  const exe = await compile(outs);
+  const exe = await compile(outs, { ctx: { ...(await getGpu()).lowerCtx, ...ctx } });
   for (const [n, v] of feeds) exe.write(n, n.dtype === "i32" ? Int32Array.from(v) : Float32Array.from(v));
   const got = await exe.run(outs);
   exe.destroy();
@@ -52,7 +62,14 @@ async function runBoth(
 }
 
 /** fps and knn of a cloud, GPU vs CPU, exact. Returns the GPU indices. */
-async function checkFpsKnn(B: number, N: number, G: number, k: number, data: number[]) {
+async function checkFpsKnn(
+  B: number,
+  N: number,
+  G: number,
+  k: number,
+  data: number[],
+  ctx: Partial<LowerCtx> = {},
+) {
   const g = new Graph();
   const pts = g.input("pts", [B, N, 3]);
   const ci = fps(pts, G);
@@ -68,13 +85,18 @@ async function checkFpsKnn(B: number, N: number, G: number, k: number, data: num
   const { gpu, cpu } = await runBoth(
     [ci, ki],
     new Map<Node, ArrayLike<number>>([[pts, data], [ctr, ctrData]]),
+    ctx,
   );
   assert.deepEqual(gpu[0], cpu[0], "fps indices GPU vs CPU");
   assert.deepEqual(gpu[1], cpu[1], "knn indices GPU vs CPU");
   return { fpsIdx: gpu[0], knnIdx: gpu[1] };
 }
 
-test("points: hand-worked tie rules (fps lowest index, knn lower index first)", async () => {
+test("points: hand-worked tie rules (fps lowest index, knn lower index first)", async (t) => {
+  for (const ctx of VARIANTS) await t.step(vname(ctx), () => handWorked(ctx));
+});
+
+async function handWorked(ctx: Partial<LowerCtx>) {
   // points on a line x = 0, 1, 2, 3. fps from 0: dists [0,1,4,9] → 3; then mins [0,1,1,0]: tie → 1.
   const g = new Graph();
   const pts = g.input("pts", [1, 4, 3]);
@@ -86,23 +108,26 @@ test("points: hand-worked tie rules (fps lowest index, knn lower index first)", 
   const { gpu, cpu } = await runBoth(
     [f, k],
     new Map<Node, ArrayLike<number>>([[pts, line], [ctr, [1.5, 0, 0, 2, 0, 0]]]),
+    ctx,
   );
   for (const [what, r] of [["gpu", gpu], ["cpu", cpu]] as const) {
     assert.deepEqual(r[0], [0, 3, 1], `${what} fps`);
     assert.deepEqual(r[1], [1, 2, 0, 3, 2, 1, 3, 0], `${what} knn`);
   }
-});
+}
 
 test("points: fps + knn vs CPU on random clouds", async (t) => {
-  const cases: [number, number, number, number][] = [[2, 64, 8, 8], [2, 300, 16, 32], [3, 37, 5, 7], [
-    1,
-    700,
-    16,
-    8,
-  ]];
-  for (const [B, N, G, k] of cases) {
-    await t.step(`B=${B} N=${N} G=${G} k=${k}`, async () => {
-      const { fpsIdx, knnIdx } = await checkFpsKnn(B, N, G, k, randCloud(B, N, N + G));
+  // B = 11: two 8-thread workgroups in the thread-per-cloud variant
+  const cases: [number, number, number, number][] = [
+    [2, 64, 8, 8],
+    [2, 300, 16, 32],
+    [3, 37, 5, 7],
+    [1, 700, 16, 8],
+    [11, 29, 6, 5],
+  ];
+  for (const [[B, N, G, k], ctx] of cases.flatMap((c) => VARIANTS.map((v) => [c, v] as const))) {
+    await t.step(`B=${B} N=${N} G=${G} k=${k} (${vname(ctx)})`, async () => {
+      const { fpsIdx, knnIdx } = await checkFpsKnn(B, N, G, k, randCloud(B, N, N + G), ctx);
       for (let b = 0; b < B; b++) {
         assert.equal(fpsIdx[b * G], 0, "fps starts at index 0");
         assert.equal(new Set(fpsIdx.slice(b * G, b * G + G)).size, G, "fps picks distinct points");
@@ -114,13 +139,17 @@ test("points: fps + knn vs CPU on random clouds", async (t) => {
 });
 
 test("points: deliberate ties", async (t) => {
+  for (const ctx of VARIANTS) await t.step(vname(ctx), (t) => ties(t, ctx));
+});
+
+async function ties(t: Deno.TestContext, ctx: Partial<LowerCtx>) {
   await t.step("integer grid 4x4x4 (many equal distances), G=16 k=32", async () => {
-    await checkFpsKnn(2, 64, 16, 32, gridCloud(2, 4, 3));
+    await checkFpsKnn(2, 64, 16, 32, gridCloud(2, 4, 3), ctx);
   });
   await t.step(
     "integer grid 7x7x7 = 343 points (> 256 threads: ties within one thread's points)",
     async () => {
-      await checkFpsKnn(1, 343, 16, 8, gridCloud(1, 7, 4));
+      await checkFpsKnn(1, 343, 16, 8, gridCloud(1, 7, 4), ctx);
     },
   );
   // H = 256 puts both copies in the same fps thread (256 threads stride over 512 points)
@@ -133,7 +162,7 @@ test("points: deliberate ties", async (t) => {
         data.push(...s, ...s);
       }
       const G = 8, k = 8;
-      const { fpsIdx, knnIdx } = await checkFpsKnn(2, 2 * H, G, k, data);
+      const { fpsIdx, knnIdx } = await checkFpsKnn(2, 2 * H, G, k, data, ctx);
       // fps never picks the later copy of a chosen point, and always the lower copy on a tie
       assert.ok(fpsIdx.every((v) => v < H), `fps took a higher duplicate: ${fpsIdx}`);
       // each center's two copies come first, lower index first
@@ -144,7 +173,7 @@ test("points: deliberate ties", async (t) => {
   }
   await t.step("G = N: all points chosen (a permutation), k = N", async () => {
     const N = 27;
-    const { fpsIdx, knnIdx } = await checkFpsKnn(2, N, N, N, gridCloud(2, 3, 5));
+    const { fpsIdx, knnIdx } = await checkFpsKnn(2, N, N, N, gridCloud(2, 3, 5), ctx);
     for (let b = 0; b < 2; b++) {
       assert.deepEqual([...fpsIdx.slice(b * N, b * N + N)].sort((x, y) => x - y), [...Array(N).keys()]);
     }
@@ -152,6 +181,28 @@ test("points: deliberate ties", async (t) => {
       assert.deepEqual([...knnIdx.slice(q * N, q * N + N)].sort((x, y) => x - y), [...Array(N).keys()]);
     }
   });
+}
+
+test("points: fps with clouds beyond maxWorkgroupsPerDim (folded 2-D grid)", async (t) => {
+  // workgroup variant: 5 clouds → a 3x2 grid of cloud workgroups (one idle); thread-per-cloud: 17 clouds →
+  // three 8-thread workgroups → a 2x2 grid (one idle)
+  const cases = [
+    { B: 5, ctx: { isSoftware: false, maxWorkgroupsPerDim: 3 } },
+    { B: 17, ctx: { isSoftware: true, maxWorkgroupsPerDim: 2 } },
+  ];
+  for (const { B, ctx } of cases) {
+    await t.step(`B=${B} (${vname(ctx)})`, async () => {
+      const g = new Graph();
+      const pts = g.input("pts", [B, 9, 3]);
+      const ci = fps(pts, 4);
+      const data = randCloud(B, 9, B);
+      const { gpu, cpu } = await runBoth([ci], new Map([[pts, data]]), ctx);
+      assert.deepEqual(gpu[0], cpu[0], "fps indices GPU vs CPU");
+      const exe = await compile([ci], { ctx: { ...(await getGpu()).lowerCtx, ...ctx } });
+      assert.ok(exe.plan.dispatches.some((d) => d.label === "fps_fwd" && d.workgroups[1] > 1), "not folded");
+      exe.destroy();
+    });
+  }
 });
 
 test("points: gather_points fwd + gradient", async (t) => {

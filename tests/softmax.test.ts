@@ -16,10 +16,15 @@ import { getKernel } from "../compiler/registry.ts";
 import { DEFAULT_LOWER_CTX } from "../kernels/kernel.ts";
 import { interpret } from "./ref/tensor.ts";
 
+/** Both kernel variants: workgroup reductions (GPUs) and row-per-thread (software adapters). */
+const VARIANTS = [{ isSoftware: false }, { isSoftware: true }];
+const vname = (c: { isSoftware: boolean }) => c.isSoftware ? "row-per-thread" : "workgroup";
+
 test("softmax: last axis, odd shapes, fwd + grad", async (t) => {
-  for (const shape of [[7, 5], [3, 300], [2, 3, 5, 7], [2, 1000], [4, 1], [9]]) {
-    await t.step(`softmax [${shape}]`, async () => {
-      await checkOp({ build: (g) => softmax(randParam(g, "x", shape, 2)) });
+  const shapes = [[7, 5], [3, 300], [2, 3, 5, 7], [2, 1000], [4, 1], [9], [67, 3]];
+  for (const [shape, ctx] of shapes.flatMap((s) => VARIANTS.map((c) => [s, c] as const))) {
+    await t.step(`softmax [${shape}] (${vname(ctx)})`, async () => {
+      await checkOp({ ctx, build: (g) => softmax(randParam(g, "x", shape, 2)) });
     });
   }
   await t.step("axis given as rank-1", async () => {
@@ -27,10 +32,14 @@ test("softmax: last axis, odd shapes, fwd + grad", async (t) => {
   });
 });
 
-test("softmax: stable for inputs whose exp overflows f32 (x ≈ 100 ± 5)", async () => {
+test("softmax: stable for inputs whose exp overflows f32 (x ≈ 100 ± 5)", async (t) => {
   // exp(100) > f32 max: without subtracting the row max every output would be NaN
-  await checkOp({ build: (g) => softmax(scale(randParam(g, "x", [5, 33], 5), 1, 100)) });
-  await checkOp({ build: (g) => softmax(scale(randParam(g, "x", [5, 33], 5), 1, -100)) });
+  for (const ctx of VARIANTS) {
+    await t.step(vname(ctx), async () => {
+      await checkOp({ ctx, build: (g) => softmax(scale(randParam(g, "x", [5, 33], 5), 1, 100)) });
+      await checkOp({ ctx, build: (g) => softmax(scale(randParam(g, "x", [5, 33], 5), 1, -100)) });
+    });
+  }
 });
 
 test("softmax: kernel labels", () => {
@@ -53,23 +62,35 @@ test("softmax: rows beyond maxWorkgroupsPerDim fold into a 2-D grid", async (t) 
     const dx = g.apply("softmax_bwd", [y, g.input("dy", [2, 7, 30])]);
     assert.deepEqual(getKernel("softmax_bwd")(dx, ctx).dispatches[0].workgroups, [4, 4, 1]);
   });
-  await t.step("[2,7,30] fwd + bwd on the GPU with maxWorkgroupsPerDim 4", async () => {
-    const g = new Graph();
-    const x = randParam(g, "x", [2, 7, 30], 2);
-    const y = softmax(x);
-    const c = g.input("c", [2, 7, 30]);
-    const gx = grad(sumAll(mul(y, c))).get(x)!;
-    const cv = Float32Array.from({ length: c.size }, (_, i) => Math.cos(i));
-    const cpu = interpret([y, gx], new Map([[c, cv]]));
-    const gpu = await getGpu();
-    const exe = await compile([y, gx], { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 4 } });
-    assert.ok(exe.plan.dispatches.some((d) => d.label === "softmax_fwd" && d.workgroups[1] > 1));
-    exe.write(c, cv);
-    const [gy, ggx] = await exe.run([y, gx]);
-    assertClose("softmax fwd (folded)", gy, cpu.get(y)!.data, 1e-4);
-    assertClose("softmax bwd (folded)", ggx, cpu.get(gx)!.data, 1e-4);
-    exe.destroy();
-  });
+  // the row-per-thread variant folds 64-thread workgroups: 300 rows are 5 workgroups
+  const cases = [
+    { shape: [2, 7, 30], ctx: { maxWorkgroupsPerDim: 4, isSoftware: false } },
+    { shape: [2, 150, 3], ctx: { maxWorkgroupsPerDim: 3, isSoftware: true } },
+  ];
+  for (const { shape, ctx } of cases) {
+    await t.step(
+      `[${shape}] fwd + bwd on the GPU, ${vname(ctx)}, maxWorkgroupsPerDim ${ctx.maxWorkgroupsPerDim}`,
+      async () => {
+        const g = new Graph();
+        const x = randParam(g, "x", shape, 2);
+        const y = softmax(x);
+        const c = g.input("c", shape);
+        const gx = grad(sumAll(mul(y, c))).get(x)!;
+        const cv = Float32Array.from({ length: c.size }, (_, i) => Math.cos(i));
+        const cpu = interpret([y, gx], new Map([[c, cv]]));
+        const gpu = await getGpu();
+        const exe = await compile([y, gx], { ctx: { ...gpu.lowerCtx, ...ctx } });
+        for (const l of ["softmax_fwd", "softmax_bwd"]) {
+          assert.ok(exe.plan.dispatches.some((d) => d.label === l && d.workgroups[1] > 1), `${l} not folded`);
+        }
+        exe.write(c, cv);
+        const [gy, ggx] = await exe.run([y, gx]);
+        assertClose("softmax fwd (folded)", gy, cpu.get(y)!.data, 1e-4);
+        assertClose("softmax bwd (folded)", ggx, cpu.get(gx)!.data, 1e-4);
+        exe.destroy();
+      },
+    );
+  }
 });
 
 test("softmax: shape errors name the op and the shapes", () => {
