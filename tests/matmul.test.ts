@@ -1,9 +1,10 @@
 // Tests of the matmul family: forward and gradients (rule vs finite differences, GPU vs CPU) for all
 // four trans combinations, 2-D / batched / shared-b layouts, with and without bias, odd sizes that
-// straddle tile edges, every kernel variant forced in turn (tiled configs, the barrier-free "direct"
-// one with its vec4 / packed 16-bit / scalar read paths), the small-device fallback and batches folded
-// past the z limit; which variant the heuristic picks; frozen bf16/f16 weights (forward and dA through
-// them, no dB kernel); shape errors.
+// straddle tile edges, every kernel variant forced in turn (tiled configs with one or two workgroup
+// buffers and vec4 / packed 16-bit / scalar staging over several K steps, the barrier-free "direct"
+// one with its vec4 / packed 16-bit / scalar read paths and block shapes up to the software adapters'
+// 16×16), the small-device fallback and batches folded past the z limit; which variant the heuristic
+// picks; frozen bf16/f16 weights (forward and dA through them, no dB kernel); shape errors.
 
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
@@ -84,7 +85,12 @@ test("matmul: the 64x64 tile config (chosen for larger products) is exercised an
         const fwd = lower([y]).dispatches[0];
         assert.equal(fwd.label, "matmul_fwd");
         assert.ok(fwd.code.includes("const BM: u32 = 64u;"), "expected the 64x64 tile");
-        await checkOp({ build: (g) => buildMatmul(g, layout, mkn, ta, tb, true, batch), fdSamples: 8 });
+        // isSoftware: false, so lavapipe runs the heuristic's GPU choice (the 64×64 tile, two buffers)
+        await checkOp({
+          build: (g) => buildMatmul(g, layout, mkn, ta, tb, true, batch),
+          fdSamples: 8,
+          ctx: { isSoftware: false },
+        });
       });
     }
   }
@@ -103,83 +109,109 @@ async function withVariant<R>(v: MatmulVariant, f: () => Promise<R> | R): Promis
 const VARIANTS: MatmulVariant[] = [
   { kind: "tiled", WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 },
   { kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16 },
+  { kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16, double: true }, // two workgroup buffers
   { kind: "tiled", WX: 16, WY: 8, TM: 2, TN: 4, BK: 32 }, // unequal sides, deeper K step
+  { kind: "tiled", WX: 8, WY: 8, TM: 2, TN: 2, BK: 8, double: true }, // 5 K steps: both buffers reused
   { kind: "direct", TM: 4, TN: 4 },
   { kind: "direct", TM: 8, TN: 8 },
   { kind: "direct", TM: 3, TN: 1 },
 ];
+// the software adapters' big block: ~2 s of shader compile per distinct kernel on lavapipe, so it
+// gets a few layouts (fwd + the dA/dB products of their gradients: 3 more layouts each) below
+const SOFT_BIG: MatmulVariant = { kind: "direct", TM: 16, TN: 16, WG: 32 };
+
+/** Barriers in the tiled variant's K loop: one with two buffers, two with one (+1 before the loop). */
+function barriers(code: string): number {
+  return code.split("workgroupBarrier()").length - 1;
+}
 
 test("matmul: every variant, forced, vs the CPU reference (fwd + grads)", async (t) => {
-  // [7,13,5]: odd everywhere (scalar reads, K tail); [12,16,20]: multiples of 4 (the direct
-  // variant's vec4 reads along k, m and n); [70,19,133]: straddles 64- and 128-wide tiles
-  const sizes = [[7, 13, 5], [12, 16, 20], [70, 19, 133]];
+  // [7,37,5]: odd everywhere (scalar reads and staging, K tail, 2-5 K steps of the tiles);
+  // [12,40,20]: multiples of 4 (vec4 reads along k, m and n; vec4 staging of the tiles);
+  // [70,19,133]: straddles 64- and 128-wide tiles
+  const sizes = [[7, 37, 5], [12, 40, 20], [70, 19, 133]];
   const combos: [Layout, boolean, boolean][] = [
     ...TRANS.map(([ta, tb]): [Layout, boolean, boolean] => ["batched", ta, tb]),
     ["shared", false, true],
     ["shared", true, false],
     ["2d", true, true],
   ];
+  const cases: [MatmulVariant, number[], Layout, boolean, boolean][] = [];
   for (const v of VARIANTS) {
     for (const mkn of sizes) {
       // the tile-straddling size costs seconds per step on the CPU reference: the big tiles only
       if (mkn[0] === 70 && !(v.kind === "tiled" && v.TM === 8)) continue;
-      for (const [layout, ta, tb] of combos) {
-        await t.step(
-          `${JSON.stringify(v)} ${layout} ${mkn.join("x")} transA=${ta} transB=${tb}`,
-          async () => {
-            await withVariant(v, async () => {
-              const g = new Graph();
-              const code = lower([buildMatmul(g, layout, mkn, ta, tb, true, [2])]).dispatches[0].code;
-              assert.equal(
-                code.includes("workgroupBarrier"),
-                v.kind === "tiled",
-                "the forced variant is used",
-              );
-              if (v.kind === "direct" && mkn[1] === 16 && (!ta || tb)) {
-                assert.ok(code.includes("vec4<f32>"), "vec4 reads for a multiple-of-4 K");
-              }
-              await checkOp({
-                build: (g) => buildMatmul(g, layout, mkn, ta, tb, true, [2]),
-                fdSamples: 4,
-              });
-            });
-          },
-        );
-      }
+      for (const [layout, ta, tb] of combos) cases.push([v, mkn, layout, ta, tb]);
     }
+  }
+  cases.push(
+    [SOFT_BIG, [12, 40, 20], "batched", false, false],
+    [SOFT_BIG, [7, 37, 5], "batched", true, true],
+    [SOFT_BIG, [12, 40, 20], "2d", true, true],
+  );
+  for (const [v, mkn, layout, ta, tb] of cases) {
+    await t.step(
+      `${JSON.stringify(v)} ${layout} ${mkn.join("x")} transA=${ta} transB=${tb}`,
+      async () => {
+        await withVariant(v, async () => {
+          const g = new Graph();
+          const code = lower([buildMatmul(g, layout, mkn, ta, tb, true, [2])]).dispatches[0].code;
+          assert.equal(
+            code.includes("workgroupBarrier"),
+            v.kind === "tiled",
+            "the forced variant is used",
+          );
+          if (v.kind === "tiled") assert.equal(barriers(code), v.double ? 2 : 3, "barriers per K step");
+          // vec4 reads / staging iff the layout allows them (all sides multiples of 4, or none; the
+          // direct variant reads along m / n only in groups of 4 rows / columns)
+          const groups = v.kind === "tiled" || !ta || tb || v.TM % 4 === 0 || v.TN % 4 === 0;
+          if (mkn[1] % 4 === 0 && groups) {
+            assert.ok(code.includes("array<vec4<f32>>"), "vec4 reads for multiples of 4");
+          }
+          if (mkn[0] === 7) assert.ok(!code.includes("vec4<f32>"), "scalar reads for odd sizes");
+          await checkOp({
+            build: (g) => buildMatmul(g, layout, mkn, ta, tb, true, [2]),
+            fdSamples: 4,
+          });
+        });
+      },
+    );
   }
 });
 
-test("matmul: the direct variant reads packed bf16/f16 b, vectorised and scalar", async (t) => {
-  // K and N multiples of 4 → vec2<u32> reads (four 16-bit values); odd sizes → scalar reads
-  for (const dtype of ["bf16", "f16"] as const) {
-    for (const [mkn, vec] of [[[8, 16, 12], true], [[5, 13, 7], false]] as const) {
-      for (
-        const [layout, ta, tb] of [["shared", false, true], ["shared", true, false], [
-          "batched",
-          false,
-          false,
-        ]] as const
-      ) {
-        await t.step(`${dtype} ${mkn.join("x")} ${layout} transA=${ta} transB=${tb}`, async () => {
-          await withVariant({ kind: "direct", TM: 4, TN: 4 }, async () => {
-            const build = (g: Graph) => {
-              const [M, K, N] = mkn;
-              const s = shapes(layout, M, K, N, ta, tb, [2]);
-              const a = randParam(g, "a", s.a);
-              const size = s.b.reduce((p, d) => p * d, 1);
-              const w = g.param("w", s.b, {
-                trainable: false,
-                dtype,
-                init: rounded16(dtype, size, 5 + size),
-              });
-              return matmul(a, w, { transA: ta, transB: tb, bias: randParam(g, "bias", [N]) });
-            };
-            const code = lower([build(new Graph())]).dispatches[0].code;
-            assert.equal(code.includes("array<vec2<u32>>"), vec, "packed vector reads iff aligned");
-            await checkOp({ build, fdSamples: 4 });
+test("matmul: direct and tiled variants read packed bf16/f16 b, vectorised and scalar", async (t) => {
+  // K and N multiples of 4 → vec2<u32> reads / staging (four 16-bit values); odd sizes → scalar reads
+  const variants: MatmulVariant[] = [
+    { kind: "direct", TM: 4, TN: 4 },
+    { kind: "direct", TM: 8, TN: 8 }, // two groups of 4 columns per thread
+    { kind: "tiled", WX: 8, WY: 8, TM: 2, TN: 2, BK: 8, double: true },
+  ];
+  const layouts = [["shared", false, true], ["shared", true, false], ["batched", false, false]] as const;
+  for (const v of variants) {
+    for (const dtype of ["bf16", "f16"] as const) {
+      for (const [mkn, vec] of [[[8, 16, 12], true], [[5, 13, 7], false]] as const) {
+        for (const [layout, ta, tb] of layouts) {
+          await t.step(`${v.kind} ${v.TM} ${dtype} ${mkn.join("x")} ${layout} ${ta} ${tb}`, async () => {
+            await withVariant(v, async () => {
+              const build = (g: Graph) => {
+                const [M, K, N] = mkn;
+                const s = shapes(layout, M, K, N, ta, tb, [2]);
+                const a = randParam(g, "a", s.a);
+                const size = s.b.reduce((p, d) => p * d, 1);
+                const w = g.param("w", s.b, {
+                  trainable: false,
+                  dtype,
+                  init: rounded16(dtype, size, 5 + size),
+                });
+                return matmul(a, w, { transA: ta, transB: tb, bias: randParam(g, "bias", [N]) });
+              };
+              const code = lower([build(new Graph())]).dispatches[0].code;
+              assert.equal(code.includes("array<vec2<u32>>"), vec, "packed vector reads iff aligned");
+              assert.equal(code.includes("workgroupBarrier"), v.kind === "tiled", "the forced variant");
+              await checkOp({ build, fdSamples: 4 });
+            });
           });
-        });
+        }
       }
     }
   }
@@ -193,14 +225,24 @@ test("matmul: variant choice per shape and device limits", () => {
   assert.deepEqual(chooseVariant(shape(4096, 64, 10), lavapipe), { kind: "direct", TM: 4, TN: 4 });
   assert.deepEqual(chooseVariant(shape(3, 64, 2), lavapipe), { kind: "direct", TM: 3, TN: 2 });
   assert.equal(chooseVariant(shape(512, 4, 1376), lavapipe).kind, "direct"); // dB of 4 tokens
-  // large: 128×128 tiles where 16.5 KiB of workgroup memory is allowed, else 64×64
+  // large: 128×128 tiles where 16.5 KiB of workgroup memory is allowed, else 64×64; two buffers of
+  // them (one barrier per K step) only where twice that fits (48 KiB: NVIDIA over Vulkan)
   const big = chooseVariant(shape(512, 512, 512), lavapipe);
-  assert.ok(big.kind === "tiled" && big.WY * big.TM === 128, JSON.stringify(big));
+  assert.ok(big.kind === "tiled" && big.WY * big.TM === 128 && !big.double, JSON.stringify(big));
+  const nv = chooseVariant(shape(512, 512, 512), { ...lavapipe, maxWorkgroupStorage: 49152 });
+  assert.ok(nv.kind === "tiled" && nv.WY * nv.TM === 128 && nv.double, JSON.stringify(nv));
   const def = chooseVariant(shape(512, 512, 512), DEFAULT_LOWER_CTX);
-  assert.ok(def.kind === "tiled" && def.WY * def.TM === 64, JSON.stringify(def));
-  // medium: too few big tiles to fill a GPU
+  assert.ok(def.kind === "tiled" && def.WY * def.TM === 64 && !def.double, JSON.stringify(def));
+  // medium: too few big tiles to fill a GPU (the 32×32 tile, small enough to double)
   const mid = chooseVariant(shape(100, 64, 100), lavapipe);
-  assert.ok(mid.kind === "tiled" && mid.WY * mid.TM === 32, JSON.stringify(mid));
+  assert.ok(mid.kind === "tiled" && mid.WY * mid.TM === 32 && mid.double, JSON.stringify(mid));
+  // software adapters: barrier-free register blocks, 16×16 for big products, 8×8 for the rest
+  const soft: LowerCtx = { ...lavapipe, isSoftware: true };
+  const bigSoft = { kind: "direct", TM: 16, TN: 16, WG: 32 };
+  assert.deepEqual(chooseVariant(shape(1024, 1024, 1024), soft), bigSoft);
+  assert.deepEqual(chooseVariant(shape(197, 384, 1536, 2), soft), bigSoft);
+  assert.deepEqual(chooseVariant(shape(128, 128, 128), soft), { kind: "direct", TM: 8, TN: 8 });
+  assert.deepEqual(chooseVariant(shape(4, 512, 1376), soft), { kind: "direct", TM: 4, TN: 4 });
   // what lowering does with it: a 4-row linear layer lowers to the barrier-free kernel
   const g = new Graph();
   const y = linear(g.input("x", [4, 512]), g.input("w", [1376, 512]));
