@@ -93,6 +93,7 @@ export async function openGpu(opts: { quiet?: boolean; powerPreference?: GPUPowe
       maxWorkgroupStorage: limits.maxComputeWorkgroupStorageSize,
       maxInvocations: limits.maxComputeInvocationsPerWorkgroup,
       hasF16: device.features.has("shader-f16"),
+      maxStorageBuffers: limits.maxStorageBuffersPerShaderStage,
       isSoftware: info.isFallbackAdapter || /llvmpipe|lavapipe|softpipe|swiftshader/i.test(adapterName),
     },
   };

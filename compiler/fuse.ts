@@ -16,9 +16,21 @@
 // - an add consumer has two inputs of the output's exact shape (no broadcasting), the other input
 //   (the residual) is computed before the matmul runs (or is persistent), and is a different tensor;
 // - each matmul fuses at most one consumer, each consumer at most one matmul (the first in order).
+//
+// Prologue fusion (kernels/prologue.ts): a layernorm/rmsnorm N whose value is read only by matmuls,
+// each taking it as A (input 0, not transposed, forward-layout output), and that is not a plan output,
+// gets no storage: each of those matmuls binds N's input x and N's statistics (aux outputs) and
+// normalises A as it loads it, and N only computes the statistics (`statsOnly`). Typical: the q/k/v
+// and gate/up projections of a frozen LLM layer, whose backward needs only dx (matmul_bwd_a reads the
+// weight and dy; the norm's backward reads x and the statistics). A trainable weight's gradient
+// reads N in the B slot, so those norms (ViT) stay unfused; so do norms read by anything else, by a
+// reshape, or whose matmuls would bind more storage buffers than the device allows.
 
 import type { Node } from "./ir.ts";
 import type { Epilogue } from "../kernels/epilogue.ts";
+import { normPrologue, type Prologue, prologueBuffers } from "../kernels/prologue.ts";
+import type { LowerCtx } from "../kernels/kernel.ts";
+import { getOp } from "./registry.ts";
 import type { Activation } from "./ops/activation.ts";
 
 const ACTS = new Set<string>(["gelu", "silu", "relu"]);
@@ -28,13 +40,27 @@ export interface FusionPlan {
   epilogues: Map<Node, Epilogue>;
   /** Consumers computed by their producer's kernel (they get no dispatch of their own). */
   absorbed: Set<Node>;
+  /** Matmul → the norm it computes on the fly from its A operand's input. */
+  prologues: Map<Node, Prologue>;
+  /** Norms whose output nobody stores: their kernel writes only the statistics. */
+  statsOnly: Set<Node>;
+}
+
+/** A plan with no fusion (LowerOptions.fuse false). */
+export function noFusion(): FusionPlan {
+  return { epilogues: new Map(), absorbed: new Set(), prologues: new Map(), statsOnly: new Set() };
 }
 
 /**
- * Finds fusable (matmul, consumer) pairs among `ops` (execution order). `outputs` are the plan's
- * requested values (a matmul that is one keeps its own value).
+ * Finds fusable (matmul, consumer) pairs and (norm, matmuls) prologues among `ops` (execution order).
+ * `outputs` are the plan's requested values (a matmul that is one keeps its own value; a norm that is
+ * one is stored). `ctx` bounds the storage buffers a fused matmul may bind.
  */
-export function planFusion(ops: readonly Node[], outputs: readonly Node[]): FusionPlan {
+export function planFusion(
+  ops: readonly Node[],
+  outputs: readonly Node[],
+  ctx?: Pick<LowerCtx, "maxStorageBuffers">,
+): FusionPlan {
   const pos = new Map<Node, number>(ops.map((n, i) => [n, i]));
   const readers = new Map<Node, Node[]>();
   for (const n of ops) {
@@ -79,5 +105,52 @@ export function planFusion(ops: readonly Node[], outputs: readonly Node[]): Fusi
       }
     }
   }
-  return { epilogues, absorbed };
+  const { prologues, statsOnly } = planPrologues(
+    ops,
+    readers,
+    isOutput,
+    epilogues,
+    ctx?.maxStorageBuffers ?? 8,
+  );
+  return { epilogues, absorbed, prologues, statsOnly };
+}
+
+function planPrologues(
+  ops: readonly Node[],
+  readers: Map<Node, Node[]>,
+  isOutput: Set<Node>,
+  epilogues: Map<Node, Epilogue>,
+  maxBuffers: number,
+): { prologues: Map<Node, Prologue>; statsOnly: Set<Node> } {
+  const prologues = new Map<Node, Prologue>();
+  const statsOnly = new Set<Node>();
+  for (const n of ops) {
+    if ((n.op !== "layernorm" && n.op !== "rmsnorm") || isOutput.has(n) || n.dtype !== "f32") continue;
+    // aux nodes read the statistics, not the normalised value
+    const rs = (readers.get(n) ?? []).filter((r) => r.op !== "aux");
+    const pro = normPrologue(n);
+    const ok = rs.length > 0 && rs.every((m) => {
+      if (m.op !== "matmul" || m.inputs[0] !== n || m.inputs.indexOf(n, 1) >= 0) return false;
+      if (m.attrs.transA || m.attrs.transOut) return false;
+      // a, b, out, then the bias, the epilogue's extra buffers and the prologue's
+      const epi = epilogues.get(m);
+      const buffers = 3 + (m.inputs[2] ? 1 : 0) + (epi?.keepPre ? 1 : 0) + (epi?.residual ? 1 : 0) +
+        prologueBuffers(pro);
+      if (buffers > maxBuffers) return false;
+      // a dispatch may bind streamed weights of one group only (compiler/lower.ts)
+      const groups = new Set([m.inputs[1], pro.weight, pro.bias].map((t) => t && root(t).streamGroup));
+      groups.delete(undefined);
+      return groups.size <= 1;
+    });
+    if (!ok) continue;
+    statsOnly.add(n);
+    for (const m of rs) prologues.set(m, pro);
+  }
+  return { prologues, statsOnly };
+}
+
+/** The node whose storage an alias (reshape) shares. */
+function root(n: Node): Node {
+  while (n.kind === "op" && getOp(n.op).alias) n = n.inputs[0];
+  return n;
 }

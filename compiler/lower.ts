@@ -19,7 +19,8 @@ import { byteSize, fmtShape, type Node } from "./ir.ts";
 import { getKernel, getOp, writesOf } from "./registry.ts";
 import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
 import type { Epilogue } from "../kernels/epilogue.ts";
-import { planFusion } from "./fuse.ts";
+import type { Prologue } from "../kernels/prologue.ts";
+import { noFusion, planFusion } from "./fuse.ts";
 
 export interface PlannedBuffer {
   id: number;
@@ -174,6 +175,13 @@ export function lower(
     for (const x of n.inputs) lastReader.set(x, Math.max(lastReader.get(x) ?? -1, pos.get(n)!));
   }
   for (const o of outputs) lastReader.set(o, END);
+  const fusion = opts.fuse === false ? noFusion() : planFusion(ops, outputs, ctx);
+  // a matmul with a norm prologue reads the norm's input and parameters itself
+  for (const [m, p] of fusion.prologues) {
+    for (const t of [p.x, p.weight, p.bias]) {
+      if (t) lastReader.set(t, Math.max(lastReader.get(t) ?? -1, pos.get(m)!));
+    }
+  }
   // a value must live until the last reader of anything sharing its storage (reshapes, aux outputs)
   const need = new Map<Node, number>();
   const auxNeed = new Map<Node, number[]>();
@@ -191,6 +199,12 @@ export function lower(
       arr[k] = Math.max(arr[k] ?? -1, own);
       auxNeed.set(src, arr);
     }
+  }
+  // ... and its statistics, which are the norm's aux outputs
+  for (const [m, p] of fusion.prologues) {
+    const arr = auxNeed.get(p.norm) ?? [];
+    p.norm.auxSpecs.forEach((_, k) => arr[k] = Math.max(arr[k] ?? -1, pos.get(m)!));
+    auxNeed.set(p.norm, arr);
   }
 
   /**
@@ -228,13 +242,12 @@ export function lower(
     storage.set(x, b);
     dies(b, need.get(x)!);
   };
-  const fusion = opts.fuse === false
-    ? { epilogues: new Map(), absorbed: new Set<Node>() }
-    : planFusion(ops, outputs);
   for (const n of ops) {
     const i = pos.get(n)!;
     const def = getOp(n.op);
     const epi = fusion.epilogues.get(n);
+    const pro = fusion.prologues.get(n);
+    const statsOnly = fusion.statsOnly.has(n);
     if (def.alias) {
       storage.set(n, storage.get(n.inputs[0])!);
     } else if (n.op === "aux") {
@@ -251,7 +264,8 @@ export function lower(
         dieAt.set(i, dieAt.get(i)!.filter((x) => x !== b));
         storage.set(n, b);
         dies(b, need.get(n)!);
-      } else if (!writes && (!epi || epi.keepPre)) {
+      } else if (!writes && (!epi || epi.keepPre) && !statsOnly) {
+        // (a statsOnly norm's value is never stored: its matmuls normalise on the fly)
         place(n);
       }
       if (epi) place(epi.out);
@@ -263,13 +277,14 @@ export function lower(
       auxStorage.set(n, aux);
       let lowered;
       try {
-        lowered = getKernel(n.op)(n, ctx, epi, inPlace);
+        const extra = pro || statsOnly ? { prologue: pro, statsOnly } : undefined;
+        lowered = getKernel(n.op)(n, ctx, epi, inPlace, extra);
       } catch (e) {
         throw new Error(`lower: ${n.op} for ${n}: ${(e as Error).message}`);
       }
       const scratch = (lowered.scratch ?? []).map((b) => take(b));
       for (const d of lowered.dispatches) {
-        dispatches.push(resolve(n, d, writes ?? [], scratch, lowered.scratch ?? [], epi));
+        dispatches.push(resolve(n, d, writes ?? [], scratch, lowered.scratch ?? [], epi, pro));
       }
       for (const b of scratch) dies(b, i);
     }
@@ -315,6 +330,7 @@ export function lower(
     scratch: number[],
     scratchBytes: number[],
     epi?: Epilogue,
+    pro?: Prologue,
   ): PlannedDispatch {
     let group: number | undefined;
     const bindings: PlannedBinding[] = d.bindings.map((bd) => {
@@ -322,7 +338,8 @@ export function lower(
       if ("node" in bd.ref) {
         const t = bd.ref.node;
         const k = n.inputs.indexOf(t);
-        const fused = epi !== undefined && (t === epi.out || t === epi.residual);
+        const fused = (epi !== undefined && (t === epi.out || t === epi.residual)) ||
+          (pro !== undefined && (t === pro.x || t === pro.weight || t === pro.bias));
         if (t !== n && k < 0 && !fused) {
           throw new Error(`lower: ${d.label} binds ${t}, which is not an input or output of ${n}`);
         }
@@ -352,6 +369,18 @@ export function lower(
         bytes = byteSize(spec.shape, spec.dtype);
         writable = true;
         what = `aux ${bd.ref.aux} of ${n}`;
+      } else if ("auxOf" in bd.ref) {
+        // another node's statistics (a norm prologue), computed earlier and kept alive (auxNeed)
+        const { auxOf, k } = bd.ref;
+        const b = auxStorage.get(auxOf)?.[k];
+        if (pro?.norm !== auxOf || b === undefined) {
+          throw new Error(`lower: ${d.label} binds aux ${k} of ${auxOf}, which is not its prologue's norm`);
+        }
+        const spec = auxOf.auxSpecs[k];
+        buffer = b;
+        bytes = byteSize(spec.shape, spec.dtype);
+        writable = false;
+        what = `aux ${k} of ${auxOf}`;
       } else if ("span" in bd.ref) {
         ({ buffer, offset, bytes } = spanBinding(n, d.label, bd.ref.span));
         writable = bd.ref.span.every((t) => writes.some((w) => n.inputs[w] === t));

@@ -9,6 +9,7 @@
 
 import type { DType, Node } from "../compiler/ir.ts";
 import type { Epilogue } from "./epilogue.ts";
+import type { Prologue } from "./prologue.ts";
 
 /** Which storage a binding refers to. */
 export type BufRef =
@@ -22,7 +23,12 @@ export type BufRef =
    * Inputs stored back to back in one arena (a span the op declares in OpDef.spans): bound from the
    * first node's offset to the end of the last, 256-byte padding (zeros) included.
    */
-  | { span: readonly Node[] };
+  | { span: readonly Node[] }
+  /**
+   * The k-th extra output of another node: a matmul with a norm prologue (kernels/prologue.ts)
+   * reads the norm's row statistics.
+   */
+  | { auxOf: Node; k: number };
 
 export interface Binding {
   /** The WGSL variable name, e.g. `a`, `out`. */
@@ -53,21 +59,38 @@ export interface LowerCtx {
   hasF16: boolean;
   /** A CPU-emulated adapter (lavapipe, llvmpipe, SwiftShader): workgroup barriers are expensive there. */
   isSoftware?: boolean;
+  /** maxStorageBuffersPerShaderStage: bounds what fusion may add to one kernel (default 8). */
+  maxStorageBuffers?: number;
+}
+
+/** Fusion facts for one lowering beyond the epilogue (compiler/fuse.ts). */
+export interface LowerExtra {
+  /** matmul: its A operand is this norm's output, computed on the fly from x and the statistics. */
+  prologue?: Prologue;
+  /** layernorm/rmsnorm: only the statistics (aux outputs) are needed; write no `out`. */
+  statsOnly?: boolean;
 }
 
 /**
  * Lowers one node. `epilogue` is only passed to kernels that accept a fused consumer (matmul; see
  * kernels/epilogue.ts and compiler/fuse.ts). `inPlace` is only passed to ops that declare
  * OpDef.inPlace: the index of the input whose values are already in `out` (read it from there and
- * do not bind it).
+ * do not bind it). `extra` carries the norm → matmul prologue fusion (kernels/prologue.ts).
  */
-export type KernelLowering = (node: Node, ctx: LowerCtx, epilogue?: Epilogue, inPlace?: number) => Lowered;
+export type KernelLowering = (
+  node: Node,
+  ctx: LowerCtx,
+  epilogue?: Epilogue,
+  inPlace?: number,
+  extra?: LowerExtra,
+) => Lowered;
 
 export const DEFAULT_LOWER_CTX: LowerCtx = {
   maxWorkgroupsPerDim: 65535,
   maxWorkgroupStorage: 16384,
   maxInvocations: 256,
   hasF16: false,
+  maxStorageBuffers: 8,
 };
 
 /**

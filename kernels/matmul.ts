@@ -33,15 +33,21 @@
 // the loop has no branches; a scalar loop handles the K % 4 tail.
 //
 // Both read b as f32 or packed f16/bf16 and store every output through the epilogue hook (`store`,
-// kernels/epilogue.ts). Batches go in dispatch z (tiled; folded into y beyond 65535) or in the 1-D
-// thread index (direct). A 2-D b shared by every batch with an untransposed a is one big [batch·M, K]
-// product: better tile occupancy, no batch dimension.
+// kernels/epilogue.ts). With a norm prologue (kernels/prologue.ts; only for an untransposed a) `a` is
+// the norm's input x and every element of A is normalised as it is loaded — in the tiled staging
+// (scalar and vec4 slots, single and double buffered: the slots' row statistics are fetched once,
+// outside the K loop) and in the direct loads (vec4 along k, scalar, and the K % 4 tail; each
+// thread's TM rows' statistics fetched once before its K loop, each column's weight/bias once per k
+// for all of them). No path is disabled for it. Batches go in dispatch z (tiled; folded into y beyond
+// 65535) or in the 1-D thread index (direct). A 2-D b shared by every batch with an untransposed a is
+// one big [batch·M, K] product: better tile occupancy, no batch dimension.
 
 import { defineKernel } from "../compiler/registry.ts";
 import type { DType, Node } from "../compiler/ir.ts";
 import { grid1d, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
 import { matmulDims } from "../compiler/ops/matmul.ts";
 import { type Epilogue, epilogueBindings, epilogueWgsl } from "./epilogue.ts";
+import { type Prologue, prologueBindings, prologueWgsl } from "./prologue.ts";
 
 export interface TiledVariant {
   kind: "tiled";
@@ -182,11 +188,15 @@ interface Geometry extends MatmulShape {
   bStride: number;
   /** A fused consumer (compiler/fuse.ts), if any. */
   epi?: Epilogue;
+  /** A fused norm producing A (compiler/fuse.ts), if any: a is then the norm's input. */
+  pro?: Prologue;
 }
 
-function lowerMatmul(n: Node, ctx: LowerCtx, epi?: Epilogue): Lowered {
-  const [a, b, bias] = n.inputs;
+function lowerMatmul(n: Node, ctx: LowerCtx, epi?: Epilogue, pro?: Prologue): Lowered {
+  const [a0, b, bias] = n.inputs;
   const ta = !!n.attrs.transA, tb = !!n.attrs.transB, tOut = !!n.attrs.transOut;
+  if (pro && (ta || pro.norm !== a0)) throw new Error(`matmul: ${n} cannot take a prologue for ${pro.norm}`);
+  const a = pro ? pro.x : a0;
   const dims = matmulDims(n.inputs, n.attrs);
   let batch = dims.batch.reduce((p, d) => p * d, 1);
   let M = dims.M;
@@ -210,6 +220,7 @@ function lowerMatmul(n: Node, ctx: LowerCtx, epi?: Epilogue): Lowered {
     aStride: M * K,
     bStride: dims.sharedB ? 0 : K * N,
     epi,
+    pro,
   };
   const v = chooseVariant({ M, K, N, batch }, ctx);
   const { code, workgroups } = v.kind === "tiled" ? tiledCode(geo, v, ctx) : directCode(geo, v, ctx);
@@ -217,6 +228,7 @@ function lowerMatmul(n: Node, ctx: LowerCtx, epi?: Epilogue): Lowered {
     { name: "a", ref: { node: a } },
     { name: "b", ref: { node: b } },
     ...epilogueBindings(n, bias, epi),
+    ...prologueBindings(pro),
   ];
   return { dispatches: [{ label: label(n), code, bindings, workgroups }] };
 }
@@ -265,9 +277,20 @@ interface Stager {
 
 function stager(
   p: "a" | "b",
-  o: { R: number; BK: number; NT: number; outer: number; K: number; kMajor: boolean; dtype: DType },
+  o: {
+    R: number;
+    BK: number;
+    NT: number;
+    outer: number;
+    K: number;
+    kMajor: boolean;
+    dtype: DType;
+    pro?: boolean;
+  },
 ): Stager {
   const { R, BK, NT, outer, K, kMajor, dtype } = o;
+  // a norm prologue (kernels/prologue.ts) needs a k-major a (untransposed): its slot rows are fixed
+  const pro = !!o.pro && p === "a" && kMajor;
   const wide = dtype !== "f32";
   // the stored matrix is [outer, K] when k is its contiguous axis, else [K, outer]
   const vec = kMajor ? K % 4 === 0 && BK % 4 === 0 : outer % 4 === 0 && R % 4 === 0;
@@ -286,10 +309,20 @@ function stager(
     lines.push(`let ${p}o${l} = ${r}; let ${p}k${l} = ${k};`);
     if (guard) lines.push(`let ${p}live${l} = ${idx} < ${slots}u;`);
     lines.push(`var ${p}r${l}: ${vec ? "vec4<f32>" : "f32"};`);
+    if (pro) {
+      // the slot's row statistics, once for the whole K loop (a clamped row where it is past the edge)
+      lines.push(`let apr${l} = bat * M + min(m0 + ao${l}, M - 1u);`);
+      lines.push(`let apm${l} = pro_mean(apr${l}); let aps${l} = pro_rstd(apr${l});`);
+    }
   }
   const at = (go: string, gk: string) => kMajor ? `${go} * K + ${gk}` : `${gk} * ${outer}u + ${go}`;
   const base = p === "a" ? "aBase" : "bBase";
-  const read = (i: string) => {
+  const read = (i: string, l: number) => {
+    if (pro) {
+      if (!vec) return `pro(a[${i}], apm${l}, aps${l}, pro_wb(gk))`;
+      const wb = rep(4, (q) => `pro_wb(gk + ${q}u)`, ", ");
+      return `pro4(a[(${i}) >> 2u], apm${l}, aps${l}, ${wb})`;
+    }
     if (!vec) return p === "a" ? `a[${i}]` : loadF32(dtype, "b", i);
     if (!wide) return `${p}[(${i}) >> 2u]`;
     return `vec4<f32>(${unpack4(dtype, `b[(${i}) >> 2u]`).join(", ")})`;
@@ -300,7 +333,7 @@ function stager(
       return `{
       let go = ${row0} + ${p}o${l}; let gk = ${k0} + ${p}k${l};
       ${p}r${l} = ${vec ? "vec4<f32>()" : "0.0"};
-      if (${cond}) { let i = ${base} + ${at("go", "gk")}; ${p}r${l} = ${read("i")}; }
+      if (${cond}) { let i = ${base} + ${at("go", "gk")}; ${p}r${l} = ${read("i", l)}; }
     }`;
     }).join("\n    ");
   const store = (buf: string) =>
@@ -331,7 +364,7 @@ function tiledCode(g: Geometry, c: TiledVariant, ctx: LowerCtx) {
   if (tilesN > maxDim || tilesM * yb > maxDim) {
     throw new Error(`matmul: ${g.n} needs ${tilesN}x${tilesM * yb} tiles, over ${maxDim} per dimension`);
   }
-  const sa = stager("a", { R: BM, BK, NT, outer: M, K, kMajor: !ta, dtype: "f32" });
+  const sa = stager("a", { R: BM, BK, NT, outer: M, K, kMajor: !ta, dtype: "f32", pro: !!g.pro });
   const sb = stager("b", { R: BN, BK, NT, outer: N, K, kMajor: tb, dtype: g.bDtype });
   const sizeA = BK * (BM + 1), sizeB = BK * (BN + 1);
   const nbuf = c.double ? 2 : 1;
@@ -357,6 +390,7 @@ function tiledCode(g: Geometry, c: TiledVariant, ctx: LowerCtx) {
 @group(0) @binding(0) var<storage, read> a: array<${sa.elem}>;
 @group(0) @binding(1) var<storage, read> b: array<${sb.elem}>;
 ${epilogueWgsl(!!bias, g.epi)}
+${prologueWgsl(g.pro)}
 ${commonConsts(g)}
 const TILES_M: u32 = ${tilesM}u;
 const ZC: u32 = ${zc}u;
@@ -471,8 +505,16 @@ function directCode(g: Geometry, c: DirectVariant, ctx: LowerCtx) {
   // loads of one 4-deep k chunk: av(i, kk) and bv(kk, j) name the values
   const aLoads: string[] = [];
   let av: (i: number, kk: number) => string;
+  // with a prologue (never transposed a): normalise each loaded element with its row's statistics
+  const pro = !!g.pro;
+  // (column k's weight and bias are loaded once per k for all TM rows: pwb<kk>, or pwt in the tail)
+  const pv = (i: number, e: string, wb: string) => pro ? `pro(${e}, pm${i}, ps${i}, ${wb})` : e;
+  if (pro) aLoads.push(rep(4, (kk) => `let pwb${kk} = pro_wb(k + ${kk}u);`, " "));
   if (aVecK) {
-    for (let i = 0; i < TM; i++) aLoads.push(`let av${i} = a[(aBase + ${aAt(`r${i}`, "k")}) >> 2u];`);
+    for (let i = 0; i < TM; i++) {
+      const e = `a[(aBase + ${aAt(`r${i}`, "k")}) >> 2u]`;
+      aLoads.push(`let av${i} = ${pro ? `pro4(${e}, pm${i}, ps${i}, pwb0, pwb1, pwb2, pwb3)` : e};`);
+    }
     av = (i, kk) => `av${i}[${kk}]`;
   } else if (aVecM) {
     for (let kk = 0; kk < 4; kk++) {
@@ -484,7 +526,7 @@ function directCode(g: Geometry, c: DirectVariant, ctx: LowerCtx) {
   } else {
     for (let i = 0; i < TM; i++) {
       for (let kk = 0; kk < 4; kk++) {
-        aLoads.push(`let av${i}_${kk} = ldA(aBase + ${aAt(`r${i}`, `k + ${kk}u`)});`);
+        aLoads.push(`let av${i}_${kk} = ${pv(i, `ldA(aBase + ${aAt(`r${i}`, `k + ${kk}u`)})`, `pwb${kk}`)};`);
       }
     }
     av = (i, kk) => `av${i}_${kk}`;
@@ -524,7 +566,8 @@ function directCode(g: Geometry, c: DirectVariant, ctx: LowerCtx) {
   const tail = K4 < K
     ? /* wgsl */ `
   for (var k = ${K4}u; k < K; k++) {
-    ${rep(TM, (i) => `let at${i} = ldA(aBase + ${aAt(`r${i}`, "k")});`, "\n    ")}
+    ${pro ? "let pwt = pro_wb(k);" : ""}
+    ${rep(TM, (i) => `let at${i} = ${pv(i, `ldA(aBase + ${aAt(`r${i}`, "k")})`, "pwt")};`, "\n    ")}
     ${rep(TN, (j) => `let bt${j} = ldB(bBase + ${bAt("k", `c${j}`)});`, "\n    ")}
     ${grid(TM, TN, (i, j) => `acc${i}_${j} = fma(at${i}, bt${j}, acc${i}_${j});`, "\n    ")}
   }`
@@ -534,6 +577,7 @@ function directCode(g: Geometry, c: DirectVariant, ctx: LowerCtx) {
 @group(0) @binding(0) var<storage, read> a: array<${aType}>;
 @group(0) @binding(1) var<storage, read> b: array<${bType}>;
 ${epilogueWgsl(!!bias, g.epi)}
+${prologueWgsl(g.pro)}
 ${commonConsts(g)}
 const TILES_N: u32 = ${tilesN}u;
 const TILES: u32 = ${tilesM * tilesN}u;
@@ -553,6 +597,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let bBase = bat * B_BSTRIDE;
   // rows / columns past the edge read the last valid one (group of 4); their results are not stored
   ${rep(TM, (i) => `let r${i} = min(m0 + ${i}u, M - 1u);`)}
+  ${
+    pro
+      ? rep(TM, (i) => `let pm${i} = pro_mean(bat * M + r${i}); let ps${i} = pro_rstd(bat * M + r${i});`)
+      : ""
+  }
   ${rep(TN, (j) => `let c${j} = min(n0 + ${j}u, N - 1u);`)}
   ${aVecM ? rep(TM / 4, (q) => `let rq${q} = min(m0 + ${4 * q}u, M - 4u);`) : ""}
   ${bVecN ? rep(TN / 4, (q) => `let cq${q} = min(n0 + ${4 * q}u, N - 4u);`) : ""}
@@ -574,4 +623,4 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   return { code, workgroups: grid1.workgroups };
 }
 
-defineKernel("matmul", (n, ctx, epi) => lowerMatmul(n, ctx, epi));
+defineKernel("matmul", (n, ctx, epi, _inPlace, extra) => lowerMatmul(n, ctx, epi, extra?.prologue));

@@ -1,7 +1,9 @@
 // Norm kernels, one workgroup per row (row = all of the last axis).
 //   layernorm_fwd / rmsnorm_fwd: row statistics by workgroup tree reductions (layernorm: two passes,
 //     mean then Σ(x − mean)², which is more accurate than Σx² − mean²), then the normalised row;
-//     writes the statistics (mean, rstd) as aux outputs for the backward.
+//     writes the statistics (mean, rstd) as aux outputs for the backward. When every reader of the
+//     output normalises on the fly (a matmul prologue, kernels/prologue.ts), the `statsOnly` form
+//     (label <kind>_stats) writes just the statistics: no `out` binding, no normalised row.
 //   layernorm_bwd / rmsnorm_bwd: one fused reduction of (Σg, Σg·x̂) per row, then dx.
 //   norm_wgrad: Σ dy·x̂ over blocks of rows, one workgroup per (64 columns × block of rows), so the
 //     weight gradient of a long [rows, D] tensor is parallel over rows too (the sum op finishes it).
@@ -39,7 +41,7 @@ function decls(list: { name: string; type: string; rw?: boolean }[]): string {
   ).join("\n");
 }
 
-function normFwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
+function normFwd(n: Node, ctx: LowerCtx, kind: Kind, statsOnly = false): Lowered {
   const [x] = n.inputs;
   const d = x.shape[x.rank - 1];
   const rows = x.size / d;
@@ -50,9 +52,10 @@ function normFwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
   const layer = kind === "layernorm";
   const vars = [
     { name: "x", type: "f32", node: x },
-    ...(w ? [{ name: "w", type: storageType(w.dtype), node: w }] : []),
-    ...(b ? [{ name: "b", type: storageType(b.dtype), node: b }] : []),
-    { name: "out", type: "f32", rw: true, node: n },
+    // the statistics alone need neither the affine parameters nor `out`
+    ...(w && !statsOnly ? [{ name: "w", type: storageType(w.dtype), node: w }] : []),
+    ...(b && !statsOnly ? [{ name: "b", type: storageType(b.dtype), node: b }] : []),
+    ...(statsOnly ? [] : [{ name: "out", type: "f32", rw: true, node: n }]),
     ...(layer ? [{ name: "mean_out", type: "f32", rw: true, aux: 0 }] : []),
     { name: "rstd_out", type: "f32", rw: true, aux: layer ? 1 : 0 },
   ];
@@ -60,6 +63,7 @@ function normFwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
   if (w) y = `${y} * ${loadF32(w.dtype, "w", "j")}`;
   if (b) y = `${y} + ${loadF32(b.dtype, "b", "j")}`;
   const bindings = vars.map((v) => ({ name: v.name, ref: "aux" in v ? { aux: v.aux! } : { node: v.node! } }));
+  const label = statsOnly ? `${kind}_stats` : `${kind}_fwd`;
   if (ctx.isSoftware) {
     // one thread per row, no barriers (see the header)
     const g1 = grid1d(rows, ROW_WG, ctx);
@@ -80,15 +84,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var q = 0.0;
   for (var j = 0u; j < D; j++) { let c = x[base + j] - mu; q += c * c; }
   let rstd = inverseSqrt(q / f32(D) + EPS);
-  for (var j = 0u; j < D; j++) {
+  ${
+      statsOnly ? "" : `for (var j = 0u; j < D; j++) {
     let v = (x[base + j] - mu) * rstd;
     out[base + j] = ${y};
-  }
+  }`
+    }
   ${layer ? "mean_out[row] = mu;" : ""}
   rstd_out[row] = rstd;
 }
 `;
-    return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: g1.workgroups }] };
+    return { dispatches: [{ label, code, bindings, workgroups: g1.workgroups }] };
   }
   const code = /* wgsl */ `
 ${decls(vars)}
@@ -116,9 +122,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   if (live) { for (var j = t; j < D; j += WG) { let c = x[base + j] - mu; q += c * c; } }
   let rstd = inverseSqrt(row_sum(t, q) / f32(D) + EPS);
   if (!live) { return; }
-  for (var j = t; j < D; j += WG) {
+  ${
+    statsOnly ? "" : `for (var j = t; j < D; j += WG) {
     let v = (x[base + j] - mu) * rstd;
     out[base + j] = ${y};
+  }`
   }
   if (t == 0u) {
     ${layer ? "mean_out[row] = mu;" : ""}
@@ -126,7 +134,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
 }
 `;
-  return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: grid.workgroups }] };
+  return { dispatches: [{ label, code, bindings, workgroups: grid.workgroups }] };
 }
 
 function normBwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
@@ -294,8 +302,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   return { dispatches: [{ label: "norm_wgrad", code, bindings, workgroups: grid.workgroups }] };
 }
 
-defineKernel("layernorm", (n, ctx) => normFwd(n, ctx, "layernorm"));
-defineKernel("rmsnorm", (n, ctx) => normFwd(n, ctx, "rmsnorm"));
+defineKernel("layernorm", (n, ctx, _e, _i, extra) => normFwd(n, ctx, "layernorm", extra?.statsOnly));
+defineKernel("rmsnorm", (n, ctx, _e, _i, extra) => normFwd(n, ctx, "rmsnorm", extra?.statsOnly));
 defineKernel("layernorm_bwd", (n, ctx) => normBwd(n, ctx, "layernorm"));
 defineKernel("rmsnorm_bwd", (n, ctx) => normBwd(n, ctx, "rmsnorm"));
 defineKernel("norm_wgrad", normWgrad);
