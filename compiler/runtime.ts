@@ -13,6 +13,9 @@ import { checkBindings, reflectShader } from "./reflect.ts";
 
 export type HostArray = Float32Array | Int32Array | Uint32Array;
 
+/** The host→GPU path of streamed weights (CompileOptions.upload). */
+export type UploadPath = "write-buffer" | "staging-ring";
+
 /** Values of streamable frozen params, one group at a time (16-bit weights as raw u16 words). */
 export type WeightLoader = (
   group: number,
@@ -29,6 +32,16 @@ export interface CompileOptions extends Omit<LowerOptions, "stream"> {
   gpuMemoryBudget?: number;
   /** "auto" (default): stream only when over the budget. */
   stream?: "auto" | "always" | "never";
+  /**
+   * How streamed weights reach the GPU: `queue.writeBuffer`, or a mapped staging buffer per slot
+   * copied with copyBufferToBuffer. "auto" (default) is writeBuffer, the faster path in every
+   * measurement of a streaming job (BENCHMARKS.md): on the H200 raw uploads ran at 3.45 vs
+   * 0.019 GB/s (mapAsync is slow there); on lavapipe raw uploads favour the staging buffers (1.50 vs
+   * 0.98 GB/s) but a streamed step is no faster with them (808–847 vs 815–832 ms), because re-mapping a
+   * slot's staging buffer waits for the phases queued before its last copy, where writeBuffer never
+   * blocks the host.
+   */
+  upload?: UploadPath | "auto";
 }
 
 let building: Promise<void> = Promise.resolve();
@@ -67,7 +80,11 @@ export async function compile(outputs: readonly Node[], opts: CompileOptions = {
       }
     }
   }
-  const exe = new Executable(gpu, plan, opts.weights);
+  if (opts.upload && !["auto", "write-buffer", "staging-ring"].includes(opts.upload)) {
+    throw new Error(`compile: upload must be auto, write-buffer or staging-ring, not '${opts.upload}'`);
+  }
+  const upload = !opts.upload || opts.upload === "auto" ? "write-buffer" : opts.upload;
+  const exe = new Executable(gpu, plan, opts.weights, upload);
   // one build at a time: error scopes belong to the device, so concurrent builds would pop each
   // other's errors
   const build = building.then(() => exe.init());
@@ -96,7 +113,17 @@ export class Executable {
   /** Which group each slot holds now (streaming), to skip an upload when it is already there. */
   private slotHolds: [number, number] = [-1, -1];
 
-  constructor(readonly gpu: Gpu, readonly plan: Plan, private readonly loader?: WeightLoader) {
+  /** Streaming with "staging-ring": one mappable buffer per slot, and when each is mapped again. */
+  private slotStaging: (GPUBuffer | undefined)[] = [undefined, undefined];
+  private slotStagingReady: (Promise<void> | undefined)[] = [undefined, undefined];
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly plan: Plan,
+    private readonly loader?: WeightLoader,
+    /** How streamed weights are uploaded (see CompileOptions.upload). */
+    readonly uploadPath: UploadPath = "write-buffer",
+  ) {
     this.device = gpu.device;
   }
 
@@ -278,27 +305,34 @@ export class Executable {
       const data = await this.loader!(group, nodes);
       return { slot, group, nodes, data, t0 };
     };
-    const upload = (f: Awaited<ReturnType<typeof fetch>>) => {
+    const upload = async (f: Awaited<ReturnType<typeof fetch>>) => {
       if (!f) return;
       const buf = this.buffers[sp.slots[f.slot]];
-      for (const n of f.nodes) {
+      const encoded = f.nodes.map((n) => {
         const v = f.data.get(n);
         if (!v) throw new Error(`runtime: the weights loader gave no data for ${n} (group ${f.group})`);
-        const bytes = encode(n.dtype, v, n);
-        this.device.queue.writeBuffer(
-          buf,
-          sp.offsets.get(n)!,
-          bytes.buffer as ArrayBuffer,
-          bytes.byteOffset,
-          bytes.byteLength,
-        );
-        this.streamStats.bytes += bytes.byteLength;
+        return encode(n.dtype, v, n);
+      });
+      if (this.uploadPath === "write-buffer") {
+        f.nodes.forEach((n, k) => {
+          const bytes = encoded[k];
+          this.device.queue.writeBuffer(
+            buf,
+            sp.offsets.get(n)!,
+            bytes.buffer as ArrayBuffer,
+            bytes.byteOffset,
+            bytes.byteLength,
+          );
+        });
+      } else {
+        await this.uploadStaged(f.slot, buf, f.nodes.map((n) => sp.offsets.get(n)!), encoded);
       }
+      for (const bytes of encoded) this.streamStats.bytes += bytes.byteLength;
       this.streamStats.seconds += (performance.now() - f.t0) / 1000;
       this.streamStats.uploads++;
       this.slotHolds[f.slot] = f.group;
     };
-    upload(await fetch(0));
+    await upload(await fetch(0));
     let stages: GPUBuffer[] = [];
     for (let i = 0; i < sp.phases.length; i++) {
       const enc = this.device.createCommandEncoder();
@@ -306,10 +340,49 @@ export class Executable {
       const last = i === sp.phases.length - 1;
       if (last) stages = read.map((n, k) => this.copyOut(enc, n, k));
       this.device.queue.submit([enc.finish()]);
-      if (!last) upload(await fetch(i + 1));
+      if (!last) await upload(await fetch(i + 1));
     }
     this.steps++;
     return await Promise.all(stages.map((s, k) => this.finishRead(read[k], s)));
+  }
+
+  /**
+   * Writes a group's tensors into the slot's mapped staging buffer at their offsets, then queues a
+   * copy into the slot (behind the phases already submitted, like writeBuffer) and maps the staging
+   * buffer again for the next time; that map resolves once the copy has run.
+   */
+  private async uploadStaged(
+    slot: number,
+    dst: GPUBuffer,
+    offsets: number[],
+    data: Uint8Array[],
+  ): Promise<void> {
+    const sp = this.plan.stream!;
+    let st = this.slotStaging[slot];
+    if (!st) {
+      st = this.device.createBuffer({
+        size: sp.slotBytes,
+        usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC,
+        mappedAtCreation: true,
+        label: `stream staging ${slot}`,
+      });
+      this.slotStaging[slot] = st;
+    } else {
+      await this.slotStagingReady[slot];
+    }
+    const mapped = new Uint8Array(st.getMappedRange());
+    let end = 0;
+    data.forEach((bytes, k) => {
+      mapped.set(bytes, offsets[k]);
+      end = Math.max(end, offsets[k] + bytes.byteLength);
+    });
+    st.unmap();
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(st, 0, dst, 0, Math.ceil(end / 4) * 4);
+    this.device.queue.submit([enc.finish()]);
+    const ready = st.mapAsync(GPUMapMode.WRITE);
+    ready.catch(() => {}); // destroy() may abort it; a later await still sees a real failure
+    this.slotStagingReady[slot] = ready;
   }
 
   private encode(enc: GPUCommandEncoder, start: number, end: number): void {
@@ -385,6 +458,7 @@ export class Executable {
   destroy(): void {
     for (const b of this.buffers) b.destroy();
     for (const pool of this.staging.values()) for (const b of pool) b.destroy();
+    for (const b of this.slotStaging) b?.destroy();
     this.buffers = [];
   }
 }

@@ -39,6 +39,11 @@ const flags = parseFlags("usage: deno run -A examples/llm_stack.ts [flags]", {
   tokens: { type: "string", default: "50", help: "tokens per sequence" },
   steps: { type: "string", default: "5", help: "timed steps (after one warm-up)" },
   compare: { type: "boolean", default: false, help: "also run resident and compare numbers and peak memory" },
+  upload: {
+    type: "string",
+    default: "auto",
+    help: "streamed weights' upload path: auto | write-buffer | staging-ring",
+  },
 });
 
 function parseBytes(s: string): number | undefined {
@@ -98,6 +103,7 @@ async function run(mode: "auto" | "never") {
     weights: stack.loader,
     gpuMemoryBudget: budget,
     stream: mode,
+    upload: flags.upload as "auto" | "write-buffer" | "staging-ring",
   });
   exe.write(x, randn(2, B * T * D));
   exe.write(cot, randn(3, B * T * D));
@@ -107,7 +113,14 @@ async function run(mode: "auto" | "never") {
   let out = [] as (Float32Array | Int32Array | Uint32Array)[];
   for (let s = 0; s < steps; s++) out = await exe.run(s === steps - 1 ? [stack.out, dproj] : [dproj]);
   const ms = (performance.now() - t0) / steps;
-  const r = { streaming: exe.streaming, peak: exe.plan.peakBytes, ms, stats: { ...exe.streamStats }, out };
+  const r = {
+    streaming: exe.streaming,
+    peak: exe.plan.peakBytes,
+    ms,
+    stats: { ...exe.streamStats },
+    out,
+    upload: exe.uploadPath,
+  };
   exe.destroy();
   return r;
 }
@@ -122,7 +135,7 @@ const report = (name: string, r: typeof main) => {
   if (r.streaming) {
     const gbps = r.stats.bytes / r.stats.seconds / 1e9;
     line += `; streamed ${mb(r.stats.bytes / steps)}/step in ${r.stats.uploads / steps} uploads, ` +
-      `${gbps.toFixed(2)} GB/s (disk read + queue.writeBuffer, overlapped with compute)`;
+      `${gbps.toFixed(2)} GB/s (disk read + ${r.upload}, overlapped with compute)`;
   }
   console.log(line);
 };

@@ -47,10 +47,14 @@ const loader: WeightLoader = (group, nodes) => {
 };
 let loads: number[] = [];
 
-async function runMode(stream: "never" | "always", steps = 2) {
+async function runMode(
+  stream: "never" | "always",
+  steps = 2,
+  upload: "write-buffer" | "staging-ring" = "write-buffer",
+) {
   const m = build();
   loads = [];
-  const exe = await compile([m.y, m.dproj], { weights: loader, stream });
+  const exe = await compile([m.y, m.dproj], { weights: loader, stream, upload });
   exe.write(m.x, randn(7, 5 * D));
   exe.write(m.c, randn(8, 5 * D));
   let out: HostArray[] = [];
@@ -95,6 +99,26 @@ test("streaming gives the same numbers as resident weights, step after step", as
   assert.ok(str.exe.streamStats.bytes > 0 && str.exe.streamStats.uploads === 6);
   res.exe.destroy();
   str.exe.destroy();
+});
+
+test("streaming through mapped staging buffers gives the same numbers as writeBuffer and resident", async () => {
+  const res = await runMode("never");
+  const staged = await runMode("always", 3, "staging-ring");
+  assert.equal(staged.exe.uploadPath, "staging-ring");
+  // 3 steps: the second and third reuse each slot's staging buffer after its map comes back
+  assert.deepEqual(staged.loads, [0, 1, 2, 0, 2, 0, 2, 0]);
+  assert.deepEqual(staged.out[0], res.out[0]);
+  assert.deepEqual(staged.out[1], res.out[1]);
+  // "auto" is writeBuffer (the faster path in measured streaming jobs; see CompileOptions.upload)
+  const m = build();
+  const auto = await compile([m.y], { weights: loader, stream: "always" });
+  assert.equal(auto.uploadPath, "write-buffer");
+  await assertRejectsMsg(
+    () => compile([m.y], { weights: loader, upload: "mmap" as "auto" }),
+    "upload",
+    "mmap",
+  );
+  for (const e of [res.exe, staged.exe, auto]) e.destroy();
 });
 
 test("streaming: a budget below two slots is refused; a budget below resident streams", async () => {
