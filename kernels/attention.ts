@@ -629,6 +629,17 @@ fn query_start(j: u32) -> u32 {
 
 const DIRECT_WG = 64;
 
+/** Opening of the thread-per-query kernels (fwd, bwd_q): which (batch, head, query) this thread is. */
+const DIRECT_QUERY =
+  /* wgsl */ `let x = gid.x + gid.y * GRID_STRIDE; // (b·H + h)·TQ + i, the logsumexp's order
+  if (x >= N) { return; }
+  let i = x % TQ;
+  let bh = x / TQ;
+  let b = bh / H;
+  let h = bh % H;
+  let hk = h / G;
+  let qb = qrow(b, i, h);`;
+
 function forwardDirect(n: Node, ctx: LowerCtx) {
   const [q, k, v] = n.inputs;
   const z = attnDims(q, k, n.attrs);
@@ -647,14 +658,7 @@ ${g.stride}
 ${DIRECT_RANGES}
 @compute @workgroup_size(${DIRECT_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let x = gid.x + gid.y * GRID_STRIDE; // (b·H + h)·TQ + i, the logsumexp's order
-  if (x >= N) { return; }
-  let i = x % TQ;
-  let bh = x / TQ;
-  let b = bh / H;
-  let h = bh % H;
-  let hk = h / G;
-  let qb = qrow(b, i, h);
+  ${DIRECT_QUERY}
   ${each(r, (u) => `let q${u} = q[qb + ${u}u];`)}
   // the unnormalised output
   ${each(r, (u) => `var o${u} = ${r.T}(0.0);`)}
@@ -718,14 +722,7 @@ ${g.stride}
 ${DIRECT_RANGES}
 @compute @workgroup_size(${DIRECT_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let x = gid.x + gid.y * GRID_STRIDE; // (b·H + h)·TQ + i, the logsumexp's order
-  if (x >= N) { return; }
-  let i = x % TQ;
-  let bh = x / TQ;
-  let b = bh / H;
-  let h = bh % H;
-  let hk = h / G;
-  let qb = qrow(b, i, h);
+  ${DIRECT_QUERY}
   ${each(r, (u) => `let q${u} = q[qb + ${u}u];`)}
   ${each(r, (u) => `let g${u} = dy[qb + ${u}u];`)}
   // dq before the scale

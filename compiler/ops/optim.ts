@@ -148,9 +148,24 @@ export interface AdamWFusedAttrs extends AdamWAttrs {
   decayed: number;
 }
 
+/** The inputs of an adamw_fused node by role. */
+export interface AdamWFusedParts {
+  params: Node[];
+  grads: Node[];
+  ms: Node[];
+  vs: Node[];
+  hyper: Node;
+  coef: Node | undefined;
+}
+
+/** Number of params of an adamw_fused node: 4 inputs each, then hyper and an optional clipCoef. */
+function fusedCount(inputs: readonly Node[]): number {
+  return Math.floor(inputs.length / 4);
+}
+
 /** The roles of an adamw_fused node's inputs (node.inputs). */
-export function adamwFusedParts(x: readonly Node[]) {
-  const k = Math.floor(x.length / 4);
+export function adamwFusedParts(x: readonly Node[]): AdamWFusedParts {
+  const k = fusedCount(x);
   return {
     params: x.slice(0, k),
     grads: x.slice(k, 2 * k),
@@ -161,18 +176,13 @@ export function adamwFusedParts(x: readonly Node[]) {
   };
 }
 
-/** Number of params of an adamw_fused node (it has 4k inputs, plus hyper and an optional clipCoef). */
-function fusedCount(n: { inputs: readonly Node[] }): number {
-  return Math.floor(n.inputs.length / 4);
-}
-
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 
 defineOp({
   name: "adamw_fused",
   // the params and both moments of each of its k params
   writes: (n) => {
-    const k = fusedCount(n);
+    const k = fusedCount(n.inputs);
     return [...range(0, k), ...range(2 * k, 4 * k)];
   },
   spans: (n) => {
@@ -180,7 +190,7 @@ defineOp({
     return [params, grads, ms, vs];
   },
   infer: (inputs, attrs) => {
-    const k = fusedCount({ inputs });
+    const k = fusedCount(inputs);
     const what = `(params p0..p${k - 1}, their grads, states m, states v, input hyper ` +
       `[${ADAMW_HYPER.size}], clipCoef [1]?), all f32, each group of one shape`;
     if (k < 1 || inputs.length < 4 * k + 1 || inputs.length > 4 * k + 2) {
