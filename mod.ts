@@ -10,12 +10,12 @@
 import "./compiler/ops/index.ts";
 import "./kernels/index.ts";
 
-export * from "./compiler/ir.ts";
+export * from "./compiler/core/ir.ts";
 export { grad, needsGradSet } from "./compiler/grad.ts";
-export { kernelLabels, lower, type Plan } from "./compiler/lower.ts";
-export { compile, type CompileOptions, Executable, type HostArray } from "./compiler/runtime.ts";
-export { getGpu, type Gpu, NoAdapterError } from "./compiler/device.ts";
-export { constantInit, randn, Rng, truncNormal } from "./compiler/random.ts";
+export { kernelLabels, lower, type Plan } from "./compiler/lower/plan.ts";
+export { compile, type CompileOptions, Executable, type HostArray } from "./compiler/runtime/executable.ts";
+export { getGpu, type Gpu, NoAdapterError } from "./compiler/runtime/device.ts";
+export { constantInit, randn, Rng, truncNormal } from "./compiler/core/random.ts";
 export * from "./compiler/ops/elementwise.ts";
 export * from "./compiler/ops/reduce.ts";
 export * from "./compiler/ops/layout.ts";
@@ -25,7 +25,7 @@ export * from "./compiler/ops/gather.ts";
 export * from "./compiler/ops/attention.ts";
 export * from "./compiler/ops/loss.ts";
 export * from "./compiler/ops/optim.ts";
-export * from "./compiler/optim.ts";
+export * from "./nn/optim.ts";
 export * from "./compiler/ops/activation.ts";
 export * from "./compiler/ops/norm.ts";
 export * from "./compiler/ops/softmax.ts";

@@ -6,8 +6,8 @@
 // the trainable ops below them, because those ops' outputs need grad. What remains unused (e.g. a
 // frozen layer's weight-gradient) is never created; lower() drops anything else dead.
 
-import { type Graph, type Node, ShapeError } from "./ir.ts";
-import { getOp } from "./registry.ts";
+import { type Graph, type Node, ShapeError } from "./core/ir.ts";
+import { getOp } from "./ops/registry.ts";
 import { add, fill } from "./ops/elementwise.ts";
 
 export function needsGradSet(nodes: readonly Node[]): Set<Node> {

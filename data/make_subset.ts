@@ -15,8 +15,8 @@ import {
   type Split,
   splitFiles,
   SYSTEM_DATA_DIR,
-} from "../models/fashion_mnist.ts";
-import { Rng } from "../compiler/random.ts";
+} from "./fashion_mnist.ts";
+import { Rng } from "../compiler/core/random.ts";
 
 /**
  * Indices of a stratified subset: `count / classes` per class (count must divide evenly), each class's

@@ -10,19 +10,19 @@
 // against an f64 CPU product on a few random entries, so a broken kernel cannot post a fast number.
 
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { matmul } from "../compiler/ops/matmul.ts";
 import { mul, sub } from "../compiler/ops/elementwise.ts";
 import { mean } from "../compiler/ops/reduce.ts";
 import { reshape } from "../compiler/ops/layout.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu, type Gpu } from "../compiler/device.ts";
-import { randn, Rng } from "../compiler/random.ts";
-import { transformerBlock } from "../models/block.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu, type Gpu } from "../compiler/runtime/device.ts";
+import { randn, Rng } from "../compiler/core/random.ts";
+import { transformerBlock } from "../nn/block.ts";
 import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
 import { openLlm } from "../models/llm.ts";
-import { LLAMA_7B, writeRandomLlama } from "../models/random_llm.ts";
+import { LLAMA_7B, writeRandomLlama } from "../io/random_llm.ts";
 import { DEFAULT_LLM, MODELS } from "../train/run_vit.ts";
 import { Trainer } from "../train/trainer.ts";
 import { parseFlags } from "../train/cli.ts";

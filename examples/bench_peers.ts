@@ -34,16 +34,16 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
-import { compile, type Executable } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { AdamW } from "../compiler/optim.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
+import { compile, type Executable } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { AdamW } from "../nn/optim.ts";
 import { grad } from "../compiler/grad.ts";
 import { matmul } from "../compiler/ops/matmul.ts";
 import { mul, scale, sub } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { randn } from "../compiler/random.ts";
-import { transformerBlock } from "../models/block.ts";
+import { randn } from "../compiler/core/random.ts";
+import { transformerBlock } from "../nn/block.ts";
 import { num, parseFlags } from "../train/cli.ts";
 
 // in the order they run (cheapest first, so the time budget drops the largest); printed as listed here

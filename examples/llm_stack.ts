@@ -10,17 +10,17 @@
 // on-disk layout, only the selected layers) to a temporary directory first.
 
 import "../mod.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { randn, truncNormal } from "../compiler/random.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { randn, truncNormal } from "../compiler/core/random.ts";
 import { frozenEncoderStack, openLlm } from "../models/llm.ts";
-import { parseLayerSelection } from "../models/config.ts";
-import { LLAMA_7B, type RandomLlamaShape, writeRandomLlama } from "../models/random_llm.ts";
+import { parseLayerSelection } from "../io/config.ts";
+import { LLAMA_7B, type RandomLlamaShape, writeRandomLlama } from "../io/random_llm.ts";
 import { num, parseFlags } from "../train/cli.ts";
 
 const flags = parseFlags("usage: deno run -A examples/llm_stack.ts [flags]", {

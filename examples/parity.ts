@@ -19,17 +19,17 @@
 // `parity: pass|fail` (exit code 1 on fail).
 
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { AdamW } from "../compiler/optim.ts";
-import { compile } from "../compiler/runtime.ts";
+import { AdamW } from "../nn/optim.ts";
+import { compile } from "../compiler/runtime/executable.ts";
 import { buildVit, vitNoDecay } from "../models/vit.ts";
 import { buildPointBert, pointNoDecay } from "../models/pointbert.ts";
 import { openLlm } from "../models/llm.ts";
-import { parseLayerSelection } from "../models/config.ts";
-import { bytesOf, openSafetensors, writeSafetensors } from "../models/safetensors.ts";
-import { toFloat32, type WeightSource } from "../models/weights.ts";
+import { parseLayerSelection } from "../io/config.ts";
+import { bytesOf, openSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { toFloat32, type WeightSource } from "../io/weights.ts";
 import { num, parseFlags } from "../train/cli.ts";
 
 const flags = parseFlags("usage: deno task parity --ref REF --out OUT [flags]", {

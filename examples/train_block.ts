@@ -7,12 +7,12 @@
 //   deno run -A examples/train_block.ts --steps 400 --frozen none --out out/block
 
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile, type Executable } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { type ClassifierConfig, sequenceClassifier } from "../models/block.ts";
-import { batchOf, syntheticTask } from "../models/synthetic.ts";
+import { compile, type Executable } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { type ClassifierConfig, sequenceClassifier } from "../nn/block.ts";
+import { batchOf, syntheticTask } from "../data/synthetic.ts";
 import { cosineLr, Trainer } from "../train/trainer.ts";
 import { Metrics, Progress } from "../train/progress.ts";
 import { num, parseFlags } from "../train/cli.ts";

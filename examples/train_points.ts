@@ -10,7 +10,7 @@
 import "../mod.ts";
 import { runPoints } from "../train/run_points.ts";
 import { DEFAULT_LLM } from "../train/run_vit.ts";
-import { DEFAULT_DATA_DIR } from "../models/fashion_mnist.ts";
+import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { num, parseFlags } from "../train/cli.ts";
 
 const flags = parseFlags("usage: deno task train-points [flags]", {

@@ -12,7 +12,7 @@
 
 import "../mod.ts";
 import { DEFAULT_LLM, MODELS, runVit } from "../train/run_vit.ts";
-import { DEFAULT_DATA_DIR } from "../models/fashion_mnist.ts";
+import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { num, parseFlags } from "../train/cli.ts";
 
 const flags = parseFlags("usage: deno task train [flags]", {

@@ -3,8 +3,8 @@
 // accuracy everywhere (Numerical Recipes' erfcc, a Chebyshev fit): computing Φ(x) = erfc(-x/√2)/2
 // from erfc rather than 1 + erf keeps GELU's negative tail accurate instead of cancelling to 0.
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
 
 const WG = 256;

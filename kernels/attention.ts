@@ -34,8 +34,8 @@
 // skip tiles that are entirely masked. Workgroup counts are folded into 2-D (x + y·GX, foldGroups;
 // grid1d for the direct kernels). attention_bwd_d has one variant (it has no barriers).
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { type AttnDims, attnDims } from "../compiler/ops/attention.ts";
 import { f32lit, foldGroups, grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
 

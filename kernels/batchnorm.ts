@@ -24,8 +24,8 @@
 // Alone on [512, 512]: fwd 27-54 → 5-11 ms, sums 16-23 → ~4 ms. Both forms sum in a fixed order (no
 // atomics), so each is deterministic; they differ from each other only in that order (f32 rounding).
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { DROPOUT_HASH, dropThreshold } from "../compiler/ops/batchnorm.ts";
 import {
   type Binding,

@@ -3,8 +3,8 @@
 // (shapes are static), so equal-shape operands compile to a plain `out[i] = a[i] op b[i]`.
 // These ops are their own backward (the gradient rules compose them), so there is no _bwd kernel.
 
-import { defineKernel } from "../compiler/registry.ts";
-import { type Node, type Shape, strides } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import { type Node, type Shape, strides } from "../compiler/core/ir.ts";
 import { f32lit, grid1d, loadF32, type LowerCtx, storageType, WGSL_UNPACK } from "./kernel.ts";
 
 const WG = 256;

@@ -6,7 +6,7 @@
 // its dy (out = acc · act'(x[i]), x bound as `res`); then `out` is the consumer's storage, and `pre`
 // (the matmul's own value, acc + bias) is written too only when something else reads it.
 
-import type { Node } from "../compiler/ir.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import type { Activation } from "../compiler/ops/activation.ts";
 import { ACTIVATION_WGSL } from "./activation.ts";
 import type { Binding } from "./kernel.ts";

@@ -16,7 +16,7 @@
 // backward with early exit, O(N²) index compares in the worst case (all indices distinct) — cheap
 // next to the sums for batch·seq positions in the thousands, and independent of D.
 
-import { defineKernel } from "../compiler/registry.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
 import { grid1d, loadF32, storageType, WGSL_UNPACK } from "./kernel.ts";
 
 const WG = 256;

@@ -7,7 +7,7 @@
 // bound, read_write bindings may only point at the node's own outputs, its scratch, or inputs the op
 // declares it writes.
 
-import type { DType, Node } from "../compiler/ir.ts";
+import type { DType, Node } from "../compiler/core/ir.ts";
 import type { Epilogue } from "./epilogue.ts";
 import type { Prologue } from "./prologue.ts";
 

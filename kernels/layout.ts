@@ -3,8 +3,8 @@
 // arithmetic is unrolled per dimension with the sizes baked in as constants. Tensors are 32-bit
 // (the ops reject 16-bit storage), so every element is one array word and no two threads share one.
 
-import { defineKernel } from "../compiler/registry.ts";
-import { type Node, type Shape, strides } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import { type Node, type Shape, strides } from "../compiler/core/ir.ts";
 import { type Dispatch, grid1d, type LowerCtx, storageType } from "./kernel.ts";
 
 const WG = 256;

@@ -14,8 +14,8 @@
 // ~11 ms fixed per-dispatch overhead): [256, 1000] fwd 11-15 → ~5 ms; at a training head's [16, 10]
 // both forms are within noise of the overhead (< 1 ms). Both sum in a fixed order (deterministic).
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { f32lit, foldGroups, grid1d, wgslWorkgroupReduce } from "./kernel.ts";
 
 const WG = 128;

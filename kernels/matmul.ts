@@ -42,8 +42,8 @@
 // 65535) or in the 1-D thread index (direct). A 2-D b shared by every batch with an untransposed a is
 // one big [batch·M, K] product: better tile occupancy, no batch dimension.
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { DType, Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { DType, Node } from "../compiler/core/ir.ts";
 import { grid1d, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
 import { matmulDims } from "../compiler/ops/matmul.ts";
 import { type Epilogue, epilogueBindings, epilogueWgsl } from "./epilogue.ts";

@@ -14,8 +14,8 @@
 // barrier as a switch between coroutines, so the tree reductions cost more than the arithmetic
 // (layernorm_fwd of 272×192 took ~22 ms there, the row-per-thread form ~1 ms).
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import {
   f32lit,
   foldGroups,

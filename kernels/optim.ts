@@ -9,7 +9,7 @@
 //   (eps > 0; with eps = 0 the padding turns NaN, which no real element ever reads).
 // Summation order is fixed (no atomics), so results are deterministic run to run.
 
-import { defineKernel } from "../compiler/registry.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
 import { type BufRef, f32lit, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
 import {
   ADAMW_HYPER,
@@ -17,8 +17,8 @@ import {
   type AdamWFusedAttrs,
   adamwFusedParts,
 } from "../compiler/ops/optim.ts";
-import { spanLayout } from "../compiler/lower.ts";
-import type { Node } from "../compiler/ir.ts";
+import { spanLayout } from "../compiler/lower/plan.ts";
+import type { Node } from "../compiler/core/ir.ts";
 
 const WG = 256;
 /** Elements per thread above which sumsq splits into partials. */

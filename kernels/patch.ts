@@ -2,8 +2,8 @@
 // kernel every image pixel lands in exactly one column slot, so both directions are a gather with one
 // thread per output element and no atomics: each thread decodes its own index and reads the other side.
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node, Shape } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node, Shape } from "../compiler/core/ir.ts";
 import { grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
 
 const WG = 256;

@@ -23,8 +23,8 @@
 //   summing the dy rows of the positions that picked it in increasing order (deterministic, no
 //   atomics; O(B·N·S) index compares, fine for clouds of thousands and groups·k of thousands).
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { foldGroups, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
 
 const WG = 256;

@@ -21,7 +21,7 @@
 // a load costs what it costs: per element it would add a third to the A loads of an 8×8 block), and
 // `pro(x, mu, rs, wb)` / `pro4(x, mu, rs, wb0..wb3)` normalise one element / four consecutive along k.
 
-import type { Node } from "../compiler/ir.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { type Binding, loadF32, storageType } from "./kernel.ts";
 
 export interface Prologue {

@@ -3,8 +3,8 @@
 // axis and combine through workgroup memory (so a bias gradient summed over thousands of rows is not
 // a single thread's serial loop) — except on software adapters with enough outputs, see below. max writes the argmax (first index on ties) for max_bwd.
 
-import { defineKernel } from "../compiler/registry.ts";
-import { type Node, normAxis } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import { type Node, normAxis } from "../compiler/core/ir.ts";
 import { foldGroups, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
 
 const WG = 64;

@@ -8,8 +8,8 @@
 // angle is first reduced modulo 2π (Cody–Waite: 2π split into parts short enough that k·part is
 // exact for k < 2^16, i.e. angles up to ~4·10^5 rad, degrading gently beyond).
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { ropeDims, ropeInvFreq } from "../compiler/ops/rope.ts";
 import { f32lit, grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
 

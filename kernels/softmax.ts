@@ -8,8 +8,8 @@
 // per-dispatch overhead): [272, 272] fwd 12-20 → ~2 ms, bwd 7-13 → ~2 ms; [64, 1000] fwd 5-7 → ~2.5 ms.
 // (Few very long rows would leave threads idle; the training jobs' attention has its own kernels.)
 
-import { defineKernel } from "../compiler/registry.ts";
-import type { Node } from "../compiler/ir.ts";
+import { defineKernel } from "../compiler/ops/registry.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import {
   foldGroups,
   grid1d,

@@ -7,7 +7,7 @@
 // Weights keep their storage dtype on the GPU (bf16/f16 matmul weights are read as f32 by the
 // kernels); small vectors (norm weights, biases) are widened to f32 at load.
 
-import type { DType, Graph, Node } from "../compiler/ir.ts";
+import type { DType, Graph, Node } from "../compiler/core/ir.ts";
 import { add, mul } from "../compiler/ops/elementwise.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { layerNorm, rmsNorm } from "../compiler/ops/norm.ts";
@@ -15,9 +15,9 @@ import { attention } from "../compiler/ops/attention.ts";
 import { relu, silu } from "../compiler/ops/activation.ts";
 import { gather } from "../compiler/ops/gather.ts";
 import { rope } from "../compiler/ops/rope.ts";
-import { checkConfigAgainstTensors, expectedTensors, type LlmConfig, readConfig } from "./config.ts";
-import { openCheckpointDir } from "./safetensors.ts";
-import { metaToHfName, openPth, permuteMetaQK } from "./pth.ts";
+import { checkConfigAgainstTensors, expectedTensors, type LlmConfig, readConfig } from "../io/config.ts";
+import { openCheckpointDir } from "../io/safetensors.ts";
+import { metaToHfName, openPth, permuteMetaQK } from "../io/pth.ts";
 import {
   CheckpointError,
   type StDtype,
@@ -25,8 +25,8 @@ import {
   toFloat32,
   toU16,
   type WeightSource,
-} from "./weights.ts";
-import type { WeightLoader } from "../compiler/runtime.ts";
+} from "../io/weights.ts";
+import type { WeightLoader } from "../compiler/runtime/executable.ts";
 
 export type LlmMode = "encoder" | "lm";
 

@@ -9,7 +9,7 @@
 // Parameter names are Point-BERT's state-dict names (Conv1d weights keep their [out, in, 1] shape),
 // so its checkpoints load; BatchNorm running statistics are state tensors updated in place.
 
-import type { Graph, Node } from "../compiler/ir.ts";
+import type { Graph, Node } from "../compiler/core/ir.ts";
 import { add, expand } from "../compiler/ops/elementwise.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { layerNorm } from "../compiler/ops/norm.ts";
@@ -18,8 +18,8 @@ import { concat, reshape, slice } from "../compiler/ops/layout.ts";
 import { max } from "../compiler/ops/reduce.ts";
 import { groupPoints } from "../compiler/ops/points.ts";
 import { batchNorm, batchNormUpdates, dropout } from "../compiler/ops/batchnorm.ts";
-import { constantInit, truncNormal } from "../compiler/random.ts";
-import { transformerBlock } from "./block.ts";
+import { constantInit, truncNormal } from "../compiler/core/random.ts";
+import { transformerBlock } from "../nn/block.ts";
 import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
 
 export interface PointBertConfig {

@@ -8,14 +8,14 @@
 // Parameter names are timm's, plus llama_dim_mapper1/2.weight, so timm/DeiT checkpoints import and
 // ours export under the same names.
 
-import type { Graph, Node } from "../compiler/ir.ts";
+import type { Graph, Node } from "../compiler/core/ir.ts";
 import { add, expand } from "../compiler/ops/elementwise.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { layerNorm } from "../compiler/ops/norm.ts";
 import { patchEmbed } from "../compiler/ops/patch.ts";
 import { concat, reshape, slice } from "../compiler/ops/layout.ts";
-import { constantInit, truncNormal } from "../compiler/random.ts";
-import { transformerBlock } from "./block.ts";
+import { constantInit, truncNormal } from "../compiler/core/random.ts";
+import { transformerBlock } from "../nn/block.ts";
 import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
 
 export interface VitConfig {

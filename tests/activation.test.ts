@@ -3,10 +3,10 @@
 // accuracy over its whole range (the WGSL erf), and shape errors.
 import { checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph } from "../compiler/core/ir.ts";
 import { gelu, relu, silu } from "../compiler/ops/activation.ts";
-import { compile } from "../compiler/runtime.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
 import { grad } from "../compiler/grad.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { erfc } from "./ref/activation.ts";

@@ -8,13 +8,13 @@
 
 import { checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { attention, attentionLse } from "../compiler/ops/attention.ts";
 import { grad } from "../compiler/grad.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { interpret } from "./ref/tensor.ts";
 import { assertClose } from "./harness.ts";

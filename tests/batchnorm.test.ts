@@ -5,15 +5,15 @@
 import "../mod.ts";
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { batchNorm, batchNormUpdates, dropout } from "../compiler/ops/batchnorm.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { grad } from "../compiler/grad.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { randn } from "../compiler/random.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { randn } from "../compiler/core/random.ts";
 import { interpret } from "./ref/tensor.ts";
 import { dropoutKeeps } from "./ref/batchnorm.ts";
 

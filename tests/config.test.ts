@@ -16,8 +16,8 @@ import {
   parseLayerSelection,
   parseMetaParams,
   readConfig,
-} from "../models/config.ts";
-import { openCheckpointDir, openSafetensors, writeSafetensors } from "../models/safetensors.ts";
+} from "../io/config.ts";
+import { openCheckpointDir, openSafetensors, writeSafetensors } from "../io/safetensors.ts";
 
 const FIX = new URL("./fixtures/", import.meta.url).pathname;
 const LLAMA_CFG = JSON.parse(Deno.readTextFileSync(FIX + "llama-tiny/config.json"));

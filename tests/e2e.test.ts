@@ -5,13 +5,13 @@
 
 import "../mod.ts";
 import "./ref/index.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
-import { AdamW } from "../compiler/optim.ts";
-import { compile } from "../compiler/runtime.ts";
+import { AdamW } from "../nn/optim.ts";
+import { compile } from "../compiler/runtime/executable.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { type ClassifierConfig, sequenceClassifier } from "../models/block.ts";
-import { batchOf, syntheticTask } from "../models/synthetic.ts";
+import { type ClassifierConfig, sequenceClassifier } from "../nn/block.ts";
+import { batchOf, syntheticTask } from "../data/synthetic.ts";
 import { Trainer } from "../train/trainer.ts";
 import { interpret } from "./ref/tensor.ts";
 import { assertClose } from "./harness.ts";

@@ -25,7 +25,7 @@ import {
   parseIdx,
   readIdx,
   SYSTEM_DATA_DIR,
-} from "../models/fashion_mnist.ts";
+} from "../data/fashion_mnist.ts";
 import { stratifiedIndices } from "../data/make_subset.ts";
 
 const HW = 28 * 28;

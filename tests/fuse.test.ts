@@ -4,22 +4,22 @@
 // reference forward and backward (checkOp), and it equals the unfused plan bit for bit.
 
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { linear, matmul } from "../compiler/ops/matmul.ts";
 import { gelu, relu, silu } from "../compiler/ops/activation.ts";
 import { add, mul, scale } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
-import { compile } from "../compiler/runtime.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
+import { compile } from "../compiler/runtime/executable.ts";
 import { type MatmulVariant, setMatmulVariant } from "../kernels/matmul.ts";
-import { transformerBlock } from "../models/block.ts";
-import { randn } from "../compiler/random.ts";
+import { transformerBlock } from "../nn/block.ts";
+import { randn } from "../compiler/core/random.ts";
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { layerNorm, rmsNorm } from "../compiler/ops/norm.ts";
 import { reshape } from "../compiler/ops/layout.ts";
-import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
-import { Rng } from "../compiler/random.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
 import { frozenEncoderStack, openLlm } from "../models/llm.ts";
 import { assert, test } from "./testing.ts";

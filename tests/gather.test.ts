@@ -3,12 +3,13 @@
 // a GPU run whose launches are folded into 2-D grids.
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
-import { Rng } from "../compiler/random.ts";
-import { compile, fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
+import { Rng } from "../compiler/core/random.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
 import { interpret } from "./ref/tensor.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";

@@ -7,14 +7,14 @@
 
 import "../mod.ts";
 import "./ref/index.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
 import type { LowerCtx } from "../kernels/kernel.ts";
-import { Rng } from "../compiler/random.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { interpret, type T } from "./ref/tensor.ts";
 import { assert } from "./testing.ts";
 

@@ -3,7 +3,7 @@
 
 import "../mod.ts";
 import "./ref/index.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph } from "../compiler/core/ir.ts";
 import { add, mul, scale } from "../compiler/ops/elementwise.ts";
 import { reshape } from "../compiler/ops/layout.ts";
 import { max, sum, sumAll } from "../compiler/ops/reduce.ts";

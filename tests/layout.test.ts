@@ -2,9 +2,9 @@
 // Each op: GPU forward vs CPU reference, gradient rule vs finite differences, GPU backward vs CPU.
 import { checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
 import { scale } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { concat, permute, reshape, slice, transpose } from "../compiler/ops/layout.ts";

@@ -9,7 +9,7 @@
 // - streaming under a GPU memory budget matches resident weights.
 
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import "./ref/index.ts";
 import { interpret } from "./ref/tensor.ts";
 import { grad } from "../compiler/grad.ts";
@@ -17,7 +17,7 @@ import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { reshape, slice } from "../compiler/ops/layout.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile } from "../compiler/runtime.ts";
+import { compile } from "../compiler/runtime/executable.ts";
 import {
   causalLm,
   frozenEncoderStack,
@@ -26,10 +26,10 @@ import {
   llmLoader,
   openLlm,
 } from "../models/llm.ts";
-import { openSafetensors } from "../models/safetensors.ts";
-import { writeRandomLlama } from "../models/random_llm.ts";
-import { toFloat32, type WeightSource } from "../models/weights.ts";
-import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
+import { openSafetensors } from "../io/safetensors.ts";
+import { writeRandomLlama } from "../io/random_llm.ts";
+import { toFloat32, type WeightSource } from "../io/weights.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
 import { assert, assertRejectsMsg, test } from "./testing.ts";
 
 const FX = new URL("./fixtures/", import.meta.url).pathname;

@@ -3,12 +3,12 @@
 // folded workgroup grids; shape errors.
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Rng } from "../compiler/random.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
+import { Rng } from "../compiler/core/random.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
 import { interpret } from "./ref/tensor.ts";
-import { kernelLabels } from "../compiler/lower.ts";
+import { kernelLabels } from "../compiler/lower/plan.ts";
 import { grad } from "../compiler/grad.ts";
 import { crossEntropy, type Smoothing } from "../compiler/ops/loss.ts";
 

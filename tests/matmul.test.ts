@@ -8,14 +8,15 @@
 
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { type DType, Graph, type Node } from "../compiler/ir.ts";
+import { type DType, Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
-import { compile, fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { linear, matmul } from "../compiler/ops/matmul.ts";
-import { Rng } from "../compiler/random.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
 import { chooseVariant, type MatmulVariant, setMatmulVariant } from "../kernels/matmul.ts";
 import { interpret } from "./ref/tensor.ts";

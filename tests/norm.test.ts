@@ -5,17 +5,18 @@
 import "../mod.ts";
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { layerNorm, rmsNorm } from "../compiler/ops/norm.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { grad } from "../compiler/grad.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
-import { compile, fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { getKernel } from "../compiler/registry.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { getKernel } from "../compiler/ops/registry.ts";
 import { DEFAULT_LOWER_CTX } from "../kernels/kernel.ts";
-import { Rng } from "../compiler/random.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { interpret } from "./ref/tensor.ts";
 
 const SHAPES = [[7, 5], [3, 300], [2, 3, 5, 7], [150, 9], [2, 1000], [6]];

@@ -3,11 +3,11 @@
 // (with/without weight decay, clipping active/inactive); a hand-derived torch.optim.AdamW trace; errors.
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
-import { compile } from "../compiler/runtime.ts";
-import { aliasRoot, kernelLabels, lower } from "../compiler/lower.ts";
-import { randn, Rng } from "../compiler/random.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { aliasRoot, kernelLabels, lower } from "../compiler/lower/plan.ts";
+import { randn, Rng } from "../compiler/core/random.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
 import { add, mul, scale, sub } from "../compiler/ops/elementwise.ts";
@@ -16,10 +16,10 @@ import { adamw, clipCoef, sumsq, sumsqSpan } from "../compiler/ops/optim.ts";
 import { reshape } from "../compiler/ops/layout.ts";
 import { matmul } from "../compiler/ops/matmul.ts";
 import { batchNorm, batchNormUpdates } from "../compiler/ops/batchnorm.ts";
-import { AdamW, type AdamWOptions } from "../compiler/optim.ts";
-import type { Executable } from "../compiler/runtime.ts";
-import { loadCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
-import { defineKernel, defineOp } from "../compiler/registry.ts";
+import { AdamW, type AdamWOptions } from "../nn/optim.ts";
+import type { Executable } from "../compiler/runtime/executable.ts";
+import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
+import { defineKernel, defineOp } from "../compiler/ops/registry.ts";
 import { interpret } from "./ref/tensor.ts";
 
 test("optim: sumsq fwd + grad (one pass and partials), clip_coef", async (t) => {

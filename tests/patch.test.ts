@@ -4,13 +4,13 @@
 
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assertThrowsMsg, test } from "./testing.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
-import { compile } from "../compiler/runtime.ts";
+import { compile } from "../compiler/runtime/executable.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { col2im, im2col, patchEmbed } from "../compiler/ops/patch.ts";
-import { Rng } from "../compiler/random.ts";
+import { Rng } from "../compiler/core/random.ts";
 
 test("im2col / col2im: fwd + grads vs CPU reference", async (t) => {
   const cases: [number[], number][] = [[[2, 3, 8, 8], 4], [[1, 2, 6, 9], 3], [[2, 1, 5, 5], 1], [

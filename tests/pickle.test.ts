@@ -4,8 +4,8 @@
 // Malicious pickles are written byte by byte here; nothing is ever executed.
 
 import { assertDeepEquals, assertEquals, assertOk, assertThrowsMsg, test } from "./testing.ts";
-import { readStateDict, unpickle } from "../models/pickle.ts";
-import { ZipReader } from "../models/zip.ts";
+import { readStateDict, unpickle } from "../io/pickle.ts";
+import { ZipReader } from "../io/zip.ts";
 import { PickleWriter, stateDictPickle } from "./fixtures/pth/build.ts";
 
 const META = new URL("./fixtures/llama-tiny-meta/consolidated.00.pth", import.meta.url).pathname;

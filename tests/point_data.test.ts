@@ -7,8 +7,8 @@ import {
   assertThrowsMsg,
   test,
 } from "./testing.ts";
-import { Rng } from "../compiler/random.ts";
-import { DEFAULT_DATA_DIR, type FashionMnist, loadFashionMnist } from "../models/fashion_mnist.ts";
+import { Rng } from "../compiler/core/random.ts";
+import { DEFAULT_DATA_DIR, type FashionMnist, loadFashionMnist } from "../data/fashion_mnist.ts";
 import {
   fashionPointSet,
   fashionPointSource,
@@ -22,7 +22,7 @@ import {
   readModelNetTxt,
   readPointH5,
   scaleAndTranslate,
-} from "../models/point_data.ts";
+} from "../data/point_data.ts";
 
 function cloudStats(p: Float32Array): { centroid: number[]; maxNorm: number } {
   const n = p.length / 3;

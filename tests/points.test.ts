@@ -4,14 +4,14 @@
 // gradient (checkOp), groupPoints end to end vs a CPU composition, and shape errors.
 import { checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
 import { grad } from "../compiler/grad.ts";
-import { getOp } from "../compiler/registry.ts";
+import { getOp } from "../compiler/ops/registry.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { Rng } from "../compiler/random.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
+import { Rng } from "../compiler/core/random.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
 import type { LowerCtx } from "../kernels/kernel.ts";
 import { interpret } from "./ref/tensor.ts";
 import { fps, gatherPoints, groupPoints, knn } from "../compiler/ops/points.ts";

@@ -5,9 +5,9 @@
 import "../mod.ts";
 import { type PointRunOptions, runPoints } from "../train/run_points.ts";
 import { DEFAULT_LLM } from "../train/run_vit.ts";
-import { DEFAULT_DATA_DIR } from "../models/fashion_mnist.ts";
-import { openSafetensors } from "../models/safetensors.ts";
-import { toFloat32 } from "../models/weights.ts";
+import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
+import { openSafetensors } from "../io/safetensors.ts";
+import { toFloat32 } from "../io/weights.ts";
 import { assert, test } from "./testing.ts";
 
 function options(out: string, extra: Partial<PointRunOptions> = {}): PointRunOptions {

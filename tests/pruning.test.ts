@@ -4,13 +4,13 @@
 // frozen layers to the trainable embedding below; the data input never gets a gradient.
 
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad, needsGradSet } from "../compiler/grad.ts";
-import { lower, type Plan } from "../compiler/lower.ts";
+import { lower, type Plan } from "../compiler/lower/plan.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { mean } from "../compiler/ops/reduce.ts";
-import { sequenceClassifier, transformerBlock } from "../models/block.ts";
+import { sequenceClassifier, transformerBlock } from "../nn/block.ts";
 import { assert, test } from "./testing.ts";
 
 const CFG = { batch: 2, seq: 5, inDim: 6, dim: 16, heads: 2, classes: 3 };

@@ -11,9 +11,9 @@ import {
   assertThrowsMsg,
   test,
 } from "./testing.ts";
-import { metaToHfName, openMetaCheckpoint, openPth, permuteMetaQK } from "../models/pth.ts";
-import { ZipReader } from "../models/zip.ts";
-import { type StDtype, type TensorInfo, toFloat32, toU16 } from "../models/weights.ts";
+import { metaToHfName, openMetaCheckpoint, openPth, permuteMetaQK } from "../io/pth.ts";
+import { ZipReader } from "../io/zip.ts";
+import { type StDtype, type TensorInfo, toFloat32, toU16 } from "../io/weights.ts";
 import {
   f32Bytes,
   type FakeTensor,
@@ -23,7 +23,7 @@ import {
   zip64,
 } from "./fixtures/pth/build.ts";
 import { zipSync } from "fflate";
-import { fromF16, toF16 } from "../compiler/runtime.ts";
+import { fromF16, toF16 } from "../compiler/core/dtype.ts";
 
 const FIX = new URL("./fixtures/", import.meta.url).pathname;
 const META_DIR = FIX + "llama-tiny-meta";

@@ -4,13 +4,13 @@
 // (foldGroups, f32lit) that the reduction kernels use.
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { argmax, max, mean, sum, sumAll } from "../compiler/ops/reduce.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
 import { grad } from "../compiler/grad.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { Rng } from "../compiler/random.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { f32lit, foldGroups } from "../kernels/kernel.ts";
 import { interpret } from "./ref/tensor.ts";
 

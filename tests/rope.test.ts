@@ -4,13 +4,13 @@
 // long positions; kernel labels; shape errors.
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { rope, ropeInvFreq } from "../compiler/ops/rope.ts";
-import { compile } from "../compiler/runtime.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
 import { grad } from "../compiler/grad.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
-import { Rng } from "../compiler/random.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { interpret } from "./ref/tensor.ts";
 
 /** Runs `outs` on the GPU with x fed, and on the CPU reference. */

@@ -3,13 +3,14 @@
 
 import "../mod.ts";
 import "./ref/index.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { cast, scale } from "../compiler/ops/elementwise.ts";
 import { sum } from "../compiler/ops/reduce.ts";
-import { lower } from "../compiler/lower.ts";
-import { compile, fromBf16, fromF16, toBf16, toF16 } from "../compiler/runtime.ts";
-import { getGpu, NoAdapterError, openGpu } from "../compiler/device.ts";
-import { defineKernel, defineOp } from "../compiler/registry.ts";
+import { lower } from "../compiler/lower/plan.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
+import { getGpu, NoAdapterError, openGpu } from "../compiler/runtime/device.ts";
+import { defineKernel, defineOp } from "../compiler/ops/registry.ts";
 import { grid1d } from "../kernels/kernel.ts";
 import { assert, assertRejectsMsg, assertThrowsMsg, test } from "./testing.ts";
 import { interpret } from "./ref/tensor.ts";

@@ -8,9 +8,9 @@ import {
   assertThrowsMsg,
   test,
 } from "./testing.ts";
-import { bytesOf, openCheckpointDir, openSafetensors, writeSafetensors } from "../models/safetensors.ts";
-import { toFloat32 } from "../models/weights.ts";
-import { fromBf16, toBf16 } from "../compiler/runtime.ts";
+import { bytesOf, openCheckpointDir, openSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { toFloat32 } from "../io/weights.ts";
+import { fromBf16, toBf16 } from "../compiler/core/dtype.ts";
 
 const FIX = new URL("./fixtures/", import.meta.url).pathname;
 const LLAMA = FIX + "llama-tiny/model.safetensors";

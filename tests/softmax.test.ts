@@ -4,15 +4,15 @@
 import "../mod.ts";
 import { assertClose, checkOp, randParam } from "./harness.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
-import { Graph } from "../compiler/ir.ts";
+import { Graph } from "../compiler/core/ir.ts";
 import { softmax } from "../compiler/ops/softmax.ts";
 import { mul, scale } from "../compiler/ops/elementwise.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { grad } from "../compiler/grad.ts";
-import { kernelLabels, lower } from "../compiler/lower.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { getKernel } from "../compiler/registry.ts";
+import { kernelLabels, lower } from "../compiler/lower/plan.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { getKernel } from "../compiler/ops/registry.ts";
 import { DEFAULT_LOWER_CTX } from "../kernels/kernel.ts";
 import { interpret } from "./ref/tensor.ts";
 

@@ -2,15 +2,15 @@
 // through two slot buffers, phase by phase, forward and backward. Both must give the same numbers.
 
 import "../mod.ts";
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { relu } from "../compiler/ops/activation.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { mul } from "../compiler/ops/elementwise.ts";
-import { compile, type HostArray, type WeightLoader } from "../compiler/runtime.ts";
-import { lower } from "../compiler/lower.ts";
-import { randn } from "../compiler/random.ts";
+import { compile, type HostArray, type WeightLoader } from "../compiler/runtime/executable.ts";
+import { lower } from "../compiler/lower/plan.ts";
+import { randn } from "../compiler/core/random.ts";
 import { assert, assertRejectsMsg, test } from "./testing.ts";
 
 const D = 24, LAYERS = 3;

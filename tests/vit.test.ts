@@ -4,9 +4,9 @@
 
 import "../mod.ts";
 import { DEFAULT_LLM, MODELS, type RunOptions, runVit } from "../train/run_vit.ts";
-import { DEFAULT_DATA_DIR } from "../models/fashion_mnist.ts";
+import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { assert, assertRejectsMsg, test } from "./testing.ts";
-import { openSafetensors, writeSafetensors } from "../models/safetensors.ts";
+import { openSafetensors, writeSafetensors } from "../io/safetensors.ts";
 
 function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
   return {

@@ -2,10 +2,10 @@
 // loop (schedule, loss read every N steps, progress, metrics, evaluation and checkpoint at each epoch
 // end), and the chart at the end.
 
-import type { Node } from "../compiler/ir.ts";
-import type { HostArray } from "../compiler/runtime.ts";
+import type { Node } from "../compiler/core/ir.ts";
+import type { HostArray } from "../compiler/runtime/executable.ts";
 import { type LlmCheckpoint, openLlm } from "../models/llm.ts";
-import { writeRandomLlama } from "../models/random_llm.ts";
+import { writeRandomLlama } from "../io/random_llm.ts";
 import { cosineLr, type Trainer } from "./trainer.ts";
 import { type Metrics, Progress } from "./progress.ts";
 import { lineChart } from "./chart.ts";

@@ -2,18 +2,18 @@
 // the same conveniences as the ViT run (progress, JSONL metrics, chart, atomic checkpoints, exact
 // resume), plus BatchNorm running statistics (saved with the checkpoint) and a per-step dropout seed.
 
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
-import { Rng } from "../compiler/random.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { buildPointBert, type PointBertConfig, pointNoDecay } from "../models/pointbert.ts";
-import { parseLayerSelection } from "../models/config.ts";
-import { loadFashionMnist } from "../models/fashion_mnist.ts";
-import { fashionPointSource, PointBatcher, type PointBatcherState } from "../models/point_data.ts";
+import { parseLayerSelection } from "../io/config.ts";
+import { loadFashionMnist } from "../data/fashion_mnist.ts";
+import { fashionPointSource, PointBatcher, type PointBatcherState } from "../data/point_data.ts";
 import { Trainer } from "./trainer.ts";
 import { Metrics } from "./progress.ts";
-import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { closeRunLlm, countCorrect, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
 
 export interface PointRunOptions {

@@ -2,16 +2,16 @@
 // progress, metrics, chart and checkpoints. examples/train_vit.ts is its command line; the ablation
 // and the tests call it directly.
 
-import { Graph, type Node } from "../compiler/ir.ts";
+import { Graph, type Node } from "../compiler/core/ir.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile } from "../compiler/runtime.ts";
-import { getGpu } from "../compiler/device.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
 import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
-import { parseLayerSelection } from "../models/config.ts";
-import { Batcher, type BatcherState, loadFashionMnist } from "../models/fashion_mnist.ts";
+import { parseLayerSelection } from "../io/config.ts";
+import { Batcher, type BatcherState, loadFashionMnist } from "../data/fashion_mnist.ts";
 import { Trainer } from "./trainer.ts";
 import { Metrics } from "./progress.ts";
-import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { initFromSafetensors, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
 import { closeRunLlm, countCorrect, DEFAULT_LLM, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
 
 /** Models for 28×28×1 images, and timm's presets (224×224×3, patch 16). */

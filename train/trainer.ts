@@ -2,11 +2,11 @@
 // Each step() uploads the batch and the optimizer's per-step scalars, then submits once; the loss is
 // read back only when asked (every N steps), so the GPU is not stalled on every step.
 
-import type { Node } from "../compiler/ir.ts";
+import type { Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
-import { AdamW, type AdamWOptions } from "../compiler/optim.ts";
-import { compile, type Executable, type HostArray, type WeightLoader } from "../compiler/runtime.ts";
-import type { Gpu } from "../compiler/device.ts";
+import { AdamW, type AdamWOptions } from "../nn/optim.ts";
+import { compile, type Executable, type HostArray, type WeightLoader } from "../compiler/runtime/executable.ts";
+import type { Gpu } from "../compiler/runtime/device.ts";
 
 export interface TrainerOptions extends AdamWOptions {
   /** Extra nodes to keep readable (e.g. logits for accuracy). */

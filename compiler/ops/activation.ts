@@ -2,8 +2,8 @@
 // relu. Each has a dedicated backward op taking the forward input x and the output gradient dy, so
 // the backward pass is one elementwise kernel that recomputes what it needs from x.
 
-import { type Node, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { type Node, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 
 export type Activation = "gelu" | "silu" | "relu";
 const ACTIVATIONS: readonly Activation[] = ["gelu", "silu", "relu"];

@@ -11,8 +11,8 @@
 //   attention_bwd_kv (q, k, v, dy, L, D)    → dk, aux 0: dv (GQA: summed over each group's query heads)
 // dq and dk/dv are separate ops so a rule that needs only one side builds only that kernel.
 
-import { fmtShape, type Node, type OutSpec, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { fmtShape, type Node, type OutSpec, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 
 export interface AttentionOpts {
   /** Query heads H; the feature dim of q is H·Dh. */

@@ -21,8 +21,8 @@
 //   element index and hash is DROPOUT_HASH below. The mask is recomputed from (seed, i) in the
 //   backward (the same op applied to dy), never stored. seed is a u32/i32 input [1] written per step.
 
-import { type Graph, type Node, ShapeError, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { type Graph, type Node, ShapeError, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 
 const FLOATS = ["f32", "f16", "bf16"];
 

@@ -10,8 +10,8 @@ import {
   type Node,
   type Shape,
   shapeFail,
-} from "../ir.ts";
-import { defineOp } from "../registry.ts";
+} from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 import { reshape } from "./layout.ts";
 import { sum } from "./reduce.ts";
 

@@ -7,8 +7,8 @@
 // zero row and scatter_add drops the contribution (consistent: the zero row does not depend on the
 // table). idx never gets a gradient.
 
-import { fmtShape, type Node, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { fmtShape, type Node, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 
 defineOp({
   name: "gather",

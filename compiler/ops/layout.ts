@@ -9,8 +9,8 @@ import {
   type Shape,
   ShapeError,
   shapeFail,
-} from "../ir.ts";
-import { defineOp } from "../registry.ts";
+} from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 
 defineOp({
   name: "reshape",

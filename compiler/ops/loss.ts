@@ -10,8 +10,8 @@
 // Labels are never differentiated. An out-of-range label makes its row's loss and gradient NaN
 // (kernels never index with it), so a bad label shows up in the loss instead of reading garbage.
 
-import { type Node, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { type Node, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 
 export type Smoothing = "uniform" | "others";
 

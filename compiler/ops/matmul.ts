@@ -11,8 +11,8 @@
 // keep b (possibly 16-bit and/or shared) in the b slot. `role` only names the kernel in plan listings
 // (matmul_fwd / matmul_bwd_a / matmul_bwd_b), so a plan shows which weight gradients exist.
 
-import { type Attrs, fmtShape, type Node, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { type Attrs, fmtShape, type Node, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 import { reshape } from "./layout.ts";
 import { sum } from "./reduce.ts";
 

@@ -9,8 +9,8 @@
 //   of rows, [blocks, D]) followed by the sum op over the blocks.
 // x is f32; weight and bias are [D] and may be stored f32, f16 or bf16 (frozen weights).
 
-import { fmtShape, type Node, type OutSpec, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { fmtShape, type Node, type OutSpec, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 import { reshape } from "./layout.ts";
 import { sum } from "./reduce.ts";
 

@@ -23,8 +23,8 @@
 //   which keeps one constant boundary instead of a per-element table.
 // The user-facing optimizer (state, hyper input, clipping, per-step host update) is compiler/optim.ts.
 
-import { type Attrs, fmtShape, type Node, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { type Attrs, fmtShape, type Node, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 import { mul, scale } from "./elementwise.ts";
 
 /** Layout of adamw's `hyper` input: index of each per-step scalar. bc = bias correction. */

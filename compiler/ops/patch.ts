@@ -3,8 +3,8 @@
 // flattened Conv2d weight) and `linear` (one matmul with the [D, C·p·p] weight). With stride == kernel
 // patches do not overlap, so im2col is a permutation and its gradient `col2im` a plain scatter back.
 
-import { fmtShape, type Node, type Shape, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { fmtShape, type Node, type Shape, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 import { reshape } from "./layout.ts";
 import { linear } from "./matmul.ts";
 

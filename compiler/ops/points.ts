@@ -16,8 +16,8 @@
 //   the dy rows of every position that picked a point.
 // fps and knn produce indices: they have no gradient rule (not differentiable).
 
-import { fmtShape, type Node, ShapeError, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { fmtShape, type Node, ShapeError, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 import { sub } from "./elementwise.ts";
 import { reshape } from "./layout.ts";
 

@@ -1,8 +1,8 @@
 // Reductions over one axis: sum, mean, max. max also returns the argmax (an aux output, i32) so its
 // backward routes each gradient to the element that won, without recomputing.
 
-import { fmtShape, type Node, normAxis, type OutSpec, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { fmtShape, type Node, normAxis, type OutSpec, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 import { expand, scale } from "./elementwise.ts";
 import { reshape } from "./layout.ts";
 

@@ -17,9 +17,9 @@
 // Backward: rope is a rotation of each pair, so its gradient is the inverse rotation of dy (angle →
 // −angle). That is the same op with attr `inverse` flipped, whose own gradient is the forward again.
 
-import { type Node, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
-import { fromBf16, fromF16, toBf16, toF16 } from "../runtime.ts";
+import { type Node, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../core/dtype.ts";
 
 export interface RopeOpts {
   /** Heads H; the feature dim of x is H·Dh, Dh even. */

@@ -1,8 +1,8 @@
 // Softmax over the last axis, numerically stable (the row max is subtracted before exp). Its
 // backward op takes the forward output y and dy: dx = y ⊙ (dy − Σ_row dy ⊙ y).
 
-import { type Node, normAxis, shapeFail } from "../ir.ts";
-import { defineOp } from "../registry.ts";
+import { type Node, normAxis, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./registry.ts";
 
 defineOp({
   name: "softmax",

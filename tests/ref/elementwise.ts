@@ -1,5 +1,5 @@
 // CPU references (f64) of the elementwise family.
-import { broadcastShapes } from "../../compiler/ir.ts";
+import { broadcastShapes } from "../../compiler/core/ir.ts";
 import { broadcast2, defineRef, tensor } from "./tensor.ts";
 
 const bin = (f: (x: number, y: number) => number) => (i: ReturnType<typeof tensor>[]) =>

@@ -1,5 +1,5 @@
 // CPU references (f64) of the reduce family.
-import { normAxis } from "../../compiler/ir.ts";
+import { normAxis } from "../../compiler/core/ir.ts";
 import { defineRef, type T, tensor } from "./tensor.ts";
 
 function view(x: T, axis: number) {

@@ -3,9 +3,9 @@
 // backward ops have references too, a whole training graph (forward + autodiff + optimizer) can be
 // evaluated on the CPU in f64 and compared with the GPU, and differentiated numerically.
 
-import { type Node, numel, type Shape, strides } from "../../compiler/ir.ts";
-import { getOp, writesOf } from "../../compiler/registry.ts";
-import { fromBf16, fromF16, toBf16, toF16 } from "../../compiler/runtime.ts";
+import { type Node, numel, type Shape, strides } from "../../compiler/core/ir.ts";
+import { getOp, writesOf } from "../../compiler/ops/registry.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../../compiler/core/dtype.ts";
 
 export interface T {
   shape: number[];

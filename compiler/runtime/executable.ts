@@ -6,8 +6,9 @@
 // run() submits one phase at a time and, while a phase runs, reads the next phase's group from disk
 // and uploads it into the other of two slot buffers (double buffering; see compiler/lower.ts).
 
-import { byteSize, type DType, fmtShape, type Node, numel } from "./ir.ts";
-import { lower, type LowerOptions, type Plan } from "./lower.ts";
+import { fromBf16, fromF16, toBf16, toF16 } from "../core/dtype.ts";
+import { byteSize, type DType, fmtShape, type Node, numel } from "../core/ir.ts";
+import { lower, type LowerOptions, type Plan } from "../lower/plan.ts";
 import { getGpu, type Gpu } from "./device.ts";
 import { checkBindings, reflectShader } from "./reflect.ts";
 
@@ -515,54 +516,4 @@ export function decode(dtype: DType, raw: ArrayBuffer, count: number): HostArray
       return out;
     }
   }
-}
-
-const f32buf = new Float32Array(1);
-const u32buf = new Uint32Array(f32buf.buffer);
-
-export function toBf16(x: number): number {
-  f32buf[0] = x;
-  const u = u32buf[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0; // NaN
-  return ((u + 0x7fff + ((u >> 16) & 1)) >>> 16) & 0xffff;
-}
-
-export function fromBf16(h: number): number {
-  u32buf[0] = h << 16;
-  return f32buf[0];
-}
-
-export function toF16(x: number): number {
-  // Math.f16round would do, but keep to what every runtime has: round-to-nearest-even by hand.
-  f32buf[0] = x;
-  const u = u32buf[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is still correct
-  return sign | h;
-}
-
-export function fromF16(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 0x1f) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }

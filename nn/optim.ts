@@ -21,11 +21,11 @@
 // gradient arena (and a `sumsq` per other gradient), chained. Learning-rate schedules live with the
 // caller.
 
-import { byteSize, type Graph, type Node } from "./ir.ts";
-import type { Executable } from "./runtime.ts";
-import { adamw, ADAMW_HYPER, adamwFused, clipCoef, sumsq, sumsqSpan } from "./ops/optim.ts";
-import { aliasRoot, spanLayout } from "./lower.ts";
-import { writesOf } from "./registry.ts";
+import { byteSize, type Graph, type Node } from "../compiler/core/ir.ts";
+import type { Executable } from "../compiler/runtime/executable.ts";
+import { adamw, ADAMW_HYPER, adamwFused, clipCoef, sumsq, sumsqSpan } from "../compiler/ops/optim.ts";
+import { aliasRoot, spanLayout } from "../compiler/lower/plan.ts";
+import { writesOf } from "../compiler/ops/registry.ts";
 
 export interface AdamWOptions {
   /** Learning rate used when prepareStep is given none (default 1e-3). */

@@ -5,7 +5,7 @@
 // Op semantics (shape rules, gradient rules) live in compiler/ops/*.ts and are looked up by name in
 // compiler/registry.ts; this file knows nothing about particular ops.
 
-import { getOp } from "./registry.ts";
+import { getOp } from "../ops/registry.ts";
 
 /** f32 is the compute type; f16/bf16 are storage types for (frozen) weights; i32/u32 for indices. */
 export type DType = "f32" | "f16" | "bf16" | "i32" | "u32";

@@ -15,11 +15,11 @@
 // every change of the group they bind, phase i binds slot i % 2 at the param's offset in its group,
 // and the runtime uploads phase i+1's group into the other slot while phase i runs.
 
-import { byteSize, fmtShape, type Node } from "./ir.ts";
-import { getKernel, getOp, writesOf } from "./registry.ts";
-import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
-import type { Epilogue } from "../kernels/epilogue.ts";
-import type { Prologue } from "../kernels/prologue.ts";
+import { byteSize, fmtShape, type Node } from "../core/ir.ts";
+import { getKernel, getOp, writesOf } from "../ops/registry.ts";
+import { DEFAULT_LOWER_CTX, type LowerCtx } from "../../kernels/kernel.ts";
+import type { Epilogue } from "../../kernels/epilogue.ts";
+import type { Prologue } from "../../kernels/prologue.ts";
 import { noFusion, planFusion } from "./fuse.ts";
 
 export interface PlannedBuffer {
@@ -325,7 +325,7 @@ export function lower(
 
   function resolve(
     n: Node,
-    d: import("../kernels/kernel.ts").Dispatch,
+    d: import("../../kernels/kernel.ts").Dispatch,
     writes: readonly number[],
     scratch: number[],
     scratchBytes: number[],

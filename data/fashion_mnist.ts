@@ -6,7 +6,7 @@
 // dataset-fashion-mnist package at SYSTEM_DATA_DIR, or any directory holding the four standard files.
 
 import { gunzipSync, gzipSync } from "fflate";
-import { Rng, shuffledOrder } from "../compiler/random.ts";
+import { Rng, shuffledOrder } from "../compiler/core/random.ts";
 
 /** Class names, indexed by label. */
 export const CLASSES: readonly string[] = [

@@ -3,11 +3,11 @@
 // directory that replaces the previous checkpoint only once complete, so a crash never leaves a
 // half-written checkpoint behind.
 
-import type { Node } from "../compiler/ir.ts";
-import type { Executable } from "../compiler/runtime.ts";
-import type { AdamW } from "../compiler/optim.ts";
-import { bytesOf, openSafetensors, writeSafetensors } from "../models/safetensors.ts";
-import { CheckpointError, toFloat32 } from "../models/weights.ts";
+import type { Node } from "../compiler/core/ir.ts";
+import type { Executable } from "../compiler/runtime/executable.ts";
+import type { AdamW } from "../nn/optim.ts";
+import { bytesOf, openSafetensors, writeSafetensors } from "./safetensors.ts";
+import { CheckpointError, toFloat32 } from "./weights.ts";
 
 export interface CheckpointState {
   step: number;

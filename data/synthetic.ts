@@ -2,7 +2,7 @@
 // fixed random linear "teacher" applied to the mean token. Used by the engine's example and tests
 // until real data arrives (Fashion-MNIST with the ViT issue).
 
-import { Rng } from "../compiler/random.ts";
+import { Rng } from "../compiler/core/random.ts";
 
 export interface SyntheticBatch {
   x: Float32Array;

@@ -26,12 +26,12 @@
 // reads N in the B slot, so those norms (ViT) stay unfused; so do norms read by anything else, by a
 // reshape, or whose matmuls would bind more storage buffers than the device allows.
 
-import type { Node } from "./ir.ts";
-import type { Epilogue } from "../kernels/epilogue.ts";
-import { normPrologue, type Prologue, prologueBuffers } from "../kernels/prologue.ts";
-import type { LowerCtx } from "../kernels/kernel.ts";
-import { getOp } from "./registry.ts";
-import type { Activation } from "./ops/activation.ts";
+import type { Node } from "../core/ir.ts";
+import type { Epilogue } from "../../kernels/epilogue.ts";
+import { normPrologue, type Prologue, prologueBuffers } from "../../kernels/prologue.ts";
+import type { LowerCtx } from "../../kernels/kernel.ts";
+import { getOp } from "../ops/registry.ts";
+import type { Activation } from "../ops/activation.ts";
 
 const ACTS = new Set<string>(["gelu", "silu", "relu"]);
 

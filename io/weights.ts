@@ -3,7 +3,7 @@
 // models/safetensors.ts, Meta's torch.save zip in models/pth.ts) implement WeightSource; model code
 // (models/llm.ts) maps names and uploads bytes as they are stored (bf16/f16 stay 16-bit on the GPU).
 
-import { fromBf16, fromF16 } from "../compiler/runtime.ts";
+import { fromBf16, fromF16 } from "../compiler/core/dtype.ts";
 
 /** Storage dtypes as safetensors spells them. */
 export type StDtype = "F32" | "F16" | "BF16" | "I64" | "I32";

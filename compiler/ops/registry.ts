@@ -2,8 +2,8 @@
 // rule; its kernel lowering is registered separately by kernels/<family>.ts. Keeping them in two
 // tables lets the compiler (graph building, autodiff) run without a GPU, e.g. in the CPU tests.
 
-import type { Attrs, Node, OutSpec } from "./ir.ts";
-import type { KernelLowering } from "../kernels/kernel.ts";
+import type { Attrs, Node, OutSpec } from "../core/ir.ts";
+import type { KernelLowering } from "../../kernels/kernel.ts";
 
 /**
  * A gradient rule: given the node, the gradient of the loss w.r.t. its output (`dy`, same shape) and

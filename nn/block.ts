@@ -5,7 +5,7 @@
 //   h = x + proj(attn(norm1(x)))          attn: fused qkv linear (with bias), split q|k|v, heads contiguous
 //   y = h + fc2(act(fc1(norm2(h))))
 
-import type { DType, Graph, Node } from "../compiler/ir.ts";
+import type { DType, Graph, Node } from "../compiler/core/ir.ts";
 import { add } from "../compiler/ops/elementwise.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { layerNorm } from "../compiler/ops/norm.ts";
@@ -13,8 +13,8 @@ import { attention } from "../compiler/ops/attention.ts";
 import { gelu, relu } from "../compiler/ops/activation.ts";
 import { slice } from "../compiler/ops/layout.ts";
 import { mean } from "../compiler/ops/reduce.ts";
-import { constantInit, truncNormal } from "../compiler/random.ts";
-import { fromBf16, toBf16 } from "../compiler/runtime.ts";
+import { constantInit, truncNormal } from "../compiler/core/random.ts";
+import { fromBf16, toBf16 } from "../compiler/core/dtype.ts";
 
 export interface BlockConfig {
   dim: number;

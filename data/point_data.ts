@@ -5,7 +5,7 @@
 // Every cloud is a Float32Array of [P, 3] xyz; a set of clouds is [n, P, 3]. Every random draw comes
 // from a seeded Rng, so a cloud, a batch order or an augmentation is reproducible from its seed.
 
-import { Rng, shuffledOrder } from "../compiler/random.ts";
+import { Rng, shuffledOrder } from "../compiler/core/random.ts";
 import type { FashionMnist } from "./fashion_mnist.ts";
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 // one shard per layer), for the paper's "random frozen layer" ablation and for measuring real-size
 // layers (no LLaMA-7B weights exist on our machines). Weights ~ N(0, 0.02²), norms 1, bf16 storage.
 
-import { Rng } from "../compiler/random.ts";
-import { toBf16 } from "../compiler/runtime.ts";
+import { Rng } from "../compiler/core/random.ts";
+import { toBf16 } from "../compiler/core/dtype.ts";
 import { type TensorToWrite, writeSafetensors } from "./safetensors.ts";
 
 export interface RandomLlamaShape {

@@ -2,7 +2,7 @@
 // what a discrete GPU offers), print which adapter we run on, and explain what to install when there
 // is none.
 
-import type { LowerCtx } from "../kernels/kernel.ts";
+import type { LowerCtx } from "../../kernels/kernel.ts";
 
 export class NoAdapterError extends Error {
   override name = "NoAdapterError";
