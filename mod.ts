@@ -1,34 +1,57 @@
-// Public API. Build a graph, differentiate it, compile it once, replay it every step.
-//
-//   const g = new Graph();
-//   const x = g.input("x", [8, 16]);
-//   const w = g.param("w", [16, 4], { init: truncNormal(1, 0.02) });
-//   const loss = mean(...)
-//   const grads = grad(loss);               // only trainable params, pruned
-//   const exe = await compile([loss, ...grads.values()]);
+/**
+ * frozen-llm-vision: train vision models with frozen transformer layers taken from language models,
+ * on the GPU through WebGPU. Build a static graph, differentiate it, compile it once, replay it every
+ * step.
+ *
+ * ```ts
+ * import { compile, grad, Graph, nn, ops } from "./mod.ts";
+ *
+ * const g = new Graph();
+ * const x = g.input("x", [32, 64]);
+ * const labels = g.input("labels", [32], "i32");
+ * const w = g.param("fc.weight", [10, 64], { init: nn.truncNormal(1, 0.02) });
+ * const loss = ops.crossEntropy(ops.linear(x, w), labels);
+ * const opt = new nn.AdamW(g, grad(loss), { lr: 1e-3 });
+ * const exe = await compile([loss], { effects: opt.effects }); // the plan is built once
+ * // every step: exe.write(x, ...); exe.write(labels, ...); opt.prepareStep(exe); await exe.run([loss]);
+ * ```
+ *
+ * Namespaces: `ops` (op builders), `nn` (transformer block, AdamW, init), `io` (safetensors, LLM and
+ * training checkpoints), `data` (datasets, batcher), `models` (ViT, Point-BERT, frozen LLM stacks),
+ * `train` (Trainer, runner, CLI helpers).
+ *
+ * @module
+ */
 
+// every op family's rules and kernels register themselves on import
 import "./compiler/ops/index.ts";
 import "./kernels/index.ts";
 
-export * from "./compiler/core/ir.ts";
-export { grad, needsGradSet } from "./compiler/grad.ts";
-export { kernelLabels, lower, type Plan } from "./compiler/lower/plan.ts";
-export { compile, type CompileOptions, Executable, type HostArray } from "./compiler/runtime/executable.ts";
+export {
+  type Attrs,
+  type DType,
+  Graph,
+  type Init,
+  Node,
+  type NodeKind,
+  type Shape,
+  ShapeError,
+  type TensorSpec,
+} from "./compiler/core/ir.ts";
+export { grad } from "./compiler/grad.ts";
+export {
+  compile,
+  type CompileOptions,
+  Executable,
+  type HostArray,
+  type UploadPath,
+  type WeightLoader,
+} from "./compiler/runtime/executable.ts";
 export { getGpu, type Gpu, NoAdapterError } from "./compiler/runtime/device.ts";
-export { constantInit, randn, Rng, truncNormal } from "./compiler/core/random.ts";
-export * from "./compiler/ops/elementwise.ts";
-export * from "./compiler/ops/reduce.ts";
-export * from "./compiler/ops/layout.ts";
-export * from "./compiler/ops/matmul.ts";
-export * from "./compiler/ops/patch.ts";
-export * from "./compiler/ops/gather.ts";
-export * from "./compiler/ops/attention.ts";
-export * from "./compiler/ops/loss.ts";
-export * from "./compiler/ops/optim.ts";
-export * from "./nn/optim.ts";
-export * from "./compiler/ops/activation.ts";
-export * from "./compiler/ops/norm.ts";
-export * from "./compiler/ops/softmax.ts";
-export * from "./compiler/ops/rope.ts";
-export * from "./compiler/ops/points.ts";
-export * from "./compiler/ops/batchnorm.ts";
+
+export * as ops from "./compiler/ops/mod.ts";
+export * as nn from "./nn/mod.ts";
+export * as io from "./io/mod.ts";
+export * as data from "./data/mod.ts";
+export * as models from "./models/mod.ts";
+export * as train from "./train/mod.ts";

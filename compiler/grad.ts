@@ -6,15 +6,15 @@
 // the trainable ops below them, because those ops' outputs need grad. What remains unused (e.g. a
 // frozen layer's weight-gradient) is never created; lower() drops anything else dead.
 
-import { type Graph, type Node, ShapeError } from "./core/ir.ts";
-import { getOp } from "./ops/registry.ts";
+import { type Graph, type Node, opDef, ShapeError } from "./core/ir.ts";
 import { add, fill } from "./ops/elementwise.ts";
 
+/** The nodes among `nodes` that need a gradient: trainable params and differentiable ops of them. */
 export function needsGradSet(nodes: readonly Node[]): Set<Node> {
   const s = new Set<Node>();
   for (const n of nodes) {
     if (n.kind === "param" && n.trainable) s.add(n);
-    else if (n.kind === "op" && n.op !== "aux" && getOp(n.op).grad && n.inputs.some((x) => s.has(x))) {
+    else if (n.kind === "op" && opDef(n).grad !== "none" && n.inputs.some((x) => s.has(x))) {
       s.add(n);
     }
   }
@@ -67,7 +67,8 @@ export function grad(loss: Node, wrt?: readonly Node[]): Map<Node, Node> {
       result.set(n, dy);
       continue;
     }
-    const rule = getOp(n.op).grad!;
+    const rule = opDef(n).grad;
+    if (rule === "none") throw new Error(`grad: '${n.op}' is not differentiable`); // needsGradSet excludes it
     const mask = n.inputs.map((x) => onPath.has(x));
     const gs = rule(n, dy, mask);
     n.inputs.forEach((x, k) => {

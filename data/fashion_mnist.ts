@@ -1,12 +1,14 @@
-// Fashion-MNIST: IDX reading (raw or gzipped, strictly validated), the dataset loader, and a seeded,
-// resumable Batcher with the usual augmentation (random crop with zero padding, horizontal flip).
+// Fashion-MNIST: IDX reading (raw or gzipped, strictly validated), the dataset loader, and its images
+// as Batcher samples with the usual augmentation (random crop with zero padding, horizontal flip).
 //
 // The default data directory is the class-balanced subset committed in the repo
 // (data/fashion-mnist-subset, made by data/make_subset.ts); the full set comes from Debian's
 // dataset-fashion-mnist package at SYSTEM_DATA_DIR, or any directory holding the four standard files.
 
-import { gunzipSync, gzipSync } from "fflate";
-import { Rng, shuffledOrder } from "../compiler/core/random.ts";
+import { gzipSync } from "fflate";
+import { crc32, inflateCapped, InflateLimitError } from "../io/inflate.ts";
+import { exists } from "../io/fs.ts";
+import type { Samples } from "./batcher.ts";
 
 /** Class names, indexed by label. */
 export const CLASSES: readonly string[] = [
@@ -51,37 +53,42 @@ export interface Idx {
   data: Uint8Array;
 }
 
-let crcTable: Uint32Array | undefined;
-function crc32(b: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+/**
+ * Largest IDX file read (header + data): the full Fashion-MNIST training images are 47 MB. A bigger
+ * claim is refused before (or, when only the inflated header shows it, while) inflating.
+ */
+export const MAX_IDX_BYTES = 256 * 1024 * 1024;
 
 /**
  * Gunzips a single-member gzip file, checking the trailer's CRC32 and length (fflate does not), so a
- * corrupted file fails here instead of yielding wrong pixels.
+ * corrupted file fails here instead of yielding wrong pixels. Inflation streams and stops as soon as
+ * the output passes `limit(first bytes of output)` (MAX_IDX_BYTES by default; readIdx passes what the
+ * IDX header's dims need), so a decompression bomb costs its cap, not its claim.
  */
-export function gunzipChecked(bytes: Uint8Array, name: string): Uint8Array {
+export function gunzipChecked(
+  bytes: Uint8Array,
+  name: string,
+  limit: (head: Uint8Array) => number = () => MAX_IDX_BYTES,
+): Uint8Array {
   if (bytes.length < 18 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
     throw new Error(`${name}: not a gzip file (no 1f 8b magic)${bytes.length < 18 ? " or too short" : ""}`);
   }
-  let out: Uint8Array;
-  try {
-    out = gunzipSync(bytes);
-  } catch (e) {
-    throw new Error(`${name}: corrupt gzip data (${(e as Error).message})`);
-  }
   const t = new DataView(bytes.buffer, bytes.byteOffset + bytes.length - 8, 8);
   const crc = t.getUint32(0, true), size = t.getUint32(4, true);
+  if (size > limit(new Uint8Array(0))) {
+    throw new Error(
+      `${name}: corrupt gzip data (the trailer claims ${size} inflated bytes, more than the ${
+        limit(new Uint8Array(0))
+      } allowed; truncated, or not this kind of file)`,
+    );
+  }
+  let out: Uint8Array;
+  try {
+    out = inflateCapped(bytes, "gzip", limit);
+  } catch (e) {
+    if (e instanceof InflateLimitError) throw new Error(`${name}: gzip data ${e.message}: refusing it`);
+    throw new Error(`${name}: corrupt gzip data (${(e as Error).message})`);
+  }
   if (size !== out.length >>> 0 || crc !== crc32(out)) {
     throw new Error(
       `${name}: corrupt gzip data (CRC32/length in the trailer do not match the ${out.length} inflated ` +
@@ -149,6 +156,21 @@ export function parseIdx(bytes: Uint8Array, name: string, expectNdims?: number):
   return { dims, data: bytes.subarray(headerLen) };
 }
 
+/** Trailing bytes inflated past the IDX data before stopping (enough for parseIdx to count them). */
+const IDX_SLACK = 1 << 20;
+
+/**
+ * Most bytes an IDX file can have given its first bytes: header + product of dims (+ slack so a little
+ * trailing garbage is still reported exactly by parseIdx), at most MAX_IDX_BYTES.
+ */
+function idxLimit(head: Uint8Array): number {
+  if (head.length < 4 || head.length < 4 + 4 * head[3]) return MAX_IDX_BYTES;
+  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let count = 1;
+  for (let i = 0; i < head[3]; i++) count *= dv.getUint32(4 + 4 * i, false);
+  return Math.min(MAX_IDX_BYTES, 4 + 4 * head[3] + count + IDX_SLACK);
+}
+
 /** Encodes an unsigned-byte IDX file (uncompressed). */
 export function encodeIdx(dims: number[], data: Uint8Array): Uint8Array {
   const count = dims.reduce((a, b) => a * b, 1);
@@ -181,7 +203,7 @@ export async function readIdx(path: string, expectNdims?: number): Promise<Idx> 
     throw new Error(`${path}: cannot read (${(e as Error).message})`);
   }
   const isGz = bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-  if (isGz || path.endsWith(".gz")) bytes = gunzipChecked(bytes, path);
+  if (isGz || path.endsWith(".gz")) bytes = gunzipChecked(bytes, path, idxLimit);
   return parseIdx(bytes, path, expectNdims);
 }
 
@@ -196,15 +218,6 @@ export interface FashionMnist {
   n: number;
   rows: number;
   cols: number;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The .gz file if present, else the uncompressed one if present, else the .gz name (to fail on). */
@@ -243,205 +256,78 @@ export async function loadFashionMnist(dir: string, split: Split): Promise<Fashi
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Batcher
+// Samples for the Batcher
 
-export interface BatcherOptions {
-  batchSize: number;
-  seed: number;
-  /** Random crop (zero padding `pad`) and horizontal flip (probability 0.5) on training batches. */
-  augment: boolean;
+/** Normalisation and augmentation of image samples. */
+export interface ImageSampleOptions {
   /** Normalisation of pixels scaled to [0, 1]: (x - mean) / std. Defaults: Fashion-MNIST's. */
   mean?: number;
+  /** See `mean`; must be > 0. */
   std?: number;
-  /** Drop the last partial training batch of each epoch (default true); else it is returned short. */
-  dropLast?: boolean;
-  /** Crop padding in pixels (default 4). */
+  /** Crop padding in pixels for augmentation (default 4). */
   pad?: number;
-  /** Horizontal flip probability (default 0.5). */
+  /** Horizontal flip probability for augmentation (default 0.5). */
   flipProb?: number;
 }
 
-export interface Batch {
-  /** [B, 1, rows, cols], normalised. */
-  images: Float32Array;
-  /** [B]. */
-  labels: Int32Array;
-  /** Samples in the batch (B; the final batch of a non-dropLast epoch may be shorter). */
-  size: number;
-  /** Epoch this batch belongs to. */
-  epoch: number;
-}
-
-export interface EvalBatch extends Batch {
-  /** How many leading samples are real; the rest repeat samples from the start of the split. */
-  valid: number;
-}
-
-/** Everything needed to continue exactly where a Batcher was (with the same data, seed and options). */
-export interface BatcherState {
-  epoch: number;
-  /** Position in the epoch's shuffled order. */
-  cursor: number;
-  /** State of the augmentation random stream. */
-  rng: number;
-}
-
-/** A well-mixed 32-bit seed from (seed, epoch), so each epoch's order is independent of the others. */
-function epochSeed(seed: number, epoch: number): number {
-  let h = (seed >>> 0) ^ Math.imul(epoch + 1, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+/** Fashion-MNIST images as Batcher samples ([1, rows, cols] floats each), with their normalisation. */
+export interface ImageSamples extends Samples {
+  /** The images. */
+  data: FashionMnist;
+  /** Normalised value of a pixel byte. */
+  normalise(v: number): number;
 }
 
 /**
- * Training and evaluation batches from one split. Training batches (`next()`) come in a fresh
- * Fisher-Yates shuffle each epoch (drawn from a seeded Rng keyed on seed and epoch), with optional
- * augmentation drawn from a second seeded stream; `state()`/`restore()` resume exactly.
- * `evalBatches()` walks the split in order, unshuffled and unaugmented, padding the final batch.
+ * Images as Batcher samples: normalised with (mean, std), and augmented (when the Batcher asks) with
+ * the usual random crop of the zero-padded image (offsets in [-pad, pad]) and a horizontal flip; per
+ * sample the augmentation draws dy, dx, then the flip.
  */
-export class Batcher {
-  readonly data: FashionMnist;
-  readonly batchSize: number;
-  readonly seed: number;
-  readonly augment: boolean;
-  readonly mean: number;
-  readonly std: number;
-  readonly dropLast: boolean;
-  readonly pad: number;
-  readonly flipProb: number;
-  private epoch = 0;
-  private cursor = 0;
-  private rng: Rng;
-  private order: Uint32Array | undefined;
-  private orderEpoch = -1;
+export function imageSamples(data: FashionMnist, opts: ImageSampleOptions = {}): ImageSamples {
+  if (data.images.length !== data.n * data.rows * data.cols || data.labels.length !== data.n) {
+    throw new Error(
+      `imageSamples: data sizes disagree (n=${data.n}, ${data.rows}×${data.cols}, ` +
+        `${data.images.length} pixels, ${data.labels.length} labels)`,
+    );
+  }
+  const mean = opts.mean ?? FASHION_MNIST_MEAN, std = opts.std ?? FASHION_MNIST_STD;
+  if (!(std > 0)) throw new Error(`imageSamples: std must be > 0, got ${std}`);
+  const pad = opts.pad ?? 4, flipProb = opts.flipProb ?? 0.5;
+  const { rows, cols, images: src } = data, hw = rows * cols;
   /** Normalised value of each pixel byte (and of the zero padding, lut[0]). */
-  private lut: Float32Array;
-
-  constructor(data: FashionMnist, opts: BatcherOptions) {
-    const { batchSize, seed } = opts;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`Batcher: bad batchSize ${batchSize}`);
-    if (data.n < 1) throw new Error("Batcher: the split is empty");
-    if (data.images.length !== data.n * data.rows * data.cols || data.labels.length !== data.n) {
-      throw new Error(
-        `Batcher: data sizes disagree (n=${data.n}, ${data.rows}×${data.cols}, ` +
-          `${data.images.length} pixels, ${data.labels.length} labels)`,
-      );
-    }
-    this.dropLast = opts.dropLast ?? true;
-    if (this.dropLast && batchSize > data.n) {
-      throw new Error(`Batcher: batchSize ${batchSize} exceeds the ${data.n} samples and dropLast is set`);
-    }
-    this.data = data;
-    this.batchSize = batchSize;
-    this.seed = seed >>> 0;
-    this.augment = opts.augment;
-    this.mean = opts.mean ?? FASHION_MNIST_MEAN;
-    this.std = opts.std ?? FASHION_MNIST_STD;
-    if (!(this.std > 0)) throw new Error(`Batcher: std must be > 0, got ${this.std}`);
-    this.pad = opts.pad ?? 4;
-    this.flipProb = opts.flipProb ?? 0.5;
-    this.rng = new Rng(epochSeed(this.seed, -1));
-    this.lut = new Float32Array(256);
-    for (let v = 0; v < 256; v++) this.lut[v] = (v / 255 - this.mean) / this.std;
-  }
-
-  /** Training batches per epoch. */
-  get batchesPerEpoch(): number {
-    const { n } = this.data;
-    return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
-  }
-
-  /** Normalised value of a pixel byte. */
-  normalise(v: number): number {
-    return this.lut[v];
-  }
-
-  /** The shuffled sample order of an epoch. */
-  epochOrder(epoch: number): Uint32Array {
-    if (this.orderEpoch !== epoch || !this.order) {
-      this.order = shuffledOrder(this.data.n, epochSeed(this.seed, epoch));
-      this.orderEpoch = epoch;
-    }
-    return this.order;
-  }
-
-  /** The next training batch (shuffled; augmented when `augment`). */
-  next(): Batch {
-    const n = this.data.n;
-    const left = n - this.cursor;
-    if (left <= 0 || (this.dropLast && left < this.batchSize)) {
-      this.epoch++;
-      this.cursor = 0;
-    }
-    const order = this.epochOrder(this.epoch);
-    const size = Math.min(this.batchSize, n - this.cursor);
-    const idx = order.subarray(this.cursor, this.cursor + size);
-    this.cursor += size;
-    return { ...this.gather(idx, this.augment), size, epoch: this.epoch };
-  }
-
-  /**
-   * Evaluation batches over the whole split in order, no augmentation. Every batch has batchSize
-   * samples; the final one is filled up by repeating samples from the start, and `valid` says how many
-   * are real. Does not touch the training state.
-   */
-  *evalBatches(): Generator<EvalBatch> {
-    const n = this.data.n, B = this.batchSize;
-    for (let start = 0; start < n; start += B) {
-      const valid = Math.min(B, n - start);
-      const idx = new Uint32Array(B);
-      for (let i = 0; i < B; i++) idx[i] = (start + i) % n;
-      yield { ...this.gather(idx, false), size: B, valid, epoch: this.epoch };
-    }
-  }
-
-  /** The training position: pass it to restore() on a Batcher made with the same data and options. */
-  state(): BatcherState {
-    return { epoch: this.epoch, cursor: this.cursor, rng: this.rng.state };
-  }
-
-  restore(s: BatcherState): void {
-    const ok = (v: unknown, max: number) =>
-      typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
-    if (!s || !ok(s.epoch, 2 ** 31) || !ok(s.cursor, this.data.n) || !ok(s.rng, 0xffffffff)) {
-      throw new Error(
-        `Batcher.restore: bad state ${JSON.stringify(s)} (for a split of ${this.data.n} samples)`,
-      );
-    }
-    this.epoch = s.epoch;
-    this.cursor = s.cursor;
-    this.rng.state = s.rng;
-  }
-
-  /** Builds [B,1,rows,cols] normalised images and labels for the given sample indices. */
-  private gather(idx: Uint32Array, augment: boolean): { images: Float32Array; labels: Int32Array } {
-    const { rows, cols, images: src, labels: lab } = this.data;
-    const hw = rows * cols, lut = this.lut, pad = this.pad;
-    const images = new Float32Array(idx.length * hw);
-    const labels = new Int32Array(idx.length);
-    for (let b = 0; b < idx.length; b++) {
-      const s = idx[b];
-      labels[b] = lab[s];
-      const so = s * hw, o = b * hw;
-      if (!augment) {
-        for (let p = 0; p < hw; p++) images[o + p] = lut[src[so + p]];
-        continue;
+  const lut = new Float32Array(256);
+  for (let v = 0; v < 256; v++) lut[v] = (v / 255 - mean) / std;
+  return {
+    data,
+    n: data.n,
+    labels: data.labels,
+    sampleSize: hw,
+    normalise: (v) => lut[v],
+    write(s, out, o, rng) {
+      const so = s * hw;
+      if (!rng) {
+        for (let p = 0; p < hw; p++) out[o + p] = lut[src[so + p]];
+        return;
       }
       // crop offset in [-pad, pad] of the zero-padded image, then flip
-      const dy = this.rng.int(2 * pad + 1) - pad;
-      const dx = this.rng.int(2 * pad + 1) - pad;
-      const flip = this.rng.next() < this.flipProb;
+      const dy = rng.int(2 * pad + 1) - pad;
+      const dx = rng.int(2 * pad + 1) - pad;
+      const flip = rng.next() < flipProb;
       for (let y = 0; y < rows; y++) {
         const sy = y + dy;
         for (let x = 0; x < cols; x++) {
-          const xx = flip ? cols - 1 - x : x;
-          const sx = xx + dx;
+          const sx = (flip ? cols - 1 - x : x) + dx;
           const v = sy >= 0 && sy < rows && sx >= 0 && sx < cols ? src[so + sy * cols + sx] : 0;
-          images[o + y * cols + x] = lut[v];
+          out[o + y * cols + x] = lut[v];
         }
       }
-    }
-    return { images, labels };
-  }
+    },
+  };
+}
+
+/** The first `n` samples of a split (all of it when n is 0, undefined or larger). */
+export function firstSamples(d: FashionMnist, n?: number): FashionMnist {
+  if (!n || n >= d.n) return d;
+  const hw = d.rows * d.cols;
+  return { ...d, n, images: d.images.subarray(0, n * hw), labels: d.labels.subarray(0, n) };
 }

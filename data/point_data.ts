@@ -1,12 +1,13 @@
 // Point clouds (Point-BERT-style): clouds sampled from Fashion-MNIST images (the real 10-class task we
 // have), readers for users' ModelNet40 text files and ScanObjectNN / ModelNet40 HDF5 files (via
-// h5wasm), Point-BERT's scale-and-translate augmentation, and a seeded, resumable PointBatcher.
+// h5wasm), Point-BERT's scale-and-translate augmentation, and point sets as samples of data/batcher.ts.
 //
 // Every cloud is a Float32Array of [P, 3] xyz; a set of clouds is [n, P, 3]. Every random draw comes
 // from a seeded Rng, so a cloud, a batch order or an augmentation is reproducible from its seed.
 
-import { Rng, shuffledOrder } from "../compiler/core/random.ts";
+import { Rng } from "../compiler/core/random.ts";
 import type { FashionMnist } from "./fashion_mnist.ts";
+import { mixSeed, type Samples } from "./batcher.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Fashion-MNIST → point clouds
@@ -123,14 +124,6 @@ export interface PointSource {
   labels: Int32Array | Uint8Array;
   /** Writes cloud i ([P, 3]) into out at offset. */
   cloudInto(i: number, out: Float32Array, offset: number): void;
-}
-
-/** A well-mixed 32-bit seed from (seed, k): independent streams per epoch or per sample. */
-function mixSeed(seed: number, k: number): number {
-  let h = (seed >>> 0) ^ Math.imul(k + 1, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /**
@@ -475,160 +468,30 @@ export function scaleAndTranslate(
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Batcher
-
-export interface PointBatcherOptions {
-  batchSize: number;
-  seed: number;
-  /** scaleAndTranslate on training batches. */
-  augment: boolean;
-  /** Drop the last partial training batch of each epoch (default true); else it is returned short. */
-  dropLast?: boolean;
-}
-
-export interface PointBatch {
-  /** [B, P, 3]. */
-  points: Float32Array;
-  /** [B]. */
-  labels: Int32Array;
-  /** Samples in the batch (B; the final batch of a non-dropLast epoch may be shorter). */
-  size: number;
-  epoch: number;
-}
-
-export interface PointEvalBatch extends PointBatch {
-  /** How many leading samples are real; the rest repeat samples from the start of the set. */
-  valid: number;
-}
-
-/** Everything needed to continue exactly where a PointBatcher was (same data, seed and options). */
-export interface PointBatcherState {
-  epoch: number;
-  cursor: number;
-  /** State of the augmentation random stream. */
-  rng: number;
-}
+// Samples for the Batcher
 
 /**
- * Training and evaluation batches of point clouds, like fashion_mnist.ts's Batcher: training batches
- * (`next()`) follow a fresh seeded Fisher-Yates shuffle each epoch, optionally augmented with
- * scaleAndTranslate from a second seeded stream; `state()`/`restore()` resume exactly.
- * `evalBatches()` walks the set in order, unaugmented, padding the final batch.
+ * A point set (eager or lazy) as Batcher samples ([P, 3] floats each), augmented (when the Batcher
+ * asks) with scaleAndTranslate: per cloud 3 scales, then 3 shifts.
  */
-export class PointBatcher {
-  readonly data: PointSet | PointSource;
-  readonly n: number;
-  readonly P: number;
-  readonly batchSize: number;
-  readonly seed: number;
-  readonly augment: boolean;
-  readonly dropLast: boolean;
-  private epoch = 0;
-  private cursor = 0;
-  private rng: Rng;
-  private order: Uint32Array | undefined;
-  private orderEpoch = -1;
-
-  constructor(data: PointSet | PointSource, opts: PointBatcherOptions) {
-    const { batchSize, seed } = opts;
-    const { n, P } = data;
-    if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new Error(`PointBatcher: bad batchSize ${batchSize}`);
-    }
-    if (!Number.isInteger(n) || n < 1) throw new Error(`PointBatcher: the point set is empty (n=${n})`);
-    if (!Number.isInteger(P) || P < 1) throw new Error(`PointBatcher: bad points per cloud P=${P}`);
-    if (data.labels.length !== n || (!isSource(data) && data.clouds.length !== n * P * 3)) {
-      throw new Error(
-        `PointBatcher: data sizes disagree (n=${n}, P=${P}, ` +
-          `${isSource(data) ? "lazy clouds" : `${data.clouds.length} floats`}, ${data.labels.length} labels)`,
-      );
-    }
-    this.dropLast = opts.dropLast ?? true;
-    if (this.dropLast && batchSize > n) {
-      throw new Error(`PointBatcher: batchSize ${batchSize} exceeds the ${n} samples and dropLast is set`);
-    }
-    this.data = data;
-    this.n = n;
-    this.P = P;
-    this.batchSize = batchSize;
-    this.seed = seed >>> 0;
-    this.augment = opts.augment;
-    this.rng = new Rng(mixSeed(this.seed, -1));
+export function pointSamples(data: PointSet | PointSource): Samples {
+  const { n, P } = data;
+  if (!Number.isInteger(P) || P < 1) throw new Error(`pointSamples: bad points per cloud P=${P}`);
+  if (data.labels.length !== n || (!isSource(data) && data.clouds.length !== n * P * 3)) {
+    throw new Error(
+      `pointSamples: data sizes disagree (n=${n}, P=${P}, ` +
+        `${isSource(data) ? "lazy clouds" : `${data.clouds.length} floats`}, ${data.labels.length} labels)`,
+    );
   }
-
-  /** Training batches per epoch. */
-  get batchesPerEpoch(): number {
-    return this.dropLast ? Math.floor(this.n / this.batchSize) : Math.ceil(this.n / this.batchSize);
-  }
-
-  /** The shuffled sample order of an epoch. */
-  epochOrder(epoch: number): Uint32Array {
-    if (this.orderEpoch !== epoch || !this.order) {
-      this.order = shuffledOrder(this.n, mixSeed(this.seed, epoch));
-      this.orderEpoch = epoch;
-    }
-    return this.order;
-  }
-
-  /** The next training batch (shuffled; augmented when `augment`). */
-  next(): PointBatch {
-    const left = this.n - this.cursor;
-    if (left <= 0 || (this.dropLast && left < this.batchSize)) {
-      this.epoch++;
-      this.cursor = 0;
-    }
-    const order = this.epochOrder(this.epoch);
-    const size = Math.min(this.batchSize, this.n - this.cursor);
-    const idx = order.subarray(this.cursor, this.cursor + size);
-    this.cursor += size;
-    const b = this.gather(idx);
-    if (this.augment) scaleAndTranslate(b.points, this.rng, this.P);
-    return { ...b, size, epoch: this.epoch };
-  }
-
-  /**
-   * Evaluation batches over the whole set in order, unaugmented. Every batch has batchSize samples;
-   * the final one is filled up by repeating samples from the start, and `valid` says how many are
-   * real. Does not touch the training state.
-   */
-  *evalBatches(): Generator<PointEvalBatch> {
-    const n = this.n, B = this.batchSize;
-    for (let start = 0; start < n; start += B) {
-      const valid = Math.min(B, n - start);
-      const idx = new Uint32Array(B);
-      for (let i = 0; i < B; i++) idx[i] = (start + i) % n;
-      yield { ...this.gather(idx), size: B, valid, epoch: this.epoch };
-    }
-  }
-
-  /** The training position: pass it to restore() on a PointBatcher made with the same data and options. */
-  state(): PointBatcherState {
-    return { epoch: this.epoch, cursor: this.cursor, rng: this.rng.state };
-  }
-
-  restore(s: PointBatcherState): void {
-    const ok = (v: unknown, max: number) =>
-      typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
-    if (!s || !ok(s.epoch, 2 ** 31) || !ok(s.cursor, this.n) || !ok(s.rng, 0xffffffff)) {
-      throw new Error(
-        `PointBatcher.restore: bad state ${JSON.stringify(s)} (for a set of ${this.n} samples)`,
-      );
-    }
-    this.epoch = s.epoch;
-    this.cursor = s.cursor;
-    this.rng.state = s.rng;
-  }
-
-  private gather(idx: Uint32Array): { points: Float32Array; labels: Int32Array } {
-    const cl = this.P * 3, data = this.data;
-    const points = new Float32Array(idx.length * cl);
-    const labels = new Int32Array(idx.length);
-    for (let b = 0; b < idx.length; b++) {
-      const s = idx[b];
-      labels[b] = data.labels[s];
-      if (isSource(data)) data.cloudInto(s, points, b * cl);
-      else points.set(data.clouds.subarray(s * cl, (s + 1) * cl), b * cl);
-    }
-    return { points, labels };
-  }
+  const cl = P * 3;
+  return {
+    n,
+    labels: data.labels,
+    sampleSize: cl,
+    write(i, out, offset, rng) {
+      if (isSource(data)) data.cloudInto(i, out, offset);
+      else out.set(data.clouds.subarray(i * cl, (i + 1) * cl), offset);
+      if (rng) scaleAndTranslate(out.subarray(offset, offset + cl), rng, P);
+    },
+  };
 }

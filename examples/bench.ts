@@ -9,25 +9,12 @@
 // after warm-up; each timed run waits for completion (a result is read back). Matmul results are checked
 // against an f64 CPU product on a few random entries, so a broken kernel cannot post a fast number.
 
-import "../mod.ts";
-import { Graph, type Node } from "../compiler/core/ir.ts";
-import { matmul } from "../compiler/ops/matmul.ts";
-import { mul, sub } from "../compiler/ops/elementwise.ts";
-import { mean } from "../compiler/ops/reduce.ts";
-import { reshape } from "../compiler/ops/layout.ts";
-import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile } from "../compiler/runtime/executable.ts";
-import { getGpu, type Gpu } from "../compiler/runtime/device.ts";
-import { randn, Rng } from "../compiler/core/random.ts";
-import { transformerBlock } from "../nn/block.ts";
-import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
-import { openLlm } from "../models/llm.ts";
-import { LLAMA_7B, writeRandomLlama } from "../io/random_llm.ts";
-import { DEFAULT_LLM, MODELS } from "../train/run_vit.ts";
-import { Trainer } from "../train/trainer.ts";
-import { parseFlags } from "../train/cli.ts";
+import { compile, getGpu, type Gpu, Graph, io, models, nn, type Node, ops, train } from "../mod.ts";
 
-const flags = parseFlags("usage: deno task bench [flags]", {
+const { matmul, mul, sub, mean, reshape, crossEntropy } = ops;
+const { randn, Rng } = nn;
+
+const flags = train.parseFlags("usage: deno task bench [flags]", {
   json: { type: "boolean", default: false, help: "print one JSON object per line instead of a table" },
   only: { type: "string", default: "", help: "comma-separated workload names to run" },
   quick: {
@@ -189,10 +176,10 @@ async function benchLayerStep(): Promise<void> {
   const g = new Graph();
   const x = g.input("x", [B, T, D]);
   const target = g.input("target", [B, T, D]);
-  const y = transformerBlock(g, x, "layer", { dim: D, heads: 4, mlpRatio: 4, causal: true, act: "relu" });
+  const y = nn.transformerBlock(g, x, "layer", { dim: D, heads: 4, mlpRatio: 4, causal: true, act: "relu" });
   const d = sub(y, target);
   const loss = mean(reshape(mul(d, d), [B * T * D]), 0, true);
-  const trainer = await Trainer.create(loss, { gpu, lr: 1e-3, weightDecay: 0, ...planOpts });
+  const trainer = await train.Trainer.create(loss, { gpu, lr: 1e-3, weightDecay: 0, ...planOpts });
   const feeds = new Map<Node, Float32Array>([[x, randn(21, B * T * D)], [target, randn(22, B * T * D)]]);
   let l = 0;
   const reps = software ? 5 : 10;
@@ -207,7 +194,7 @@ async function benchLayerStep(): Promise<void> {
     loss: l,
     kernels: trainer.exe.kernelCount,
     params: trainer.paramCount,
-    peakMiB: +(trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1),
+    peakMiB: +(trainer.exe.peakBytes / 2 ** 20).toFixed(1),
     ...(flags.unfused ? { plan: "unfused" } : {}),
     shape: `B=${B} T=${T} D=${D} heads=4 mlp=256 relu causal`,
   });
@@ -219,25 +206,25 @@ async function benchLayerStep(): Promise<void> {
 
 async function benchVitStep(
   workload: string,
-  cfg: VitConfig,
+  cfg: models.VitConfig,
   batch: number,
   llmDir: string,
   layer: number | "last",
   steps: number,
   extra: Record<string, unknown> = {},
 ): Promise<void> {
-  const ck = await openLlm(llmDir);
+  const ck = await io.openLlm(llmDir);
   const layers = [layer === "last" ? ck.cfg.layers - 1 : layer];
   const g = new Graph();
-  const m = await buildVit(g, cfg, batch, { llm: { ck, layers }, seed: 0 });
+  const m = await models.buildVit(g, cfg, batch, { llm: { ck, layers }, seed: 0 });
   const labels = g.input("labels", [batch], "i32");
   const loss = crossEntropy(m.logits, labels);
-  const trainer = await Trainer.create(loss, {
+  const trainer = await train.Trainer.create(loss, {
     ...planOpts,
     gpu,
     lr: 1e-3,
     weightDecay: 0.05,
-    noDecay: vitNoDecay,
+    noDecay: models.vitNoDecay,
     weights: m.llm!.loader,
   });
   const rng = new Rng(5);
@@ -266,7 +253,7 @@ async function benchVitStep(
     loss: l,
     kernels: trainer.exe.kernelCount,
     trainableParams: trainer.paramCount,
-    peakMiB: +(trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1),
+    peakMiB: +(trainer.exe.peakBytes / 2 ** 20).toFixed(1),
     llmLayer: layers[0],
     llmHidden: ck.cfg.hidden,
     streaming: trainer.exe.streaming,
@@ -412,7 +399,7 @@ for (const w of selected) {
     if (w.startsWith("matmul-")) await benchMatmul(Number(w.slice(7)));
     else if (w === "layer-step") await benchLayerStep();
     else if (w === "vit-llm-step") {
-      await benchVitStep(w, MODELS["tiny-28"], 64, DEFAULT_LLM, "last", quick ? 3 : 10, {
+      await benchVitStep(w, models.VIT_PRESETS["tiny-28"], 64, models.DEFAULT_LLM, "last", quick ? 3 : 10, {
         model: "tiny-28",
         llm: "llama-tiny (last layer)",
       });
@@ -420,8 +407,8 @@ for (const w of selected) {
     else if (w === "vit-s-llama7b-step") {
       const tmp = await Deno.makeTempDir({ prefix: "bench-llama7b-" });
       try {
-        await writeRandomLlama(tmp, LLAMA_7B, { only: [31] });
-        await benchVitStep(w, { ...MODELS.small, classes: 1000 }, 64, tmp, 31, quick ? 3 : 5, {
+        await io.writeRandomLlama(tmp, io.LLAMA_7B, { only: [31] });
+        await benchVitStep(w, { ...models.VIT_PRESETS.small, classes: 1000 }, 64, tmp, 31, quick ? 3 : 5, {
           model: "small (ViT-S/16, 224×224×3, 1000 classes)",
           llm: "LLaMA-7B layer 31 shape, random bf16 weights",
         });

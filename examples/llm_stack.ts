@@ -3,30 +3,18 @@
 // front, as in the ViT-LLM model), resident or streamed under a GPU memory budget, and report peak
 // GPU bytes, step time and the streaming upload bandwidth.
 //
-//   deno run -A examples/llm_stack.ts --llm tests/fixtures/llama-tiny --llm-layers last:2
+//   deno run -A examples/llm_stack.ts --llm models/llama-tiny --llm-layers last:2
 //   deno run -A examples/llm_stack.ts --llm llama7b --llm-layers 31 --gpu-memory 600MB --compare
 //
 // --llm llama7b (or random:HIDDEN,HEADS,FFN,LAYERS) writes random weights of that shape (bf16, real
 // on-disk layout, only the selected layers) to a temporary directory first.
 
-import "../mod.ts";
-import { Graph } from "../compiler/core/ir.ts";
-import { grad } from "../compiler/grad.ts";
-import { linear } from "../compiler/ops/matmul.ts";
-import { mul } from "../compiler/ops/elementwise.ts";
-import { sumAll } from "../compiler/ops/reduce.ts";
-import { compile } from "../compiler/runtime/executable.ts";
-import { getGpu } from "../compiler/runtime/device.ts";
-import { randn, truncNormal } from "../compiler/core/random.ts";
-import { frozenEncoderStack, openLlm } from "../models/llm.ts";
-import { parseLayerSelection } from "../io/config.ts";
-import { LLAMA_7B, type RandomLlamaShape, writeRandomLlama } from "../io/random_llm.ts";
-import { num, parseFlags } from "../train/cli.ts";
+import { compile, getGpu, grad, Graph, io, models, nn, ops, train } from "../mod.ts";
 
-const flags = parseFlags("usage: deno run -A examples/llm_stack.ts [flags]", {
+const flags = train.parseFlags("usage: deno run -A examples/llm_stack.ts [flags]", {
   llm: {
     type: "string",
-    default: "tests/fixtures/llama-tiny",
+    default: "models/llama-tiny",
     help: "checkpoint dir, llama7b, or random:HIDDEN,HEADS,FFN,LAYERS",
   },
   "llm-layers": { type: "string", default: "last", help: "layers: 31 | 30,31 | last | last:2 | all | 0-3" },
@@ -46,38 +34,18 @@ const flags = parseFlags("usage: deno run -A examples/llm_stack.ts [flags]", {
   },
 });
 
-function parseBytes(s: string): number | undefined {
-  if (!s) return undefined;
-  const m = /^([\d.]+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$/i.exec(s.trim());
-  if (!m) {
-    console.error(`--gpu-memory: expected a size like 600MB or 1.5GB, got '${s}'`);
-    Deno.exit(2);
-  }
-  const unit = (m[2] ?? "B").toUpperCase();
-  const mult: Record<string, number> = {
-    B: 1,
-    KB: 1e3,
-    MB: 1e6,
-    GB: 1e9,
-    KIB: 1024,
-    MIB: 2 ** 20,
-    GIB: 2 ** 30,
-  };
-  return Math.round(Number(m[1]) * mult[unit]);
-}
-
 let dir = flags.llm;
 let tmp: string | undefined;
 if (dir === "llama7b" || dir.startsWith("random:")) {
-  let shape: RandomLlamaShape = LLAMA_7B;
+  let shape: io.RandomLlamaShape = io.LLAMA_7B;
   if (dir.startsWith("random:")) {
     const [hidden, heads, intermediate, layers] = dir.slice(7).split(",").map(Number);
     shape = { hidden, heads, intermediate, layers };
   }
   tmp = await Deno.makeTempDir({ prefix: "llm-random-" });
-  const layers = parseLayerSelection(flags["llm-layers"], shape.layers);
+  const layers = io.parseLayerSelection(flags["llm-layers"], shape.layers);
   const t0 = performance.now();
-  await writeRandomLlama(tmp, shape, { only: layers });
+  await io.writeRandomLlama(tmp, shape, { only: layers });
   console.log(
     `wrote random ${dir} layers ${layers} (bf16) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
   );
@@ -85,28 +53,29 @@ if (dir === "llama7b" || dir.startsWith("random:")) {
 }
 
 const gpu = await getGpu();
-const ck = await openLlm(dir);
-const layers = parseLayerSelection(flags["llm-layers"], ck.cfg.layers);
+const ck = await io.openLlm(dir);
+const layers = io.parseLayerSelection(flags["llm-layers"], ck.cfg.layers);
+const { num } = train;
 const B = num("batch", flags.batch), T = num("tokens", flags.tokens), steps = num("steps", flags.steps);
-const budget = parseBytes(flags["gpu-memory"]);
+const budget = flags["gpu-memory"] ? train.bytes("gpu-memory", flags["gpu-memory"]) : undefined;
 const D = ck.cfg.hidden;
 
 async function run(mode: "auto" | "never") {
   const g = new Graph();
   const x = g.input("x", [B, T, D]);
   // a trainable projection in front: its gradient must flow back through the frozen layers
-  const proj = g.param("proj.weight", [D, D], { init: truncNormal(1, 0.02) });
-  const stack = await frozenEncoderStack(g, linear(x, proj), ck, layers);
+  const proj = g.param("proj.weight", [D, D], { init: nn.truncNormal(1, 0.02) });
+  const stack = await models.frozenEncoderStack(g, ops.linear(x, proj), ck, layers);
   const cot = g.input("cot", [B, T, D]);
-  const dproj = grad(sumAll(mul(stack.out, cot))).get(proj)!;
+  const dproj = grad(ops.sumAll(ops.mul(stack.out, cot))).get(proj)!;
   const exe = await compile([stack.out, dproj], {
     weights: stack.loader,
     gpuMemoryBudget: budget,
     stream: mode,
     upload: flags.upload as "auto" | "write-buffer" | "staging-ring",
   });
-  exe.write(x, randn(2, B * T * D));
-  exe.write(cot, randn(3, B * T * D));
+  exe.write(x, nn.randn(2, B * T * D));
+  exe.write(cot, nn.randn(3, B * T * D));
   await exe.run([dproj]); // warm-up
   exe.streamStats.bytes = exe.streamStats.seconds = exe.streamStats.uploads = 0;
   const t0 = performance.now();
@@ -115,7 +84,7 @@ async function run(mode: "auto" | "never") {
   const ms = (performance.now() - t0) / steps;
   const r = {
     streaming: exe.streaming,
-    peak: exe.plan.peakBytes,
+    peak: exe.peakBytes,
     ms,
     stats: { ...exe.streamStats },
     out,

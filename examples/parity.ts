@@ -18,21 +18,11 @@
 // clipping, no warmup). With expected keys in REF it prints the worst error per group and
 // `parity: pass|fail` (exit code 1 on fail).
 
-import "../mod.ts";
-import { Graph, type Node } from "../compiler/core/ir.ts";
-import { grad } from "../compiler/grad.ts";
-import { crossEntropy } from "../compiler/ops/loss.ts";
-import { AdamW } from "../nn/optim.ts";
-import { compile } from "../compiler/runtime/executable.ts";
-import { buildVit, vitNoDecay } from "../models/vit.ts";
-import { buildPointBert, pointNoDecay } from "../models/pointbert.ts";
-import { openLlm } from "../models/llm.ts";
-import { parseLayerSelection } from "../io/config.ts";
-import { bytesOf, openSafetensors, writeSafetensors } from "../io/safetensors.ts";
-import { toFloat32, type WeightSource } from "../io/weights.ts";
-import { num, parseFlags } from "../train/cli.ts";
+import { compile, grad, Graph, io, models, nn, type Node, ops, train } from "../mod.ts";
 
-const flags = parseFlags("usage: deno task parity --ref REF --out OUT [flags]", {
+const { num } = train;
+
+const flags = train.parseFlags("usage: deno task parity --ref REF --out OUT [flags]", {
   ref: {
     type: "string",
     help: "reference safetensors (param.*, inputs, labels, optionally expected results)",
@@ -82,8 +72,8 @@ const cfg = {
 const lr = num("lr", flags.lr), wd = num("weight-decay", flags["weight-decay"]);
 const smoothing = num("label-smoothing", flags["label-smoothing"]), tol = num("tol", flags.tol);
 
-const ref = await openSafetensors(flags.ref);
-const read = async (src: WeightSource, name: string) => toFloat32(src.info(name), await src.read(name));
+const ref = await io.openSafetensors(flags.ref);
+const read = async (src: io.WeightSource, name: string) => io.toFloat32(src.info(name), await src.read(name));
 const inputsInfo = ref.info("inputs");
 const B = inputsInfo.shape[0];
 const want = isPoint ? `[B, ${flags.points}, 3]` : `[B, ${cfg.chans}, ${cfg.img}, ${cfg.img}]`;
@@ -93,12 +83,12 @@ if (got !== (isPoint ? `${flags.points},3` : `${cfg.chans},${cfg.img},${cfg.img}
 }
 
 const g = new Graph();
-const llm = flags.llm === "none" ? undefined : await openLlm(flags.llm);
-const layers = llm ? parseLayerSelection(flags["llm-layers"], llm.cfg.layers) : [];
+const llm = flags.llm === "none" ? undefined : await io.openLlm(flags.llm);
+const layers = llm ? io.parseLayerSelection(flags["llm-layers"], llm.cfg.layers) : [];
 const llmOpt = llm ? { ck: llm, layers } : undefined;
 let input: Node, logitsNode: Node, buffers: Node[] = [], bnUpdates: Node[] = [], loader;
 if (isPoint) {
-  const m = await buildPointBert(
+  const m = await models.buildPointBert(
     g,
     {
       points: num("points", flags.points),
@@ -121,17 +111,21 @@ if (isPoint) {
     m.llm?.loader,
   ];
 } else {
-  const m = await buildVit(g, cfg, B, { llm: llmOpt });
+  const m = await models.buildVit(g, cfg, B, { llm: llmOpt });
   [input, logitsNode, loader] = [m.images, m.logits, m.llm?.loader];
 }
 const model = { logits: logitsNode };
 const labels = g.input("labels", [B], "i32");
-const loss = crossEntropy(model.logits, labels, {
+const loss = ops.crossEntropy(model.logits, labels, {
   labelSmoothing: smoothing,
   smoothing: isPoint ? "others" : "uniform",
 });
 const grads = grad(loss);
-const opt = new AdamW(g, grads, { lr, weightDecay: wd, noDecay: isPoint ? pointNoDecay : vitNoDecay });
+const opt = new nn.AdamW(g, grads, {
+  lr,
+  weightDecay: wd,
+  noDecay: isPoint ? models.pointNoDecay : models.vitNoDecay,
+});
 const gradNodes = [...grads.values()];
 // BatchNorm's running-stat updates (point model) run before the optimizer's, in creation order
 const exe = await compile([model.logits, loss, ...gradNodes], {
@@ -180,9 +174,9 @@ for (const p of params) {
 for (const b of buffers) {
   out.push({ name: `nextbuffer.${b.name}`, shape: [...b.shape], data: (await exe.read(b)) as Float32Array });
 }
-await writeSafetensors(
+await io.writeSafetensors(
   flags.out,
-  out.map((t) => ({ name: t.name, dtype: "F32", shape: t.shape, data: bytesOf(t.data) })),
+  out.map((t) => ({ name: t.name, dtype: "F32", shape: t.shape, data: io.bytesOf(t.data) })),
   {
     tool: "examples/parity.ts",
   },

@@ -3,19 +3,14 @@
 // Prints the adapter, the compiled plan (kernels, peak bytes), a progress bar, the falling loss, and
 // held-out accuracy; writes JSONL metrics to --out.
 //
-//   deno task train                 (same as: deno run -A examples/train_block.ts)
+//   deno task train-block           (same as: deno run -A examples/train_block.ts)
 //   deno run -A examples/train_block.ts --steps 400 --frozen none --out out/block
 
-import "../mod.ts";
-import { Graph, type Node } from "../compiler/core/ir.ts";
-import { crossEntropy } from "../compiler/ops/loss.ts";
-import { compile, type Executable } from "../compiler/runtime/executable.ts";
-import { getGpu } from "../compiler/runtime/device.ts";
-import { type ClassifierConfig, sequenceClassifier } from "../nn/block.ts";
-import { batchOf, syntheticTask } from "../data/synthetic.ts";
-import { cosineLr, Trainer } from "../train/trainer.ts";
-import { Metrics, Progress } from "../train/progress.ts";
-import { num, parseFlags } from "../train/cli.ts";
+import { compile, data, type Executable, getGpu, Graph, nn, type Node, ops, train as training } from "../mod.ts";
+
+const { batchOf, syntheticTask } = data;
+const { cosineLr, Metrics, num, parseFlags, Progress, Trainer } = training;
+type ClassifierConfig = nn.ClassifierConfig;
 
 const flags = parseFlags("usage: deno run -A examples/train_block.ts [flags]", {
   steps: { type: "string", default: "300", help: "training steps" },
@@ -48,9 +43,9 @@ const cfg: ClassifierConfig = {
 const gpu = await getGpu();
 const build = (b: number) => {
   const g = new Graph();
-  const { x, logits } = sequenceClassifier(g, { ...cfg, batch: b });
+  const { x, logits } = nn.sequenceClassifier(g, { ...cfg, batch: b });
   const labels = g.input("labels", [b], "i32");
-  return { g, x, logits, labels, loss: crossEntropy(logits, labels, { labelSmoothing: 0.1 }) };
+  return { g, x, logits, labels, loss: ops.crossEntropy(logits, labels, { labelSmoothing: 0.1 }) };
 };
 const m = build(batch);
 const trainer = await Trainer.create(m.loss, { lr, weightDecay: 0.05, maxGradNorm: 1.0 });

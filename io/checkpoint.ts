@@ -8,18 +8,58 @@ import type { Executable } from "../compiler/runtime/executable.ts";
 import type { AdamW } from "../nn/optim.ts";
 import { bytesOf, openSafetensors, writeSafetensors } from "./safetensors.ts";
 import { CheckpointError, toFloat32 } from "./weights.ts";
+import { exists } from "./fs.ts";
 
+/** The JSON state saved next to the weights: the step, and whatever else the trainer needs to resume. */
 export interface CheckpointState {
+  /** Training steps taken when the checkpoint was written. */
   step: number;
   [key: string]: unknown;
 }
 
-async function exists(p: string): Promise<boolean> {
+/** Where a checkpoint lives: its directory, and the run directory that holds it (metrics, chart). */
+export interface CheckpointLocation {
+  /** The directory with model.safetensors and state.json. */
+  checkpoint: string;
+  /** The run directory: the checkpoint's parent when it is a run's `checkpoint/`, else the same. */
+  runDir: string;
+}
+
+/**
+ * Finds the checkpoint a user pointed at: a run directory (`out/vit`, holding `checkpoint/`) or the
+ * checkpoint directory itself (`out/vit/checkpoint`). Throws a CheckpointError naming the path when
+ * neither holds a model.safetensors.
+ */
+export async function findCheckpoint(path: string): Promise<CheckpointLocation> {
+  const p = path.replace(/\/+$/, "") || "/";
+  if (await exists(`${p}/checkpoint/model.safetensors`)) return { checkpoint: `${p}/checkpoint`, runDir: p };
+  if (await exists(`${p}/model.safetensors`)) {
+    const parent = p.includes("/") ? p.slice(0, p.lastIndexOf("/")) || "/" : ".";
+    return { checkpoint: p, runDir: p.endsWith("/checkpoint") || p === "checkpoint" ? parent : p };
+  }
+  throw new CheckpointError(
+    p,
+    (await exists(p))
+      ? "no checkpoint here (neither checkpoint/model.safetensors nor model.safetensors)"
+      : "not found",
+  );
+}
+
+/** Reads a checkpoint directory's state.json. */
+export async function readCheckpointState(dir: string): Promise<CheckpointState> {
+  const file = `${dir}/state.json`;
+  let text: string;
   try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new CheckpointError(file, `cannot read (${(e as Error).message})`);
+  }
+  try {
+    const st = JSON.parse(text);
+    if (typeof st?.step !== "number") throw new Error("no step");
+    return st;
+  } catch (e) {
+    throw new CheckpointError(file, `not a checkpoint state (${(e as Error).message})`);
   }
 }
 
@@ -95,9 +135,7 @@ export async function loadCheckpoint(
   if (!(await exists(file))) {
     throw new CheckpointError(dir, "no model.safetensors: not a checkpoint directory");
   }
-  const st = JSON.parse(await Deno.readTextFile(`${dir}/state.json`)) as CheckpointState & {
-    optimizerStep?: number;
-  };
+  const st = await readCheckpointState(dir) as CheckpointState & { optimizerStep?: number };
   const src = await openSafetensors(file);
   try {
     const names = new Set(src.list().map((t) => t.name));

@@ -3,23 +3,38 @@
 
 import { CheckpointError, type WeightSource } from "./weights.ts";
 
+/** An LLM's architecture, read from HF config.json or Meta params.json (same fields for both). */
 export interface LlmConfig {
+  /** Architecture family. */
   type: "llama" | "opt";
+  /** Hidden size (the width of every layer's input and output). */
   hidden: number;
+  /** Attention (query) heads. */
   heads: number;
+  /** Key/value heads (fewer than `heads` with grouped-query attention). */
   kvHeads: number;
+  /** Per-head width: hidden / heads. */
   headDim: number;
+  /** MLP hidden width. */
   intermediate: number;
+  /** Decoder layers in the full model. */
   layers: number;
+  /** Vocabulary size. */
   vocab: number;
+  /** Epsilon of the RMSNorm (LLaMA) or LayerNorm (OPT). */
   normEps: number;
   /** Rotary base (LLaMA; 10000 by default). 0 for OPT, which has learned positions. */
   ropeTheta: number;
+  /** Whether lm_head shares the token embedding matrix. */
   tieEmbeddings: boolean;
+  /** Longest sequence the model was trained for. */
   maxPositions: number;
   // OPT extras (activation is also set for LLaMA: "silu").
+  /** OPT: pre-LN layers (only true is supported). */
   doLayerNormBefore?: boolean;
+  /** OPT: width of the embedding projection, when it differs from `hidden`. */
   wordEmbedProjDim?: number;
+  /** MLP activation as the config names it ("silu" for LLaMA, "relu" for OPT). */
   activation?: string;
 }
 
@@ -32,7 +47,42 @@ function asObject(json: unknown, file: string): Json {
   return json as Json;
 }
 
-/** A required (or defaulted) integer ≥ min. */
+/**
+ * Upper bounds on config sizes, each well above any published model (LLaMA-3.1-405B: hidden 16384,
+ * 128 heads, 126 layers, intermediate 53248; Gemma: vocab 256000), so a corrupt or hostile value is
+ * refused before anything is allocated or enumerated per layer (2^31 layers hung the loader).
+ */
+export const CONFIG_LIMITS = {
+  hidden: 65536,
+  heads: 1024,
+  headDim: 4096,
+  intermediate: 1 << 20,
+  layers: 1024,
+  vocab: 1 << 23,
+  maxPositions: 1 << 27,
+} as const;
+
+/** Which limit applies to each config key. */
+const LIMIT_OF: Record<string, number> = {
+  hidden_size: CONFIG_LIMITS.hidden,
+  dim: CONFIG_LIMITS.hidden,
+  word_embed_proj_dim: CONFIG_LIMITS.hidden,
+  num_attention_heads: CONFIG_LIMITS.heads,
+  n_heads: CONFIG_LIMITS.heads,
+  num_key_value_heads: CONFIG_LIMITS.heads,
+  n_kv_heads: CONFIG_LIMITS.heads,
+  head_dim: CONFIG_LIMITS.headDim,
+  intermediate_size: CONFIG_LIMITS.intermediate,
+  ffn_dim: CONFIG_LIMITS.intermediate,
+  multiple_of: CONFIG_LIMITS.intermediate,
+  num_hidden_layers: CONFIG_LIMITS.layers,
+  n_layers: CONFIG_LIMITS.layers,
+  vocab_size: CONFIG_LIMITS.vocab,
+  max_position_embeddings: CONFIG_LIMITS.maxPositions,
+  max_seq_len: CONFIG_LIMITS.maxPositions,
+};
+
+/** A required (or defaulted) integer ≥ min (and ≤ the key's bound in LIMIT_OF). */
 function int(j: Json, key: string, file: string, dflt?: number, min = 1): number {
   const v = j[key] ?? dflt;
   if (v === undefined) throw new CheckpointError(file, `config lacks "${key}"`);
@@ -42,7 +92,28 @@ function int(j: Json, key: string, file: string, dflt?: number, min = 1): number
       `config "${key}" is ${JSON.stringify(j[key])}, expected an integer >= ${min}`,
     );
   }
+  const max = LIMIT_OF[key];
+  if (max !== undefined && (v as number) > max) {
+    throw new CheckpointError(
+      file,
+      `config "${key}" is ${v}, more than ${max} (larger than any supported model: corrupt?)`,
+    );
+  }
   return v as number;
+}
+
+/** The MLP activation named by `key` (default `dflt`), refused unless it is the one the model computes. */
+function activation(j: Json, key: string, file: string, dflt: string, computes: readonly string[]): string {
+  const v = j[key] ?? dflt;
+  if (typeof v !== "string" || !computes.includes(v)) {
+    throw new CheckpointError(
+      file,
+      `config "${key}" is ${JSON.stringify(v)}, but this model computes only ${
+        computes.map((c) => `"${c}"`).join(" / ")
+      }`,
+    );
+  }
+  return v;
 }
 
 /** A required (or defaulted) finite number > 0. */
@@ -111,7 +182,8 @@ export function parseHfConfig(json: unknown, file: string): LlmConfig {
       ropeTheta,
       tieEmbeddings: bool(j, "tie_word_embeddings", file, false),
       maxPositions: int(j, "max_position_embeddings", file, 2048),
-      activation: typeof j.hidden_act === "string" ? j.hidden_act : "silu",
+      // "swish" is HF's other name for SiLU
+      activation: activation(j, "hidden_act", file, "silu", ["silu", "swish"]),
     };
   }
   if (type === "opt") {
@@ -158,7 +230,7 @@ export function parseHfConfig(json: unknown, file: string): LlmConfig {
       maxPositions: int(j, "max_position_embeddings", file, 2048),
       doLayerNormBefore,
       wordEmbedProjDim,
-      activation: typeof j.activation_function === "string" ? j.activation_function : "relu",
+      activation: activation(j, "activation_function", file, "relu", ["relu"]),
     };
   }
   throw new CheckpointError(

@@ -89,11 +89,23 @@ const OP = {
   BINBYTES8: 0x8e, STACK_GLOBAL: 0x93, MEMOIZE: 0x94, FRAME: 0x95,
 } as const;
 
+/** Longest LONG4 integer accepted, in bytes (LONG1 allows up to 255 anyway). */
+const MAX_LONG_BYTES = 64;
+const HEX_BYTE: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
 const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(OP).map(([k, v]) => [v, k]));
 
 /** Interprets a pickle (protocols 2–5, restricted as above) and returns its top value. */
 export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
-  return new Unpickler(data, opts).run();
+  try {
+    return new Unpickler(data, opts).run();
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    // A safety net: the interpreter is iterative and bounds every length, so an engine limit (a
+    // RangeError) here is a bug, but it is still this file's fault and must name it.
+    const where = opts.entry ? `${opts.entry}: ` : "";
+    throw new CheckpointError(opts.file, `${where}pickle cannot be read (${(e as Error).message})`);
+  }
 }
 
 /**
@@ -187,10 +199,15 @@ class Unpickler {
   private u32(): number {
     return this.dv.getUint32(this.need(4), true);
   }
+  /** A 64-bit length field, bounded by the bytes that remain (so no work is proportional to a lie). */
   private u64(): number {
     const v = this.dv.getBigUint64(this.need(8), true);
-    if (v > BigInt(this.data.length)) {
-      this.fail(`pickle truncated: length ${v} at offset ${this.opAt} exceeds the data`);
+    if (v > BigInt(this.data.length - this.pos)) {
+      this.fail(
+        `pickle truncated: length ${v} at offset ${this.opAt} exceeds the ${
+          this.data.length - this.pos
+        } bytes that remain`,
+      );
     }
     return Number(v);
   }
@@ -202,8 +219,10 @@ class Unpickler {
     return new TextDecoder("utf-8", { fatal: false }).decode(this.bytes(n));
   }
   private line(): string {
-    const end = this.data.indexOf(0x0a, this.pos);
-    if (end < 0 || end - this.pos > 1024) {
+    // Search a bounded window, so that a GLOBAL without a newline costs O(1 KB), not O(file).
+    const at = this.data.subarray(this.pos, this.pos + 1025).indexOf(0x0a);
+    const end = at < 0 ? -1 : this.pos + at;
+    if (end < 0) {
       this.fail(`pickle truncated: unterminated line at offset ${this.pos}`);
     }
     const s = new TextDecoder().decode(this.data.subarray(this.pos, end));
@@ -249,11 +268,16 @@ class Unpickler {
     if (!(d instanceof Map)) this.fail(`pickle sets items on ${describe(d)} at offset ${this.opAt}`);
     return d;
   }
+  /**
+   * A little-endian two's-complement integer of n bytes (LONG1/LONG4). Built from one hex string, which
+   * is linear in n (shifting a growing BigInt byte by byte was quadratic: 200 kB took minutes).
+   */
   private long(n: number): number | bigint {
     const b = this.bytes(n);
     if (n === 0) return 0;
-    let v = 0n;
-    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    let hex = "";
+    for (let i = n - 1; i >= 0; i--) hex += HEX_BYTE[b[i]];
+    let v = BigInt("0x" + hex);
     if (b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   }
@@ -409,6 +433,13 @@ class Unpickler {
         case OP.LONG4: {
           const n = this.i32();
           if (n < 0) this.fail(`LONG4 with negative length at offset ${this.opAt}`);
+          // A state dict's integers (sizes, offsets, numel) fit in 8 bytes; LONG4 is for > 255 bytes.
+          if (n > MAX_LONG_BYTES) {
+            this.fail(
+              `LONG4 at offset ${this.opAt} holds a ${n}-byte integer (more than ${MAX_LONG_BYTES} bytes is not ` +
+                `a tensor size or offset): refusing it`,
+            );
+          }
           this.stack.push(this.long(n));
           break;
         }
@@ -482,7 +513,9 @@ class Unpickler {
         }
         case OP.APPENDS: {
           const items = this.popMark();
-          this.list().push(...items);
+          // one at a time: push(...items) overflows the call stack past ~100k items
+          const l = this.list();
+          for (const it of items) l.push(it);
           break;
         }
         case OP.DICT: {

@@ -10,6 +10,12 @@ import { CheckpointError, DTYPE_BYTES, type StDtype, type TensorInfo, type Weigh
 import { readStateDict, STORAGE_BYTES, type TensorRef } from "./pickle.ts";
 import { ZipReader } from "./zip.ts";
 
+/**
+ * Largest data.pkl read (the state dict's structure, not its data: a 70B LLaMA's is well under 1 MB), so
+ * a directory entry that claims gigabytes is refused before anything is read or inflated.
+ */
+export const MAX_PICKLE_BYTES = 256 * 1024 * 1024;
+
 interface PthTensor {
   info: TensorInfo;
   entry: string;
@@ -110,7 +116,7 @@ async function readTensors(zip: ZipReader, path: string): Promise<Map<string, Pt
   const pklName = pkls[0].name;
   const prefix = pklName.slice(0, -"data.pkl".length);
   if (zip.has(`${prefix}byteorder`)) {
-    const order = new TextDecoder().decode(await zip.read(`${prefix}byteorder`)).trim();
+    const order = new TextDecoder().decode(await zip.readWhole(`${prefix}byteorder`, 64)).trim();
     if (order !== "little") {
       throw new CheckpointError(
         path,
@@ -118,7 +124,7 @@ async function readTensors(zip: ZipReader, path: string): Promise<Map<string, Pt
       );
     }
   }
-  const state = readStateDict(await zip.read(pklName), { file: path, entry: pklName });
+  const state = readStateDict(await zip.readWhole(pklName, MAX_PICKLE_BYTES), { file: path, entry: pklName });
   const out = new Map<string, PthTensor>();
   for (const [name, t] of state) out.set(name, checkTensor(zip, path, prefix, name, t));
   return out;
@@ -155,6 +161,14 @@ function checkTensor(zip: ZipReader, path: string, prefix: string, name: string,
   }
   if (numel > 0 && end * size > e.size) {
     bad(`bytes [${t.offset * size}, ${end * size}) run past its storage entry '${entry}' of ${e.size} bytes`);
+  }
+  // torch.save writes each storage whole: its entry is exactly numel × element size (more would be
+  // bytes no tensor can name, and a deflated entry would be inflated up to that claim).
+  if (e.size !== t.storageNumel * size) {
+    bad(
+      `its storage entry '${entry}' is ${e.size} bytes but the pickle says storage '${t.storageKey}' holds ` +
+        `${t.storageNumel} ${dtype} elements (${t.storageNumel * size} bytes)`,
+    );
   }
   return {
     info: { name, dtype, shape: [...t.shape], bytes: numel * size },

@@ -6,12 +6,19 @@ import { Rng } from "../compiler/core/random.ts";
 import { toBf16 } from "../compiler/core/dtype.ts";
 import { type TensorToWrite, writeSafetensors } from "./safetensors.ts";
 
+/** Sizes of a LLaMA-architecture model to fill with random weights. */
 export interface RandomLlamaShape {
+  /** Hidden size. */
   hidden: number;
+  /** Attention heads. */
   heads: number;
+  /** Key/value heads (default: `heads`). */
   kvHeads?: number;
+  /** MLP hidden width. */
   intermediate: number;
+  /** Decoder layers. */
   layers: number;
+  /** Vocabulary size (default 32000). */
   vocab?: number;
 }
 

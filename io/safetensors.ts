@@ -18,6 +18,7 @@ export interface SafetensorsSource extends WeightSource {
   readonly metadata: Record<string, string>;
 }
 
+/** Options of openSafetensors. */
 export interface OpenOptions {
   /** Test hook: called with (file position, byte count) for every read of the file. */
   onRead?: (position: number, length: number) => void;
@@ -128,6 +129,9 @@ function parseHeader(
     }
     const numel = (shape as number[]).reduce((a, b) => a * b, 1);
     const bytes = numel * DTYPE_BYTES[dtype];
+    if (!Number.isSafeInteger(bytes)) {
+      throw new CheckpointError(path, `${where}: ${dtype} shape ${fmtShape(shape)} is absurdly large`);
+    }
     const [begin, end] = offs as number[];
     if (end - begin !== bytes) {
       throw new CheckpointError(
@@ -146,19 +150,39 @@ function parseHeader(
     }
     entries.push({ name, dtype, shape: shape as number[], bytes, start: dataStart + begin });
   }
-  // File order; overlapping ranges mean a corrupt header (touching ranges and gaps are accepted).
+  // The format's own rule (as the reference reader checks it): in offset order the tensors tile the data
+  // section exactly, from 0 with no gap, overlap or trailing byte. A gap or extra bytes would otherwise
+  // shift nothing visibly and load wrong values (bytes inserted into a file move every later tensor).
   entries.sort((a, b) => a.start - b.start || a.bytes - b.bytes);
+  const r = (x: Entry) => `[${x.start - dataStart}, ${x.start - dataStart + x.bytes}]`;
+  let cursor = 0;
   let prev: Entry | undefined;
   for (const e of entries) {
-    if (e.bytes === 0) continue;
-    if (prev && e.start < prev.start + prev.bytes) {
-      const r = (x: Entry) => `[${x.start - dataStart}, ${x.start - dataStart + x.bytes}]`;
+    const begin = e.start - dataStart;
+    if (begin < cursor && prev) {
       throw new CheckpointError(
         path,
         `tensors '${prev.name}' ${r(prev)} and '${e.name}' ${r(e)} have overlapping data_offsets`,
       );
     }
+    if (begin > cursor) {
+      throw new CheckpointError(
+        path,
+        `tensor '${e.name}': data_offsets ${r(e)} leave a gap of ${begin - cursor} bytes after ${
+          prev ? `'${prev.name}' ${r(prev)}` : "the start of the data section"
+        } (tensors must be contiguous from offset 0)`,
+      );
+    }
+    cursor = begin + e.bytes;
     prev = e;
+  }
+  if (cursor !== dataLen) {
+    throw new CheckpointError(
+      path,
+      `data section is ${dataLen} bytes but its tensors cover ${cursor}: ${
+        dataLen - cursor
+      } extra bytes after the last tensor${prev ? ` '${prev.name}'` : ""} (corrupt or appended data)`,
+    );
   }
   return { entries, metadata };
 }
@@ -398,9 +422,13 @@ export async function openCheckpointDir(dir: string): Promise<WeightSource> {
 
 /** A tensor to write: raw little-endian bytes of `dtype` with `shape`. */
 export interface TensorToWrite {
+  /** Name in the file's header (unique, not "__metadata__"). */
   name: string;
+  /** Storage dtype of `data`. */
   dtype: StDtype;
+  /** Shape, outermost first. */
   shape: number[];
+  /** Little-endian element bytes (see bytesOf). */
   data: Uint8Array;
 }
 

@@ -8,35 +8,45 @@ import { fromBf16, fromF16 } from "../compiler/core/dtype.ts";
 /** Storage dtypes as safetensors spells them. */
 export type StDtype = "F32" | "F16" | "BF16" | "I64" | "I32";
 
+/** A stored tensor's name, dtype, shape and byte length (read from a header; no data). */
 export interface TensorInfo {
+  /** Name as the source lists it. */
   name: string;
+  /** Storage dtype. */
   dtype: StDtype;
+  /** Shape, outermost first. */
   shape: number[];
   /** Exact byte length of the tensor's data (numel × element size). */
   bytes: number;
 }
 
+/** Named tensors of a checkpoint, each read on demand by offset (safetensors, sharded, or a .pth zip). */
 export interface WeightSource {
   /** File or directory this source reads, for error messages. */
   readonly path: string;
   /** Every tensor, in file order. */
   list(): TensorInfo[];
+  /** Whether a tensor of that name exists. */
   has(name: string): boolean;
   /** Throws an error naming the file and the tensor when it is absent. */
   info(name: string): TensorInfo;
   /** The tensor's little-endian bytes, read by offset (nothing else of the file is read). */
   read(name: string): Promise<Uint8Array>;
+  /** Closes the underlying file(s). */
   close(): void;
 }
 
 /** Error for bad checkpoint files: always names the file, and the tensor when there is one. */
 export class CheckpointError extends Error {
+  /** Always "CheckpointError". */
   override name = "CheckpointError";
+  /** `message` is prefixed with the file it concerns. */
   constructor(readonly file: string, message: string) {
     super(`${file}: ${message}`);
   }
 }
 
+/** Bytes per element of each storage dtype. */
 export const DTYPE_BYTES: Record<StDtype, number> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
 
 /** Decodes a tensor's bytes to f32 (or exact integers for I64/I32, as f64-safe numbers). */

@@ -2,12 +2,14 @@
 // over 4 GiB), the central directory, and one entry's bytes (or a byte range of a stored entry) at a time.
 // Nothing else of the file is read, so a 13 GB consolidated.00.pth costs a few kilobytes to open.
 //
-// Stored entries (all torch.save writes) are read in place; deflated entries are inflated whole with
-// fflate. Encrypted entries and other compression methods are refused. CRCs are not checked (reading a
-// tensor's range of a storage could not check them anyway).
+// Stored entries (all torch.save writes) are read in place; deflated entries are inflated whole, with
+// the output capped at the directory's uncompressed size (and that size at what deflate can produce
+// from the compressed bytes), so a decompression bomb stops at its claim. Encrypted entries and other
+// compression methods are refused. readWhole checks an entry's CRC32 (a tensor's range of a storage is
+// read without one: checking would mean reading the whole storage).
 
-import { inflateSync } from "fflate";
 import { CheckpointError } from "./weights.ts";
+import { crc32, inflateCapped, InflateLimitError, MAX_DEFLATE_RATIO } from "./inflate.ts";
 
 export interface ZipEntry {
   name: string;
@@ -134,12 +136,21 @@ export class ZipReader {
       }
       return await this.readAt(at + start, len);
     }
+    if (e.size > e.compressedSize * MAX_DEFLATE_RATIO + 1024) {
+      throw new CheckpointError(
+        this.path,
+        `entry '${name}': ${e.compressedSize} deflated bytes cannot inflate to the ${e.size} the directory claims: corrupt`,
+      );
+    }
     const packed = await this.readAt(at, e.compressedSize);
     let out: Uint8Array;
     try {
-      out = inflateSync(packed, { out: new Uint8Array(e.size) });
+      out = inflateCapped(packed, "deflate", () => e.size);
     } catch (err) {
-      throw new CheckpointError(this.path, `entry '${name}': cannot inflate: ${(err as Error).message}`);
+      const why = err instanceof InflateLimitError
+        ? `${err.message}, more than the directory's size ${e.size}: corrupt`
+        : `cannot inflate: ${(err as Error).message}`;
+      throw new CheckpointError(this.path, `entry '${name}': ${why}`);
     }
     if (out.length !== e.size) {
       throw new CheckpointError(
@@ -148,6 +159,32 @@ export class ZipReader {
       );
     }
     return out.subarray(start, start + len);
+  }
+
+  /**
+   * The whole entry, refused without reading when the directory says it is over `maxBytes`, and checked
+   * against the directory's CRC32 (for small entries whose corruption would not show otherwise: a
+   * pickle, byteorder).
+   */
+  async readWhole(name: string, maxBytes: number): Promise<Uint8Array> {
+    const e = this.entry(name);
+    if (e.size > maxBytes) {
+      throw new CheckpointError(
+        this.path,
+        `entry '${name}' is ${e.size} bytes, more than the ${maxBytes} such an entry can be: corrupt or not a checkpoint`,
+      );
+    }
+    const data = await this.read(name);
+    const crc = crc32(data);
+    if (crc !== e.crc32) {
+      throw new CheckpointError(
+        this.path,
+        `entry '${name}': CRC32 ${hex32(crc)} of its ${data.length} bytes does not match the directory's ${
+          hex32(e.crc32)
+        }: corrupt`,
+      );
+    }
+    return data;
   }
 
   /** Reads exactly `length` bytes at `offset` of the file (serialized with other reads). */
@@ -168,6 +205,8 @@ export class ZipReader {
     this.file.close();
   }
 }
+
+const hex32 = (v: number) => "0x" + (v >>> 0).toString(16).padStart(8, "0");
 
 async function readExact(
   file: Deno.FsFile,

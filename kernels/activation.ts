@@ -3,9 +3,10 @@
 // accuracy everywhere (Numerical Recipes' erfcc, a Chebyshev fit): computing Φ(x) = erfc(-x/√2)/2
 // from erfc rather than 1 + erf keeps GELU's negative tail accurate instead of cancelling to 0.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
-import { grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
+import type { Activation } from "../compiler/ops/activation.ts";
+import { grid1d, type KernelLowering, type KernelsFor, type LowerCtx, type Lowered } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 
@@ -52,10 +53,13 @@ function activationKernel(n: Node, ctx: LowerCtx, act: string, backward: boolean
   const d = ACTIVATION_WGSL[act];
   const g = grid1d(n.size, WG, ctx);
   const src = (k: number, name: string) => k === inPlace ? "out" : name;
+  const io = bind({
+    x: inPlace !== 0 && read(n.inputs[0]),
+    dy: backward && inPlace !== 1 && read(n.inputs[1]),
+    out: write(n),
+  });
   const code = /* wgsl */ `
-${inPlace === 0 ? "" : "@group(0) @binding(0) var<storage, read> x: array<f32>;"}
-${backward && inPlace !== 1 ? "@group(0) @binding(1) var<storage, read> dy: array<f32>;" : ""}
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const N: u32 = ${n.size}u;
 ${g.stride}
 ${d.helpers}
@@ -67,17 +71,26 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   out[i] = ${backward ? `${src(1, "dy")}[i] * (${d.dfdx})` : d.fwd};
 }
 `;
-  const bindings = [
-    ...(inPlace === 0 ? [] : [{ name: "x", ref: { node: n.inputs[0] } }]),
-    ...(backward && inPlace !== 1 ? [{ name: "dy", ref: { node: n.inputs[1] } }] : []),
-    { name: "out", ref: { node: n } },
-  ];
   return {
-    dispatches: [{ label: `${act}_${backward ? "bwd" : "fwd"}`, code, bindings, workgroups: g.workgroups }],
+    dispatches: [{
+      label: `${act}_${backward ? "bwd" : "fwd"}`,
+      code,
+      bindings: io.bindings,
+      workgroups: g.workgroups,
+    }],
   };
 }
 
-for (const act of Object.keys(ACTIVATION_WGSL)) {
-  defineKernel(act, (n, ctx, _e, inPlace) => activationKernel(n, ctx, act, false, inPlace));
-  defineKernel(`${act}_bwd`, (n, ctx, _e, inPlace) => activationKernel(n, ctx, act, true, inPlace));
-}
+/** The lowering of activation `act`'s forward op, or of its backward op. */
+const lowering = (act: Activation, backward: boolean): KernelLowering => (n, ctx, _e, inPlace) =>
+  activationKernel(n, ctx, act, backward, inPlace);
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const activationKernels: KernelsFor<Activation | `${Activation}_bwd`> = {
+  gelu: lowering("gelu", false),
+  gelu_bwd: lowering("gelu", true),
+  silu: lowering("silu", false),
+  silu_bwd: lowering("silu", true),
+  relu: lowering("relu", false),
+  relu_bwd: lowering("relu", true),
+};

@@ -34,10 +34,13 @@
 // skip tiles that are entirely masked. Workgroup counts are folded into 2-D (x + y·GX, foldGroups;
 // grid1d for the direct kernels). attention_bwd_d has one variant (it has no barriers).
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
-import { type AttnDims, attnDims } from "../compiler/ops/attention.ts";
-import { f32lit, foldGroups, grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
+import { type AttnAttrs, type AttnDims, attnDims } from "../compiler/ops/attention.ts";
+
+/** A node of one of the attention ops (they share their attributes). */
+type AttnNode = OpNode<AttnAttrs>;
+import { type BufRef, f32lit, foldGroups, grid1d, type KernelsFor, type LowerCtx, type Lowered } from "./kernel.ts";
+import { bind, read, type ShaderIo, write } from "./bindings.ts";
 
 /** Preferred (rows, cols) tiles, largest first; rows get R threads each. */
 const TILES: [number, number][] = [
@@ -86,7 +89,7 @@ function pickTiles(
 }
 
 /** Shape constants and index helpers; row starts count units of `rowWidth` (Dh floats, or Dh/4 vec4). */
-function attnConsts(z: AttnDims, attrs: Record<string, unknown>, rowWidth: number): string {
+function attnConsts(z: AttnDims, attrs: AttnAttrs, rowWidth: number): string {
   return /* wgsl */ `
 const B: u32 = ${z.B}u;
 const TQ: u32 = ${z.Tq}u;
@@ -96,7 +99,7 @@ const HKV: u32 = ${z.Hkv}u;
 const G: u32 = ${z.H / z.Hkv}u;
 const DH: u32 = ${z.Dh}u;
 const RW: u32 = ${rowWidth}u;
-const SCALE: f32 = ${f32lit(attrs.scale as number)};
+const SCALE: f32 = ${f32lit(attrs.scale)};
 const CAUSAL: bool = ${attrs.causal ? "true" : "false"};
 const OFF: i32 = ${z.Tk - z.Tq};
 const NEG: f32 = -3.4028235e38;
@@ -116,7 +119,7 @@ fn visible(i: u32, j: u32) -> bool {
  * tiled kernel declares: BQ, BK, WG, the bindings q, k, v (and dy when `withDy`) and the workgroup
  * tiles sq, sk, sv (and sdo when `withDy`).
  */
-function common(z: AttnDims, attrs: Record<string, unknown>, withDy: boolean): string {
+function common(z: AttnDims, attrs: AttnAttrs, withDy: boolean): string {
   return /* wgsl */ `${attnConsts(z, attrs, z.Dh)}
 // The WG threads (t = local index) copy queries i0..i0+BQ-1 of head h (q${withDy ? ", dy" : ""}) into
 // sq${
@@ -160,19 +163,16 @@ fn key_tiles(i0: u32) -> u32 {
 }
 `;
 
-function forward(n: Node, ctx: LowerCtx) {
-  const [q, k, v] = n.inputs;
+function forward(n: AttnNode, ctx: LowerCtx) {
+  const [q, k] = n.inputs;
   const z = attnDims(q, k, n.attrs);
   const t = pickTiles("attention_fwd", ctx, z.Dh, z.Tq, z.Tk, (r, c) => r * z.Dh + 2 * c * z.Dh + r * c);
   const nqt = Math.ceil(z.Tq / t.rows), nkt = Math.ceil(z.Tk / t.cols);
   const groups = z.B * z.H * nqt;
   const f = foldGroups(groups, ctx, "attention_fwd");
+  const io = fwdIo(n, "f32");
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+${io.wgsl}
 ${common(z, n.attrs, false)}
 const BQ: u32 = ${t.rows}u;
 const BK: u32 = ${t.cols}u;
@@ -257,26 +257,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     dispatches: [{
       label: "attention_fwd",
       code,
-      bindings: [
-        { name: "q", ref: { node: q } },
-        { name: "k", ref: { node: k } },
-        { name: "v", ref: { node: v } },
-        { name: "out", ref: { node: n } },
-        { name: "lse", ref: { aux: 0 } },
-      ],
+      bindings: io.bindings,
       workgroups: f.workgroups,
     }],
   };
 }
 
-function rowDot(n: Node, ctx: LowerCtx) {
+function rowDot(n: AttnNode, ctx: LowerCtx) {
   const [o, dy] = n.inputs;
-  const [B, T, F] = o.shape, H = n.attrs.heads as number, Dh = F / H;
+  const [B, T, F] = o.shape, H = n.attrs.heads, Dh = F / H;
   const g = grid1d(B * H * T, 64, ctx);
+  const io = bind({ o: read(o), dy: read(dy), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> o: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const N: u32 = ${B * H * T}u;
 const T: u32 = ${T}u;
 const H: u32 = ${H}u;
@@ -298,29 +291,42 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "attention_bwd_d",
       code,
-      bindings: [{ name: "o", ref: { node: o } }, { name: "dy", ref: { node: dy } }, {
-        name: "out",
-        ref: { node: n },
-      }],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
 }
 
-const BWD_INPUTS = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> dd: array<f32>;
-`;
-
-function bwdBindings(n: Node) {
-  return ["q", "k", "v", "dy", "lse", "dd"].map((name, i) => ({ name, ref: { node: n.inputs[i] } }));
+/** The forward's buffers: q, k, v and out as rows of `T` (f32 or vec4<f32>), the logsumexp aux. */
+function fwdIo(n: Node, T: string): ShaderIo {
+  const [q, k, v] = n.inputs;
+  return bind({
+    q: read(q, T),
+    k: read(k, T),
+    v: read(v, T),
+    out: write(n, T),
+    lse: write({ aux: 0 }, "f32"),
+  });
 }
 
-function backwardQ(n: Node, ctx: LowerCtx) {
+/**
+ * A backward kernel's buffers: its inputs q, k, v, dy (as rows of `T`), lse, dd, then `outs`, the
+ * gradients it writes (also rows of `T`).
+ */
+function bwdIo(n: Node, T: string, outs: Record<string, BufRef>): ShaderIo {
+  const [q, k, v, dy, lse, dd] = n.inputs;
+  return bind({
+    q: read(q, T),
+    k: read(k, T),
+    v: read(v, T),
+    dy: read(dy, T),
+    lse: read(lse),
+    dd: read(dd),
+    ...Object.fromEntries(Object.entries(outs).map(([name, ref]) => [name, write(ref, T)])),
+  });
+}
+
+function backwardQ(n: AttnNode, ctx: LowerCtx) {
   const [q, k] = n.inputs;
   const z = attnDims(q, k, n.attrs);
   const t = pickTiles(
@@ -334,9 +340,9 @@ function backwardQ(n: Node, ctx: LowerCtx) {
   const nqt = Math.ceil(z.Tq / t.rows), nkt = Math.ceil(z.Tk / t.cols);
   const groups = z.B * z.H * nqt;
   const f = foldGroups(groups, ctx, "attention_bwd_q");
+  const io = bwdIo(n, "f32", { dq: { node: n } });
   const code = /* wgsl */ `
-${BWD_INPUTS}
-@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
+${io.wgsl}
 ${common(z, n.attrs, true)}
 const BQ: u32 = ${t.rows}u;
 const BK: u32 = ${t.cols}u;
@@ -416,13 +422,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     dispatches: [{
       label: "attention_bwd_q",
       code,
-      bindings: [...bwdBindings(n), { name: "dq", ref: { node: n } }],
+      bindings: io.bindings,
       workgroups: f.workgroups,
     }],
   };
 }
 
-function backwardKV(n: Node, ctx: LowerCtx) {
+function backwardKV(n: AttnNode, ctx: LowerCtx) {
   const [q, k] = n.inputs;
   const z = attnDims(q, k, n.attrs);
   // rows are keys here, cols are queries
@@ -437,10 +443,9 @@ function backwardKV(n: Node, ctx: LowerCtx) {
   const nkt = Math.ceil(z.Tk / t.rows), nqt = Math.ceil(z.Tq / t.cols);
   const groups = z.B * z.Hkv * nkt;
   const f = foldGroups(groups, ctx, "attention_bwd_kv");
+  const io = bwdIo(n, "f32", { dk: { node: n }, dv: { aux: 0 } });
   const code = /* wgsl */ `
-${BWD_INPUTS}
-@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
+${io.wgsl}
 ${common(z, n.attrs, true)}
 const BK: u32 = ${t.rows}u;
 const BQ: u32 = ${t.cols}u;
@@ -542,7 +547,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     dispatches: [{
       label: "attention_bwd_kv",
       code,
-      bindings: [...bwdBindings(n), { name: "dk", ref: { node: n } }, { name: "dv", ref: { aux: 0 } }],
+      bindings: io.bindings,
       workgroups: f.workgroups,
     }],
   };
@@ -640,18 +645,15 @@ const DIRECT_QUERY =
   let hk = h / G;
   let qb = qrow(b, i, h);`;
 
-function forwardDirect(n: Node, ctx: LowerCtx) {
-  const [q, k, v] = n.inputs;
+function forwardDirect(n: AttnNode, ctx: LowerCtx) {
+  const [q, k] = n.inputs;
   const z = attnDims(q, k, n.attrs);
   const r = rowRegs(z.Dh);
   const N = z.B * z.H * z.Tq;
   const g = grid1d(N, DIRECT_WG, ctx);
+  const io = fwdIo(n, r.T);
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<${r.T}>;
-@group(0) @binding(1) var<storage, read> k: array<${r.T}>;
-@group(0) @binding(2) var<storage, read> v: array<${r.T}>;
-@group(0) @binding(3) var<storage, read_write> out: array<${r.T}>;
-@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+${io.wgsl}
 ${attnConsts(z, n.attrs, r.n)}
 const N: u32 = ${N}u;
 ${g.stride}
@@ -686,36 +688,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "attention_fwd",
       code,
-      bindings: [
-        { name: "q", ref: { node: q } },
-        { name: "k", ref: { node: k } },
-        { name: "v", ref: { node: v } },
-        { name: "out", ref: { node: n } },
-        { name: "lse", ref: { aux: 0 } },
-      ],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
 }
 
-/** The backward kernels' inputs, q/k/v/dy as rows of `T`. */
-function bwdInputsDirect(T: string): string {
-  return ["q", "k", "v", "dy"].map((name, i) =>
-    `@group(0) @binding(${i}) var<storage, read> ${name}: array<${T}>;`
-  ).join("\n") + `
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> dd: array<f32>;`;
-}
-
-function backwardQDirect(n: Node, ctx: LowerCtx) {
+function backwardQDirect(n: AttnNode, ctx: LowerCtx) {
   const [q, k] = n.inputs;
   const z = attnDims(q, k, n.attrs);
   const r = rowRegs(z.Dh);
   const N = z.B * z.H * z.Tq;
   const g = grid1d(N, DIRECT_WG, ctx);
+  const io = bwdIo(n, r.T, { dq: { node: n } });
   const code = /* wgsl */ `
-${bwdInputsDirect(r.T)}
-@group(0) @binding(6) var<storage, read_write> dq: array<${r.T}>;
+${io.wgsl}
 ${attnConsts(z, n.attrs, r.n)}
 const N: u32 = ${N}u;
 ${g.stride}
@@ -745,22 +732,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "attention_bwd_q",
       code,
-      bindings: [...bwdBindings(n), { name: "dq", ref: { node: n } }],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
 }
 
-function backwardKVDirect(n: Node, ctx: LowerCtx) {
+function backwardKVDirect(n: AttnNode, ctx: LowerCtx) {
   const [q, k] = n.inputs;
   const z = attnDims(q, k, n.attrs);
   const r = rowRegs(z.Dh);
   const N = z.B * z.Hkv * z.Tk;
   const g = grid1d(N, DIRECT_WG, ctx);
+  const io = bwdIo(n, r.T, { dk: { node: n }, dv: { aux: 0 } });
   const code = /* wgsl */ `
-${bwdInputsDirect(r.T)}
-@group(0) @binding(6) var<storage, read_write> dk: array<${r.T}>;
-@group(0) @binding(7) var<storage, read_write> dv: array<${r.T}>;
+${io.wgsl}
 ${attnConsts(z, n.attrs, r.n)}
 const N: u32 = ${N}u;
 ${g.stride}
@@ -803,7 +789,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "attention_bwd_kv",
       code,
-      bindings: [...bwdBindings(n), { name: "dk", ref: { node: n } }, { name: "dv", ref: { aux: 0 } }],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
@@ -811,16 +797,19 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 
 /** Lowers with the direct kernel when chooseAttentionVariant says so, else the tiled one. */
 function byVariant(
-  tiled: (n: Node, ctx: LowerCtx) => Lowered,
-  direct: (n: Node, ctx: LowerCtx) => Lowered,
+  tiled: (n: AttnNode, ctx: LowerCtx) => Lowered,
+  direct: (n: AttnNode, ctx: LowerCtx) => Lowered,
 ) {
-  return (n: Node, ctx: LowerCtx) =>
+  return (n: AttnNode, ctx: LowerCtx) =>
     chooseAttentionVariant(attnDims(n.inputs[0], n.inputs[1], n.attrs).Dh, ctx) === "direct"
       ? direct(n, ctx)
       : tiled(n, ctx);
 }
 
-defineKernel("attention", byVariant(forward, forwardDirect));
-defineKernel("attention_bwd_d", rowDot);
-defineKernel("attention_bwd_q", byVariant(backwardQ, backwardQDirect));
-defineKernel("attention_bwd_kv", byVariant(backwardKV, backwardKVDirect));
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const attentionKernels: KernelsFor<"attention" | "attention_bwd_d" | "attention_bwd_q" | "attention_bwd_kv"> = {
+  attention: byVariant(forward, forwardDirect),
+  attention_bwd_d: rowDot,
+  attention_bwd_q: byVariant(backwardQ, backwardQDirect),
+  attention_bwd_kv: byVariant(backwardKV, backwardKVDirect),
+};

@@ -24,45 +24,14 @@
 // Alone on [512, 512]: fwd 27-54 → 5-11 ms, sums 16-23 → ~4 ms. Both forms sum in a fixed order (no
 // atomics), so each is deterministic; they differ from each other only in that order (f32 rounding).
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
 import { DROPOUT_HASH, dropThreshold } from "../compiler/ops/batchnorm.ts";
-import {
-  type Binding,
-  f32lit,
-  foldGroups,
-  grid1d,
-  loadF32,
-  type LowerCtx,
-  type Lowered,
-  storageType,
-  WGSL_UNPACK,
-  wgslWorkgroupReduce,
-} from "./kernel.ts";
+import { f32lit, foldGroups, grid1d, type KernelOf, type KernelsFor, loadF32, type LowerCtx, type Lowered, WGSL_UNPACK, wgslWorkgroupReduce } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 /** Threads per workgroup of the software (channel-per-thread) variants. */
 const COL_WG = 64;
-
-interface Var {
-  name: string;
-  type: string;
-  rw?: boolean;
-  node?: Node;
-  aux?: number;
-}
-
-/** Storage declarations of `vars` in order, and their bindings. */
-function declare(vars: Var[]): { decls: string; bindings: Binding[] } {
-  const decls = vars.map((v, i) =>
-    `@group(0) @binding(${i}) var<storage, ${v.rw ? "read_write" : "read"}> ${v.name}: array<${v.type}>;`
-  ).join("\n");
-  const bindings = vars.map((v) => ({
-    name: v.name,
-    ref: v.aux !== undefined ? { aux: v.aux } : { node: v.node! },
-  }));
-  return { decls, bindings };
-}
 
 function shapeConsts(x: Node): string {
   const c = x.shape[x.rank - 1];
@@ -82,14 +51,14 @@ function trainFwd(n: Node, ctx: LowerCtx): Lowered {
   const c = x.shape[x.rank - 1];
   const wg = colThreads(x.size / c, ctx);
   const grid = foldGroups(c, ctx, "batchnorm_fwd");
-  const { decls, bindings } = declare([
-    { name: "x", type: "f32", node: x },
-    { name: "w", type: storageType(w.dtype), node: w },
-    { name: "b", type: storageType(b.dtype), node: b },
-    { name: "out", type: "f32", rw: true, node: n },
-    { name: "mean_out", type: "f32", rw: true, aux: 0 },
-    { name: "var_out", type: "f32", rw: true, aux: 1 },
-  ]);
+  const { wgsl: decls, bindings } = bind({
+    x: read(x),
+    w: read(w),
+    b: read(b),
+    out: write(n),
+    mean_out: write({ aux: 0 }, "f32"),
+    var_out: write({ aux: 1 }, "f32"),
+  });
   if (ctx.isSoftware) {
     // one thread per channel, no barriers (see the header)
     const g1 = grid1d(c, COL_WG, ctx);
@@ -150,14 +119,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 function evalFwd(n: Node, ctx: LowerCtx): Lowered {
   const [x, w, b, rm, rv] = n.inputs;
   const grid = grid1d(x.size, WG, ctx);
-  const { decls, bindings } = declare([
-    { name: "x", type: "f32", node: x },
-    { name: "w", type: storageType(w.dtype), node: w },
-    { name: "b", type: storageType(b.dtype), node: b },
-    { name: "rm", type: "f32", node: rm },
-    { name: "rv", type: "f32", node: rv },
-    { name: "out", type: "f32", rw: true, node: n },
-  ]);
+  const { wgsl: decls, bindings } = bind({
+    x: read(x),
+    w: read(w),
+    b: read(b),
+    rm: read(rm),
+    rv: read(rv),
+    out: write(n),
+  });
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
@@ -177,21 +146,19 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   return { dispatches: [{ label: "batchnorm_eval_fwd", code, bindings, workgroups: grid.workgroups }] };
 }
 
-defineKernel("batchnorm", (n, ctx) => n.attrs.training ? trainFwd(n, ctx) : evalFwd(n, ctx));
-
-defineKernel("batchnorm_sums", (n, ctx) => {
+const batchnormSumsKernel: KernelOf<"batchnorm_sums"> = (n, ctx) => {
   const [x, dy, mean, vr] = n.inputs;
   const c = x.shape[x.rank - 1];
   const wg = colThreads(x.size / c, ctx);
   const grid = foldGroups(c, ctx, "batchnorm_sums");
-  const { decls, bindings } = declare([
-    { name: "x", type: "f32", node: x },
-    { name: "dy", type: "f32", node: dy },
-    { name: "mean", type: "f32", node: mean },
-    { name: "vr", type: "f32", node: vr },
-    { name: "sum_dy", type: "f32", rw: true, node: n },
-    { name: "sum_dyxh", type: "f32", rw: true, aux: 0 },
-  ]);
+  const { wgsl: decls, bindings } = bind({
+    x: read(x),
+    dy: read(dy),
+    mean: read(mean),
+    vr: read(vr),
+    sum_dy: write(n),
+    sum_dyxh: write({ aux: 0 }, "f32"),
+  });
   if (ctx.isSoftware) {
     // one thread per channel, no barriers (see the header)
     const g1 = grid1d(c, COL_WG, ctx);
@@ -242,21 +209,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 }
 `;
   return { dispatches: [{ label: "batchnorm_sums", code, bindings, workgroups: grid.workgroups }] };
-});
+};
 
-defineKernel("batchnorm_bwd", (n, ctx) => {
+const batchnormBwdKernel: KernelOf<"batchnorm_bwd"> = (n, ctx) => {
   const [x, dy, mean, vr, w, sdy, sdyxh] = n.inputs;
   const grid = grid1d(x.size, WG, ctx);
-  const { decls, bindings } = declare([
-    { name: "x", type: "f32", node: x },
-    { name: "dy", type: "f32", node: dy },
-    { name: "mean", type: "f32", node: mean },
-    { name: "vr", type: "f32", node: vr },
-    { name: "w", type: storageType(w.dtype), node: w },
-    { name: "sdy", type: "f32", node: sdy },
-    { name: "sdyxh", type: "f32", node: sdyxh },
-    { name: "dx", type: "f32", rw: true, node: n },
-  ]);
+  const { wgsl: decls, bindings } = bind({
+    x: read(x),
+    dy: read(dy),
+    mean: read(mean),
+    vr: read(vr),
+    w: read(w),
+    sdy: read(sdy),
+    sdyxh: read(sdyxh),
+    dx: write(n),
+  });
   if (ctx.isSoftware) {
     // one thread per channel: the five per-channel loads and the rsqrt once per channel, not per
     // element (see the header); the per-element expression is the element-per-thread form's
@@ -304,17 +271,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 `;
   return { dispatches: [{ label: "batchnorm_bwd", code, bindings, workgroups: grid.workgroups }] };
-});
+};
 
-defineKernel("batchnorm_eval_bwd", (n, ctx) => {
+const batchnormEvalBwdKernel: KernelOf<"batchnorm_eval_bwd"> = (n, ctx) => {
   const [dy, w, rv] = n.inputs;
   const grid = grid1d(dy.size, WG, ctx);
-  const { decls, bindings } = declare([
-    { name: "dy", type: "f32", node: dy },
-    { name: "w", type: storageType(w.dtype), node: w },
-    { name: "rv", type: "f32", node: rv },
-    { name: "dx", type: "f32", rw: true, node: n },
-  ]);
+  const { wgsl: decls, bindings } = bind({
+    dy: read(dy),
+    w: read(w),
+    rv: read(rv),
+    dx: write(n),
+  });
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(dy)}
@@ -330,19 +297,19 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 `;
   return { dispatches: [{ label: "batchnorm_eval_bwd", code, bindings, workgroups: grid.workgroups }] };
-});
+};
 
-defineKernel("batchnorm_stats_update", (n, ctx) => {
+const batchnormStatsUpdateKernel: KernelOf<"batchnorm_stats_update"> = (n, ctx) => {
   const [rm, rv, mean, vr] = n.inputs;
   const c = rm.size;
   const m = n.attrs.momentum as number, rows = n.attrs.n as number;
   const grid = grid1d(c, WG, ctx);
-  const { decls, bindings } = declare([
-    { name: "rm", type: "f32", rw: true, node: rm },
-    { name: "rv", type: "f32", rw: true, node: rv },
-    { name: "mean", type: "f32", node: mean },
-    { name: "vr", type: "f32", node: vr },
-  ]);
+  const { wgsl: decls, bindings } = bind({
+    rm: write(rm),
+    rv: write(rv),
+    mean: read(mean),
+    vr: read(vr),
+  });
   // 1 − m and the unbiasing factor n/(n − 1) are formed in f64 on the host
   const code = /* wgsl */ `
 ${decls}
@@ -360,17 +327,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 `;
   return { dispatches: [{ label: "batchnorm_stats_update", code, bindings, workgroups: grid.workgroups }] };
-});
+};
 
-defineKernel("dropout", (n, ctx) => {
+const dropoutKernel: KernelOf<"dropout"> = (n, ctx) => {
   const [x, seed] = n.inputs;
   const p = n.attrs.p as number;
   const grid = grid1d(x.size, WG, ctx);
-  const { decls, bindings } = declare([
-    { name: "x", type: "f32", node: x },
-    { name: "seed", type: storageType(seed.dtype), node: seed },
-    { name: "out", type: "f32", rw: true, node: n },
-  ]);
+  const { wgsl: decls, bindings } = bind({
+    x: read(x),
+    seed: read(seed),
+    out: write(n),
+  });
   const h = DROPOUT_HASH;
   const code = /* wgsl */ `
 ${decls}
@@ -393,4 +360,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 `;
   return { dispatches: [{ label: "dropout_fwd", code, bindings, workgroups: grid.workgroups }] };
-});
+};
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const batchnormKernels: KernelsFor<"batchnorm" | "batchnorm_sums" | "batchnorm_bwd" | "batchnorm_eval_bwd" | "batchnorm_stats_update" | "dropout"> = {
+  batchnorm: (n, ctx) => n.attrs.training ? trainFwd(n, ctx) : evalFwd(n, ctx),
+  batchnorm_sums: batchnormSumsKernel,
+  batchnorm_bwd: batchnormBwdKernel,
+  batchnorm_eval_bwd: batchnormEvalBwdKernel,
+  batchnorm_stats_update: batchnormStatsUpdateKernel,
+  dropout: dropoutKernel,
+};

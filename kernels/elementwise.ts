@@ -3,9 +3,11 @@
 // (shapes are static), so equal-shape operands compile to a plain `out[i] = a[i] op b[i]`.
 // These ops are their own backward (the gradient rules compose them), so there is no _bwd kernel.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import { type Node, type Shape, strides } from "../compiler/core/ir.ts";
-import { f32lit, grid1d, loadF32, type LowerCtx, storageType, WGSL_UNPACK } from "./kernel.ts";
+import type { NoAttrs } from "../compiler/ops/attrs.ts";
+import type { BinaryOp } from "../compiler/ops/elementwise.ts";
+import { f32lit, grid1d, type KernelLowering, type KernelsFor, loadF32, type LowerCtx, WGSL_UNPACK } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 
@@ -50,15 +52,13 @@ function elementwise(
 ) {
   const g = grid1d(n.size, WG, ctx);
   const inputs = all.filter((_, k) => k !== inPlace);
-  const decls = all.map((x, k) =>
-    k === inPlace
-      ? ""
-      : `@group(0) @binding(${k}) var<storage, read> ${x.name}: array<${storageType(x.node.dtype)}>;`
-  ).join("\n");
+  const io = bind({
+    ...Object.fromEntries(inputs.map((x) => [x.name, read(x.node)])),
+    out: write(n),
+  });
   const own = inPlace === undefined ? "" : `  let v_${all[inPlace].name} = out[i];`;
   const code = /* wgsl */ `
-${decls}
-@group(0) @binding(${all.length}) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const N: u32 = ${n.size}u;
 ${g.stride}
 ${WGSL_UNPACK}
@@ -76,10 +76,7 @@ ${own}
     dispatches: [{
       label,
       code,
-      bindings: [...inputs.map((x) => ({ name: x.name, ref: { node: x.node } })), {
-        name: "out",
-        ref: { node: n },
-      }],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
@@ -91,36 +88,33 @@ const BINARY: Record<string, string> = {
   mul: "v_a * v_b",
   div: "v_a / v_b",
 };
-for (const [op, expr] of Object.entries(BINARY)) {
-  defineKernel(
-    op,
-    (n, ctx, _e, inPlace) =>
-      elementwise(
-        n,
-        ctx,
-        op,
-        expr,
-        [{ name: "a", node: n.inputs[0] }, { name: "b", node: n.inputs[1] }],
-        inPlace,
-      ),
-  );
-}
-
-defineKernel("scale", (n, ctx, _e, inPlace) =>
+/** A binary op's lowering: `expr` of a and b. */
+const binary = (op: BinaryOp): KernelLowering<NoAttrs> => (n, ctx, _e, inPlace) =>
   elementwise(
     n,
     ctx,
-    "scale",
-    `v_x * ${f32lit(n.attrs.factor as number)} + ${f32lit(n.attrs.offset as number)}`,
-    [{ name: "x", node: n.inputs[0] }],
+    op,
+    BINARY[op],
+    [{ name: "a", node: n.inputs[0] }, { name: "b", node: n.inputs[1] }],
     inPlace,
-  ));
+  );
 
-defineKernel("expand", (n, ctx) => elementwise(n, ctx, "expand", "v_x", [{ name: "x", node: n.inputs[0] }]));
-
-defineKernel(
-  "cast",
-  (n, ctx) => elementwise(n, ctx, `cast_${n.inputs[0].dtype}`, "v_x", [{ name: "x", node: n.inputs[0] }]),
-);
-
-defineKernel("fill", (n, ctx) => elementwise(n, ctx, "fill", f32lit(n.attrs.value as number), []));
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const elementwiseKernels: KernelsFor<BinaryOp | "scale" | "expand" | "cast" | "fill"> = {
+  add: binary("add"),
+  sub: binary("sub"),
+  mul: binary("mul"),
+  div: binary("div"),
+  scale: (n, ctx, _e, inPlace) =>
+    elementwise(
+      n,
+      ctx,
+      "scale",
+      `v_x * ${f32lit(n.attrs.factor)} + ${f32lit(n.attrs.offset)}`,
+      [{ name: "x", node: n.inputs[0] }],
+      inPlace,
+    ),
+  expand: (n, ctx) => elementwise(n, ctx, "expand", "v_x", [{ name: "x", node: n.inputs[0] }]),
+  cast: (n, ctx) => elementwise(n, ctx, `cast_${n.inputs[0].dtype}`, "v_x", [{ name: "x", node: n.inputs[0] }]),
+  fill: (n, ctx) => elementwise(n, ctx, "fill", f32lit(n.attrs.value), []),
+};

@@ -9,7 +9,7 @@
 import type { Node } from "../compiler/core/ir.ts";
 import type { Activation } from "../compiler/ops/activation.ts";
 import { ACTIVATION_WGSL } from "./activation.ts";
-import type { Binding } from "./kernel.ts";
+import { type BufferVars, read, write } from "./bindings.ts";
 
 export interface Epilogue {
   /** The consumer whose value the fused kernel writes to `out`. */
@@ -27,14 +27,18 @@ export interface Epilogue {
   keepPre: boolean;
 }
 
-/** Declarations (bindings 2..5) and the store function of a matmul kernel. */
+/** The buffers of a matmul kernel's epilogue (bias, out, pre, res), for matmul node `n`; see bind. */
+export function epilogueVars(n: Node, bias: Node | undefined, e?: Epilogue): BufferVars {
+  return {
+    bias: bias && read(bias),
+    out: write(e ? e.out : n),
+    pre: e?.keepPre && write(n),
+    res: e?.residual && read(e.residual),
+  };
+}
+
+/** The store function of a matmul kernel, over the buffers of epilogueVars. */
 export function epilogueWgsl(hasBias: boolean, e?: Epilogue): string {
-  const decls = [
-    hasBias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : "",
-    "@group(0) @binding(3) var<storage, read_write> out: array<f32>;",
-    e?.keepPre ? "@group(0) @binding(4) var<storage, read_write> pre: array<f32>;" : "",
-    e?.residual ? "@group(0) @binding(5) var<storage, read> res: array<f32>;" : "",
-  ].filter((s) => s).join("\n");
   const act = e?.act ? ACTIVATION_WGSL[e.act] : undefined;
   const bwd = e?.actBwd ? ACTIVATION_WGSL[e.actBwd] : undefined;
   // the activation snippets are written in terms of `v`, their input: for the backward, rebind it
@@ -42,21 +46,10 @@ export function epilogueWgsl(hasBias: boolean, e?: Epilogue): string {
   const write = bwd
     ? `{ let dy = v; { let v = res[i]; out[i] = dy * (${bwd.dfdx}); } }`
     : `out[i] = ${act ? act.fwd : e?.residual ? "v + res[i]" : "v"};`;
-  return /* wgsl */ `${decls}
-${(act ?? bwd)?.helpers ?? ""}
+  return /* wgsl */ `${(act ?? bwd)?.helpers ?? ""}
 fn store(i: u32, gn: u32, acc: f32) {
   let v = acc${hasBias ? " + bias[gn]" : ""};
   ${e?.keepPre ? "pre[i] = v;" : ""}
   ${write}
 }`;
-}
-
-/** The bindings that go with epilogueWgsl, for matmul node `n`. */
-export function epilogueBindings(n: Node, bias: Node | undefined, e?: Epilogue): Binding[] {
-  return [
-    ...(bias ? [{ name: "bias", ref: { node: bias } }] : []),
-    { name: "out", ref: { node: e ? e.out : n } },
-    ...(e?.keepPre ? [{ name: "pre", ref: { node: n } }] : []),
-    ...(e?.residual ? [{ name: "res", ref: { node: e.residual } }] : []),
-  ];
 }

@@ -16,19 +16,18 @@
 // backward with early exit, O(N²) index compares in the worst case (all indices distinct) — cheap
 // next to the sums for batch·seq positions in the thousands, and independent of D.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
-import { grid1d, loadF32, storageType, WGSL_UNPACK } from "./kernel.ts";
+import { grid1d, type KernelOf, type KernelsFor, loadF32, WGSL_UNPACK } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 
-defineKernel("gather", (n, ctx) => {
+const gatherKernel: KernelOf<"gather"> = (n, ctx) => {
   const [table, idx] = n.inputs;
   const [V, D] = table.shape;
   const g = grid1d(n.size, WG, ctx);
+  const io = bind({ tbl: read(table), idx: read(idx), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> tbl: array<${storageType(table.dtype)}>;
-@group(0) @binding(1) var<storage, read> idx: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const N: u32 = ${n.size}u;
 const V: i32 = ${V};
 const D: u32 = ${D}u;
@@ -51,24 +50,25 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "gather_fwd",
       code,
-      bindings: [
-        { name: "tbl", ref: { node: table } },
-        { name: "idx", ref: { node: idx } },
-        { name: "out", ref: { node: n } },
-      ],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
-});
+};
 
-defineKernel("scatter_add", (n, ctx) => {
+const scatterAddKernel: KernelOf<"scatter_add"> = (n, ctx) => {
   const [idx, src] = n.inputs;
   const [V, D] = n.shape;
   const N = idx.size;
   const consts = `const N: u32 = ${N}u;\nconst V: i32 = ${V};\nconst D: u32 = ${D}u;`;
   const gi = grid1d(V, WG, ctx), gl = grid1d(N, WG, ctx), gs = grid1d(n.size, WG, ctx);
+  // scratch 0: next[p] (N positions), scratch 1: head[v] (V table rows)
+  const next = { scratch: 0 }, head = { scratch: 1 };
+  const initIo = bind({ head: write(head, "i32") });
+  const linkIo = bind({ idx: read(idx), next: write(next, "i32"), head: write(head, "i32") });
+  const sumIo = bind({ src: read(src), next: read(next, "i32"), head: read(head, "i32"), out: write(n) });
   const init = /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> head: array<i32>;
+${initIo.wgsl}
 ${consts}
 ${gi.stride}
 @compute @workgroup_size(${WG})
@@ -79,9 +79,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 `;
   const link = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> idx: array<i32>;
-@group(0) @binding(1) var<storage, read_write> next: array<i32>;
-@group(0) @binding(2) var<storage, read_write> head: array<i32>;
+${linkIo.wgsl}
 ${consts}
 ${gl.stride}
 @compute @workgroup_size(${WG})
@@ -104,10 +102,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 `;
   const sum = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read> next: array<i32>;
-@group(0) @binding(2) var<storage, read> head: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${sumIo.wgsl}
 ${consts}
 ${gs.stride}
 @compute @workgroup_size(${WG})
@@ -130,30 +125,27 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       {
         label: "scatter_add_init",
         code: init,
-        bindings: [{ name: "head", ref: { scratch: 1 } }],
+        bindings: initIo.bindings,
         workgroups: gi.workgroups,
       },
       {
         label: "scatter_add_link",
         code: link,
-        bindings: [
-          { name: "idx", ref: { node: idx } },
-          { name: "next", ref: { scratch: 0 } },
-          { name: "head", ref: { scratch: 1 } },
-        ],
+        bindings: linkIo.bindings,
         workgroups: gl.workgroups,
       },
       {
         label: "scatter_add_sum",
         code: sum,
-        bindings: [
-          { name: "src", ref: { node: src } },
-          { name: "next", ref: { scratch: 0 } },
-          { name: "head", ref: { scratch: 1 } },
-          { name: "out", ref: { node: n } },
-        ],
+        bindings: sumIo.bindings,
         workgroups: gs.workgroups,
       },
     ],
   };
-});
+};
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const gatherKernels: KernelsFor<"gather" | "scatter_add"> = {
+  gather: gatherKernel,
+  scatter_add: scatterAddKernel,
+};

@@ -2,12 +2,14 @@
 //
 // A lowering turns one IR node into one or more compute dispatches. Shapes are static, so sizes and
 // strides are baked into the WGSL as `const`s: each distinct shape gets its own pipeline, compiled
-// once when the plan is built. Bindings are matched to the shader's variables *by name* and checked
-// against wgsl_reflect's view of the shader (compiler/reflect.ts): every declared binding must be
-// bound, read_write bindings may only point at the node's own outputs, its scratch, or inputs the op
+// once when the plan is built. Kernels write a shader's buffer declarations and its Binding list with
+// one call (kernels/bindings.ts). Bindings are matched to the shader's variables *by name* and checked
+// against wgsl_reflect's view of the shader (compiler/runtime/reflect.ts): every declared binding must
+// be bound, read_write bindings may only point at the node's own outputs, its scratch, or inputs the op
 // declares it writes.
 
-import type { DType, Node } from "../compiler/core/ir.ts";
+import { type Attrs, byteSize, type DType, type Node, type OpNode } from "../compiler/core/ir.ts";
+import type { OpAttrs, OpName } from "../compiler/ops/attrs.ts";
 import type { Epilogue } from "./epilogue.ts";
 import type { Prologue } from "./prologue.ts";
 
@@ -72,19 +74,46 @@ export interface LowerExtra {
 }
 
 /**
- * Lowers one node. `epilogue` is only passed to kernels that accept a fused consumer (matmul; see
- * kernels/epilogue.ts and compiler/fuse.ts). `inPlace` is only passed to ops that declare
- * OpDef.inPlace: the index of the input whose values are already in `out` (read it from there and
- * do not bind it). `extra` carries the norm → matmul prologue fusion (kernels/prologue.ts).
+ * Lowers one node of an op with attributes A. `epilogue` is only passed to kernels that accept a
+ * fused consumer (matmul; see kernels/epilogue.ts and compiler/lower/fuse.ts). `inPlace` is only
+ * passed to ops that declare OpDef.inPlace: the index of the input whose values are already in `out`
+ * (read it from there and do not bind it). `extra` carries the norm → matmul prologue fusion
+ * (kernels/prologue.ts).
  */
-export type KernelLowering = (
-  node: Node,
+export type KernelLowering<A = Attrs> = (
+  node: OpNode<A>,
   ctx: LowerCtx,
   epilogue?: Epilogue,
   inPlace?: number,
   extra?: LowerExtra,
 ) => Lowered;
 
+/** The kernel lowering of op P, typed by P's attributes. */
+export type KernelOf<P extends OpName> = KernelLowering<OpAttrs[P]>;
+
+/** The kernel lowerings of the ops K, each typed by its op's attributes (a family's table entries). */
+export type KernelsFor<K extends OpName> = { readonly [P in K]: KernelLowering<OpAttrs[P]> };
+
+/** Storage-buffer offsets must be multiples of this (WebGPU's minStorageBufferOffsetAlignment). */
+export const SPAN_ALIGN = 256;
+
+/**
+ * Where the nodes of a span (OpDef.spans) lie in their arena: back to back, each at a multiple of
+ * 256 bytes (the padding between them stays zero), and the bytes up to the end of the last one.
+ * Lowering places arenas by it and kernels that bind a { span } index into it.
+ */
+export function spanLayout(nodes: readonly Node[]): { offsets: number[]; bytes: number } {
+  const offsets: number[] = [];
+  let end = 0;
+  for (const n of nodes) {
+    const off = Math.ceil(end / SPAN_ALIGN) * SPAN_ALIGN;
+    offsets.push(off);
+    end = off + byteSize(n.shape, n.dtype);
+  }
+  return { offsets, bytes: end };
+}
+
+/** Device facts assumed when none are given (WebGPU's default limits). */
 export const DEFAULT_LOWER_CTX: LowerCtx = {
   maxWorkgroupsPerDim: 65535,
   maxWorkgroupStorage: 16384,
@@ -215,10 +244,4 @@ export function f32lit(x: number): string {
   if (!Number.isFinite(f)) throw new Error(`f32lit: ${x} must be finite in f32 (it rounds to ${f})`);
   const s = String(f);
   return s.includes(".") || s.includes("e") ? `f32(${s})` : `${s}.0`;
-}
-
-/** Formats a shape/stride list as a WGSL const array of u32. */
-export function u32array(name: string, xs: readonly number[]): string {
-  const vals = xs.length ? xs.map((x) => `${x}u`).join(", ") : "0u";
-  return `const ${name} = array<u32, ${Math.max(1, xs.length)}>(${vals});`;
 }

@@ -3,9 +3,9 @@
 // arithmetic is unrolled per dimension with the sizes baked in as constants. Tensors are 32-bit
 // (the ops reject 16-bit storage), so every element is one array word and no two threads share one.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import { type Node, type Shape, strides } from "../compiler/core/ir.ts";
-import { type Dispatch, grid1d, type LowerCtx, storageType } from "./kernel.ts";
+import { type Dispatch, grid1d, type KernelOf, type KernelsFor, type LowerCtx, storageType } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 
@@ -26,9 +26,9 @@ function copyKernel(
   body: string,
 ): Dispatch {
   const g = grid1d(n, WG, ctx);
+  const io = bind({ [src.name]: read(src.node), [dst.name]: write(dst.node) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> ${src.name}: array<${storageType(src.node.dtype)}>;
-@group(0) @binding(1) var<storage, read_write> ${dst.name}: array<${storageType(dst.node.dtype)}>;
+${io.wgsl}
 const N: u32 = ${n}u;
 ${g.stride}
 @compute @workgroup_size(${WG})
@@ -41,7 +41,7 @@ ${body}
   return {
     label,
     code,
-    bindings: [{ name: src.name, ref: { node: src.node } }, { name: dst.name, ref: { node: dst.node } }],
+    bindings: io.bindings,
     workgroups: g.workgroups,
   };
 }
@@ -74,7 +74,7 @@ const TILE = 16;
 // When the innermost axis stays innermost, consecutive threads read consecutive words, so this is
 // already coalesced; when the permute is a (batched) 2-D transpose it is not, and permute_tiled
 // below stages 16x16 tiles through workgroup memory so both reads and writes are coalesced.
-defineKernel("permute", (n, ctx) => {
+const permuteKernel: KernelOf<"permute"> = (n, ctx) => {
   const x = n.inputs[0];
   const perm = n.attrs.perm as number[];
   const c = canonicalPerm(x.shape, perm);
@@ -108,7 +108,7 @@ defineKernel("permute", (n, ctx) => {
       ),
     ],
   };
-});
+};
 
 /**
  * x viewed as [B, R, C] → out [B, C, R]: one 16x16 tile per workgroup (B = workgroups in z), staged
@@ -122,9 +122,9 @@ function tiledTranspose(
   wg: readonly [number, number, number],
 ): Dispatch {
   const t = storageType(x.dtype);
+  const io = bind({ x: read(x, t), out: write(n, t) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<${t}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${t}>;
+${io.wgsl}
 const R: u32 = ${R}u;
 const C: u32 = ${C}u;
 var<workgroup> tile: array<${t}, ${TILE * (TILE + 1)}>;
@@ -144,7 +144,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   return {
     label: "permute_tiled",
     code,
-    bindings: [{ name: "x", ref: { node: x } }, { name: "out", ref: { node: n } }],
+    bindings: io.bindings,
     workgroups: wg,
   };
 }
@@ -155,7 +155,7 @@ function around(s: Shape, axis: number) {
 }
 
 // slice: output viewed as [OUTER, LEN_OUT, INNER] reads x at [o, start + j, r].
-defineKernel("slice", (n, ctx) => {
+const sliceKernel: KernelOf<"slice"> = (n, ctx) => {
   const x = n.inputs[0];
   const axis = n.attrs.axis as number, start = n.attrs.start as number;
   const { len: lo, inner } = around(n.shape, axis);
@@ -170,10 +170,10 @@ defineKernel("slice", (n, ctx) => {
       copyKernel("slice_fwd", n.size, ctx, { name: "x", node: x }, { name: "out", node: n }, body),
     ],
   };
-});
+};
 
 // slice_bwd: one thread per dx element; inside [start, end) on the axis it takes dy, else 0.
-defineKernel("slice_bwd", (n, ctx) => {
+const sliceBwdKernel: KernelOf<"slice_bwd"> = (n, ctx) => {
   const dy = n.inputs[0];
   const { axis, start, end } = n.attrs as { axis: number; start: number; end: number };
   const { len: li, inner } = around(n.shape, axis);
@@ -190,12 +190,12 @@ defineKernel("slice_bwd", (n, ctx) => {
       copyKernel("slice_bwd", n.size, ctx, { name: "dy", node: dy }, { name: "dx", node: n }, body),
     ],
   };
-});
+};
 
 // concat: one dispatch per input (so any number of inputs fits the 8-bindings-per-shader limit),
 // each copying its input into its own region of the output; the regions are disjoint and together
 // cover the output, so every element is written exactly once.
-defineKernel("concat", (n, ctx) => {
+const concatKernel: KernelOf<"concat"> = (n, ctx) => {
   const axis = n.attrs.axis as number;
   const { len: lo, inner } = around(n.shape, axis);
   let off = 0;
@@ -210,4 +210,12 @@ defineKernel("concat", (n, ctx) => {
     return copyKernel("concat_fwd", x.size, ctx, { name: "x", node: x }, { name: "out", node: n }, body);
   });
   return { dispatches };
-});
+};
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const layoutKernels: KernelsFor<"permute" | "slice" | "slice_bwd" | "concat"> = {
+  permute: permuteKernel,
+  slice: sliceKernel,
+  slice_bwd: sliceBwdKernel,
+  concat: concatKernel,
+};

@@ -14,9 +14,9 @@
 // ~11 ms fixed per-dispatch overhead): [256, 1000] fwd 11-15 → ~5 ms; at a training head's [16, 10]
 // both forms are within noise of the overhead (< 1 ms). Both sum in a fixed order (deterministic).
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
-import { f32lit, foldGroups, grid1d, wgslWorkgroupReduce } from "./kernel.ts";
+import { f32lit, foldGroups, grid1d, type KernelOf, type KernelsFor, wgslWorkgroupReduce } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 128;
 /** Threads per workgroup of the software (row-per-thread) forward. */
@@ -40,7 +40,7 @@ fn or_nan(value: f32, ok: bool) -> f32 {
 }
 `;
 
-defineKernel("cross_entropy", (n, ctx) => {
+const crossEntropyKernel: KernelOf<"cross_entropy"> = (n, ctx) => {
   const [x, labels] = n.inputs;
   const [rows, c] = x.shape;
   const { on, off } = targetWeights(n, c);
@@ -48,11 +48,16 @@ defineKernel("cross_entropy", (n, ctx) => {
   // software: a thread per row (grid1d); otherwise a workgroup per row (foldGroups)
   const g1 = grid1d(rows, ROW_WG, ctx);
   const f = sw ? undefined : foldGroups(rows, ctx, "cross_entropy_fwd");
+  const rowloss = { scratch: 0 };
+  const rowIo = bind({
+    x: read(x),
+    labels: read(labels),
+    rowloss: write(rowloss, "f32"),
+    lse: write({ aux: 0 }, "f32"),
+  });
+  const meanIo = bind({ rowloss: read(rowloss, "f32"), out: write(n) });
   const rowHead = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> rowloss: array<f32>;
-@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+${rowIo.wgsl}
 const ROWS: u32 = ${rows}u;
 const C: u32 = ${c}u;
 const OFF: f32 = ${f32lit(off)};
@@ -110,8 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 }
 `;
   const meanCode = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> rowloss: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${meanIo.wgsl}
 const ROWS: u32 = ${rows}u;
 ${wgslWorkgroupReduce("wg_sum", "f32", 256, (a, b) => `${a} + ${b}`)}
 @compute @workgroup_size(256)
@@ -123,8 +127,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
 }
 `;
   const swMeanCode = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> rowloss: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${meanIo.wgsl}
 const ROWS: u32 = ${rows}u;
 @compute @workgroup_size(1)
 fn main() {
@@ -139,35 +142,27 @@ fn main() {
       {
         label: "cross_entropy_fwd",
         code: sw ? swRowCode : rowCode,
-        bindings: [
-          { name: "x", ref: { node: x } },
-          { name: "labels", ref: { node: labels } },
-          { name: "rowloss", ref: { scratch: 0 } },
-          { name: "lse", ref: { aux: 0 } },
-        ],
+        bindings: rowIo.bindings,
         workgroups: f?.workgroups ?? g1.workgroups,
       },
       {
         label: "cross_entropy_mean",
         code: sw ? swMeanCode : meanCode,
-        bindings: [{ name: "rowloss", ref: { scratch: 0 } }, { name: "out", ref: { node: n } }],
+        bindings: meanIo.bindings,
         workgroups: [1, 1, 1],
       },
     ],
   };
-});
+};
 
-defineKernel("cross_entropy_bwd", (n, ctx) => {
+const crossEntropyBwdKernel: KernelOf<"cross_entropy_bwd"> = (n, ctx) => {
   const [x, labels, lse, dy] = n.inputs;
   const [rows, c] = x.shape;
   const { on, off } = targetWeights(n, c);
   const g = grid1d(n.size, 256, ctx);
+  const io = bind({ x: read(x), labels: read(labels), lse: read(lse), dy: read(dy), dx: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> dy: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+${io.wgsl}
 const N: u32 = ${n.size}u;
 const C: u32 = ${c}u;
 const ON: f32 = ${f32lit(on)};
@@ -190,14 +185,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "cross_entropy_bwd",
       code,
-      bindings: [
-        { name: "x", ref: { node: x } },
-        { name: "labels", ref: { node: labels } },
-        { name: "lse", ref: { node: lse } },
-        { name: "dy", ref: { node: dy } },
-        { name: "dx", ref: { node: n } },
-      ],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
-});
+};
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const lossKernels: KernelsFor<"cross_entropy" | "cross_entropy_bwd"> = {
+  cross_entropy: crossEntropyKernel,
+  cross_entropy_bwd: crossEntropyBwdKernel,
+};

@@ -42,12 +42,12 @@
 // 65535) or in the 1-D thread index (direct). A 2-D b shared by every batch with an untransposed a is
 // one big [batch·M, K] product: better tile occupancy, no batch dimension.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { DType, Node } from "../compiler/core/ir.ts";
-import { grid1d, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
+import { grid1d, type KernelsFor, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
 import { matmulDims } from "../compiler/ops/matmul.ts";
-import { type Epilogue, epilogueBindings, epilogueWgsl } from "./epilogue.ts";
-import { type Prologue, prologueBindings, prologueWgsl } from "./prologue.ts";
+import { type Epilogue, epilogueVars, epilogueWgsl } from "./epilogue.ts";
+import { type Prologue, prologueVars, prologueWgsl } from "./prologue.ts";
+import { bind, read, type ShaderIo } from "./bindings.ts";
 
 export interface TiledVariant {
   kind: "tiled";
@@ -179,6 +179,9 @@ function label(n: Node): string {
 /** What both variants need to know about a node. */
 interface Geometry extends MatmulShape {
   n: Node;
+  /** The operands bound as a and b (a is the norm's input under a prologue). */
+  a: Node;
+  b: Node;
   ta: boolean;
   tb: boolean;
   tOut: boolean;
@@ -208,6 +211,8 @@ function lowerMatmul(n: Node, ctx: LowerCtx, epi?: Epilogue, pro?: Prologue): Lo
   }
   const geo: Geometry = {
     n,
+    a,
+    b,
     M,
     K,
     N,
@@ -223,14 +228,20 @@ function lowerMatmul(n: Node, ctx: LowerCtx, epi?: Epilogue, pro?: Prologue): Lo
     pro,
   };
   const v = chooseVariant({ M, K, N, batch }, ctx);
-  const { code, workgroups } = v.kind === "tiled" ? tiledCode(geo, v, ctx) : directCode(geo, v, ctx);
-  const bindings = [
-    { name: "a", ref: { node: a } },
-    { name: "b", ref: { node: b } },
-    ...epilogueBindings(n, bias, epi),
-    ...prologueBindings(pro),
-  ];
+  const { code, bindings, workgroups } = v.kind === "tiled"
+    ? tiledCode(geo, v, ctx)
+    : directCode(geo, v, ctx);
   return { dispatches: [{ label: label(n), code, bindings, workgroups }] };
+}
+
+/** The buffers of a matmul kernel: a and b as the variant reads them, then its epilogue's and prologue's. */
+function matmulIo(g: Geometry, aType: string, bType: string): ShaderIo {
+  return bind({
+    a: read(g.a, aType),
+    b: read(g.b, bType),
+    ...epilogueVars(g.n, g.bias, g.epi),
+    ...prologueVars(g.pro),
+  });
 }
 
 /** Repeats f(i) for i < count, joined by sep. */
@@ -386,9 +397,9 @@ function tiledCode(g: Geometry, c: TiledVariant, ctx: LowerCtx) {
     }
     workgroupBarrier();`;
 
+  const io = matmulIo(g, sa.elem, sb.elem);
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> a: array<${sa.elem}>;
-@group(0) @binding(1) var<storage, read> b: array<${sb.elem}>;
+${io.wgsl}
 ${epilogueWgsl(!!bias, g.epi)}
 ${prologueWgsl(g.pro)}
 ${commonConsts(g)}
@@ -449,7 +460,7 @@ fn main(
   }
 }
 `;
-  return { code, workgroups: [tilesN, tilesM * yb, zc] as [number, number, number] };
+  return { code, bindings: io.bindings, workgroups: [tilesN, tilesM * yb, zc] as [number, number, number] };
 }
 
 /** Unpacks four f16/bf16 values from a vec2<u32> expression, in element order. */
@@ -573,9 +584,9 @@ function directCode(g: Geometry, c: DirectVariant, ctx: LowerCtx) {
   }`
     : "";
 
+  const io = matmulIo(g, aType, bType);
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> a: array<${aType}>;
-@group(0) @binding(1) var<storage, read> b: array<${bType}>;
+${io.wgsl}
 ${epilogueWgsl(!!bias, g.epi)}
 ${prologueWgsl(g.pro)}
 ${commonConsts(g)}
@@ -620,7 +631,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
 }
 `;
-  return { code, workgroups: grid1.workgroups };
+  return { code, bindings: io.bindings, workgroups: grid1.workgroups };
 }
 
-defineKernel("matmul", (n, ctx, epi, _inPlace, extra) => lowerMatmul(n, ctx, epi, extra?.prologue));
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const matmulKernels: KernelsFor<"matmul"> = {
+  matmul: (n, ctx, epi, _inPlace, extra) => lowerMatmul(n, ctx, epi, extra?.prologue),
+};

@@ -14,32 +14,14 @@
 // barrier as a switch between coroutines, so the tree reductions cost more than the arithmetic
 // (layernorm_fwd of 272×192 took ~22 ms there, the row-per-thread form ~1 ms).
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
-import {
-  f32lit,
-  foldGroups,
-  grid1d,
-  loadF32,
-  type LowerCtx,
-  type Lowered,
-  rowThreads,
-  storageType,
-  WGSL_UNPACK,
-  wgslWorkgroupReduce,
-} from "./kernel.ts";
+import { f32lit, foldGroups, grid1d, type KernelsFor, loadF32, type LowerCtx, type Lowered, rowThreads, WGSL_UNPACK, wgslWorkgroupReduce } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 type Kind = "layernorm" | "rmsnorm";
 
 /** Threads per workgroup of the software (row-per-thread) variants. */
 const ROW_WG = 64;
-
-/** Declarations of the bindings `names` (with WGSL types) in order. */
-function decls(list: { name: string; type: string; rw?: boolean }[]): string {
-  return list.map((b, i) =>
-    `@group(0) @binding(${i}) var<storage, ${b.rw ? "read_write" : "read"}> ${b.name}: array<${b.type}>;`
-  ).join("\n");
-}
 
 function normFwd(n: Node, ctx: LowerCtx, kind: Kind, statsOnly = false): Lowered {
   const [x] = n.inputs;
@@ -50,25 +32,25 @@ function normFwd(n: Node, ctx: LowerCtx, kind: Kind, statsOnly = false): Lowered
   const wg = rowThreads(d, ctx);
   const grid = foldGroups(rows, ctx, `${kind}_fwd`);
   const layer = kind === "layernorm";
-  const vars = [
-    { name: "x", type: "f32", node: x },
+  const io = bind({
+    x: read(x),
     // the statistics alone need neither the affine parameters nor `out`
-    ...(w && !statsOnly ? [{ name: "w", type: storageType(w.dtype), node: w }] : []),
-    ...(b && !statsOnly ? [{ name: "b", type: storageType(b.dtype), node: b }] : []),
-    ...(statsOnly ? [] : [{ name: "out", type: "f32", rw: true, node: n }]),
-    ...(layer ? [{ name: "mean_out", type: "f32", rw: true, aux: 0 }] : []),
-    { name: "rstd_out", type: "f32", rw: true, aux: layer ? 1 : 0 },
-  ];
+    w: w && !statsOnly && read(w),
+    b: b && !statsOnly && read(b),
+    out: !statsOnly && write(n),
+    mean_out: layer && write({ aux: 0 }, "f32"),
+    rstd_out: write({ aux: layer ? 1 : 0 }, "f32"),
+  });
   let y = "v";
   if (w) y = `${y} * ${loadF32(w.dtype, "w", "j")}`;
   if (b) y = `${y} + ${loadF32(b.dtype, "b", "j")}`;
-  const bindings = vars.map((v) => ({ name: v.name, ref: "aux" in v ? { aux: v.aux! } : { node: v.node! } }));
+  const bindings = io.bindings;
   const label = statsOnly ? `${kind}_stats` : `${kind}_fwd`;
   if (ctx.isSoftware) {
     // one thread per row, no barriers (see the header)
     const g1 = grid1d(rows, ROW_WG, ctx);
     const code = /* wgsl */ `
-${decls(vars)}
+${io.wgsl}
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 const EPS: f32 = ${f32lit(n.attrs.eps as number)};
@@ -97,7 +79,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return { dispatches: [{ label, code, bindings, workgroups: g1.workgroups }] };
   }
   const code = /* wgsl */ `
-${decls(vars)}
+${io.wgsl}
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 const GX: u32 = ${grid.gx}u;
@@ -147,20 +129,20 @@ function normBwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
   const rows = x.size / d;
   const wg = rowThreads(d, ctx);
   const grid = foldGroups(rows, ctx, `${kind}_bwd`);
-  const vars = [
-    { name: "x", type: "f32", node: x },
-    { name: "dy", type: "f32", node: dy },
-    ...(mean ? [{ name: "mean", type: "f32", node: mean }] : []),
-    { name: "rstd", type: "f32", node: rstd },
-    ...(w ? [{ name: "w", type: storageType(w.dtype), node: w }] : []),
-    { name: "dx", type: "f32", rw: true, node: n },
-  ];
+  const io = bind({
+    x: read(x),
+    dy: read(dy),
+    mean: mean && read(mean),
+    rstd: read(rstd),
+    w: w && read(w),
+    dx: write(n),
+  });
   const g = w ? `dy[base + j] * ${loadF32(w.dtype, "w", "j")}` : "dy[base + j]";
-  const bindings = vars.map((v) => ({ name: v.name, ref: { node: v.node } }));
+  const bindings = io.bindings;
   if (ctx.isSoftware) {
     const g1 = grid1d(rows, ROW_WG, ctx);
     const code = /* wgsl */ `
-${decls(vars)}
+${io.wgsl}
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 ${g1.stride}
@@ -188,7 +170,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return { dispatches: [{ label: `${kind}_bwd`, code, bindings, workgroups: g1.workgroups }] };
   }
   const code = /* wgsl */ `
-${decls(vars)}
+${io.wgsl}
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 const GX: u32 = ${grid.gx}u;
@@ -234,19 +216,13 @@ function normWgrad(n: Node, ctx: LowerCtx): Lowered {
   const blocks = n.shape[0];
   const colBlocks = Math.ceil(d / WCOLS);
   const grid = foldGroups(colBlocks * blocks, ctx, "norm_wgrad");
-  const vars = [
-    { name: "x", type: "f32", node: x },
-    { name: "dy", type: "f32", node: dy },
-    { name: "rstd", type: "f32", node: rstd },
-    ...(mean ? [{ name: "mean", type: "f32", node: mean }] : []),
-    { name: "out", type: "f32", rw: true, node: n },
-  ];
-  const bindings = vars.map((v) => ({ name: v.name, ref: { node: v.node } }));
+  const io = bind({ x: read(x), dy: read(dy), rstd: read(rstd), mean: mean && read(mean), out: write(n) });
+  const bindings = io.bindings;
   if (ctx.isSoftware) {
     // one thread per (column, block of rows); consecutive threads take consecutive columns
     const g1 = grid1d(d * blocks, ROW_WG, ctx);
     const code = /* wgsl */ `
-${decls(vars)}
+${io.wgsl}
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 const RPB: u32 = ${rpb}u;
@@ -268,7 +244,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return { dispatches: [{ label: "norm_wgrad", code, bindings, workgroups: g1.workgroups }] };
   }
   const code = /* wgsl */ `
-${decls(vars)}
+${io.wgsl}
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 const RPB: u32 = ${rpb}u;
@@ -302,8 +278,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   return { dispatches: [{ label: "norm_wgrad", code, bindings, workgroups: grid.workgroups }] };
 }
 
-defineKernel("layernorm", (n, ctx, _e, _i, extra) => normFwd(n, ctx, "layernorm", extra?.statsOnly));
-defineKernel("rmsnorm", (n, ctx, _e, _i, extra) => normFwd(n, ctx, "rmsnorm", extra?.statsOnly));
-defineKernel("layernorm_bwd", (n, ctx) => normBwd(n, ctx, "layernorm"));
-defineKernel("rmsnorm_bwd", (n, ctx) => normBwd(n, ctx, "rmsnorm"));
-defineKernel("norm_wgrad", normWgrad);
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const normKernels: KernelsFor<"layernorm" | "rmsnorm" | "layernorm_bwd" | "rmsnorm_bwd" | "norm_wgrad"> = {
+  layernorm: (n, ctx, _e, _i, extra) => normFwd(n, ctx, "layernorm", extra?.statsOnly),
+  rmsnorm: (n, ctx, _e, _i, extra) => normFwd(n, ctx, "rmsnorm", extra?.statsOnly),
+  layernorm_bwd: (n, ctx) => normBwd(n, ctx, "layernorm"),
+  rmsnorm_bwd: (n, ctx) => normBwd(n, ctx, "rmsnorm"),
+  norm_wgrad: normWgrad,
+};

@@ -9,8 +9,7 @@
 //   (eps > 0; with eps = 0 the padding turns NaN, which no real element ever reads).
 // Summation order is fixed (no atomics), so results are deterministic run to run.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
-import { type BufRef, f32lit, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import { type BufRef, f32lit, grid1d, type KernelOf, type KernelsFor, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
 import {
   ADAMW_HYPER,
   type AdamWAttrs,
@@ -18,6 +17,7 @@ import {
   adamwFusedParts,
 } from "../compiler/ops/optim.ts";
 import { spanLayout } from "../compiler/lower/plan.ts";
+import { bind, read, write } from "./bindings.ts";
 import type { Node } from "../compiler/core/ir.ts";
 
 const WG = 256;
@@ -30,14 +30,18 @@ const WG_SUM = wgslWorkgroupReduce("wg_sum", "f32", WG, (a, b) => `${a} + ${b}`)
 /** Σ src² (+ acc) into n's output; src is `len` f32 values (a node or an arena span). */
 function sumsqLowering(n: Node, src: BufRef, len: number, acc: Node | undefined): Lowered {
   const parts = Math.min(WG, Math.ceil(len / (WG * PER_THREAD)));
-  const accDecl = acc ? "@group(0) @binding(2) var<storage, read> acc: array<f32>;" : "";
+  const partsRef = { scratch: 0 };
   const accAdd = acc ? " + acc[0]" : "";
-  const finalDispatch = (from: "g" | "parts", count: number) => ({
-    label: "sumsq_fwd",
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${accDecl}
+  const finalDispatch = (from: "g" | "parts", count: number) => {
+    const io = bind({
+      src: read(from === "g" ? src : partsRef, "f32"),
+      out: write(n),
+      acc: acc && read(acc),
+    });
+    return {
+      label: "sumsq_fwd",
+      code: /* wgsl */ `
+${io.wgsl}
 const LEN: u32 = ${count}u;
 ${WG_SUM}
 @compute @workgroup_size(${WG})
@@ -48,19 +52,16 @@ fn main(@builtin(local_invocation_index) t: u32) {
   if (t == 0u) { out[0] = total${accAdd}; }
 }
 `,
-    bindings: [
-      { name: "src", ref: from === "g" ? src : { scratch: 0 } },
-      { name: "out", ref: { node: n } },
-      ...(acc ? [{ name: "acc", ref: { node: acc } }] : []),
-    ],
-    workgroups: [1, 1, 1] as const,
-  });
+      bindings: io.bindings,
+      workgroups: [1, 1, 1] as const,
+    };
+  };
   if (parts <= 1) return { dispatches: [finalDispatch("g", len)] };
+  const partialIo = bind({ g: read(src, "f32"), parts: write(partsRef, "f32") });
   const partial = {
     label: "sumsq_partial",
     code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read_write> parts: array<f32>;
+${partialIo.wgsl}
 const LEN: u32 = ${len}u;
 const STRIDE: u32 = ${parts * WG}u;
 ${WG_SUM}
@@ -72,35 +73,35 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   if (t == 0u) { parts[wid.x] = total; }
 }
 `,
-    bindings: [{ name: "g", ref: src }, { name: "parts", ref: { scratch: 0 } }],
+    bindings: partialIo.bindings,
     workgroups: [parts, 1, 1] as const,
   };
   return { scratch: [4 * parts], dispatches: [partial, finalDispatch("parts", parts)] };
 }
 
-defineKernel("sumsq", (n) => sumsqLowering(n, { node: n.inputs[0] }, n.inputs[0].size, n.inputs[1]));
-
-defineKernel("sumsq_span", (n) => {
+const sumsqSpanKernel: KernelOf<"sumsq_span"> = (n) => {
   const count = n.attrs.count as number;
   const xs = n.inputs.slice(0, count);
   return sumsqLowering(n, { span: xs }, spanLayout(xs).bytes / 4, n.inputs[count]);
-});
+};
 
-defineKernel("clip_coef", (n) => ({
-  dispatches: [{
-    label: "clip_coef_fwd",
-    code: /* wgsl */ `
-@group(0) @binding(0) var<storage, read> total: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+const clipCoefKernel: KernelOf<"clip_coef"> = (n) => {
+  const io = bind({ total: read(n.inputs[0]), out: write(n) });
+  return {
+    dispatches: [{
+      label: "clip_coef_fwd",
+      code: /* wgsl */ `
+${io.wgsl}
 @compute @workgroup_size(1)
 fn main() {
   out[0] = min(1.0, ${f32lit(n.attrs.maxNorm as number)} / (sqrt(total[0]) + 1e-6));
 }
 `,
-    bindings: [{ name: "total", ref: { node: n.inputs[0] } }, { name: "out", ref: { node: n } }],
-    workgroups: [1, 1, 1],
-  }],
-}));
+      bindings: io.bindings,
+      workgroups: [1, 1, 1],
+    }],
+  };
+};
 
 /**
  * One AdamW step per element over `len` elements of p, g, m, v (each a node or an arena span).
@@ -116,13 +117,16 @@ function adamwLowering(
 ): Lowered {
   const grid = grid1d(len, WG, ctx);
   const wd = decayEnd >= len ? "WD" : decayEnd <= 0 ? "0.0" : `select(0.0, WD, i < ${decayEnd}u)`;
+  const io = bind({
+    p: write(refs.p, "f32"),
+    g: read(refs.g, "f32"),
+    m: write(refs.m, "f32"),
+    v: write(refs.v, "f32"),
+    hyper: read(refs.hyper),
+    coef: refs.coef && read(refs.coef),
+  });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> p: array<f32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<storage, read> hyper: array<f32>;
-${refs.coef ? "@group(0) @binding(5) var<storage, read> coef: array<f32>;" : ""}
+${io.wgsl}
 const N: u32 = ${len}u;
 // 1 − β is formed in f64 on the host, as torch does: 1 − f32(0.999) would be off by 1e-5 relative
 const ONE_MINUS_B1: f32 = ${f32lit(1 - a.beta1)};
@@ -151,28 +155,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label,
       code,
-      bindings: [
-        { name: "p", ref: refs.p },
-        { name: "g", ref: refs.g },
-        { name: "m", ref: refs.m },
-        { name: "v", ref: refs.v },
-        { name: "hyper", ref: { node: refs.hyper } },
-        ...(refs.coef ? [{ name: "coef", ref: { node: refs.coef } }] : []),
-      ],
+      bindings: io.bindings,
       workgroups: grid.workgroups,
     }],
   };
 }
 
-defineKernel("adamw", (n, ctx) => {
+const adamwKernel: KernelOf<"adamw"> = (n, ctx) => {
   const [p, g, m, v, hyper, coef] = n.inputs;
   const refs = { p: { node: p }, g: { node: g }, m: { node: m }, v: { node: v }, hyper, coef };
   return adamwLowering("adamw_update", refs, p.size, p.size, n.attrs as unknown as AdamWAttrs, ctx);
-});
+};
 
 // adamw_fused: p, g, m, v arenas share one layout (same shapes in the same order), so element i
 // of each belongs to the same param; the decayed params come first.
-defineKernel("adamw_fused", (n, ctx) => {
+const adamwFusedKernel: KernelOf<"adamw_fused"> = (n, ctx) => {
   const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(n.inputs);
   const a = n.attrs as unknown as AdamWFusedAttrs;
   const layout = spanLayout(params);
@@ -180,4 +177,13 @@ defineKernel("adamw_fused", (n, ctx) => {
   const decayEnd = a.decayed < params.length ? layout.offsets[a.decayed] / 4 : len;
   const refs = { p: { span: params }, g: { span: grads }, m: { span: ms }, v: { span: vs }, hyper, coef };
   return adamwLowering("adamw_fused", refs, len, decayEnd, a, ctx);
-});
+};
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const optimKernels: KernelsFor<"sumsq" | "sumsq_span" | "clip_coef" | "adamw" | "adamw_fused"> = {
+  sumsq: (n) => sumsqLowering(n, { node: n.inputs[0] }, n.inputs[0].size, n.inputs[1]),
+  sumsq_span: sumsqSpanKernel,
+  clip_coef: clipCoefKernel,
+  adamw: adamwKernel,
+  adamw_fused: adamwFusedKernel,
+};

@@ -2,9 +2,9 @@
 // kernel every image pixel lands in exactly one column slot, so both directions are a gather with one
 // thread per output element and no atomics: each thread decodes its own index and reads the other side.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node, Shape } from "../compiler/core/ir.ts";
-import { grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
+import { grid1d, type KernelOf, type KernelsFor, type LowerCtx, type Lowered } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 
@@ -24,9 +24,9 @@ const D: u32 = ${C * p * p}u;`;
 function gather(n: Node, ctx: LowerCtx, label: string, img: Shape, body: string): Lowered {
   const x = n.inputs[0];
   const g = grid1d(n.size, WG, ctx);
+  const io = bind({ x: read(x), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const TOTAL: u32 = ${n.size}u;
 ${consts(img, n.attrs.patch as number)}
 ${g.stride}
@@ -41,14 +41,14 @@ ${body}
     dispatches: [{
       label,
       code,
-      bindings: [{ name: "x", ref: { node: x } }, { name: "out", ref: { node: n } }],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
 }
 
 // out is [B, L, D] with D = (c, ky, kx); read the pixel it comes from
-defineKernel("im2col", (n, ctx) =>
+const im2colKernel: KernelOf<"im2col"> = (n, ctx) =>
   gather(
     n,
     ctx,
@@ -59,10 +59,10 @@ defineKernel("im2col", (n, ctx) =>
   let c = col / (P * P); let ky = (col / P) % P; let kx = col % P;
   let y = (l / PW) * P + ky; let xx = (l % PW) * P + kx;
   out[i] = x[((b * C + c) * H + y) * W + xx];`,
-  ));
+  );
 
 // out is the image [B, C, H, W]; read the column slot its pixel went to
-defineKernel("col2im", (n, ctx) =>
+const col2imKernel: KernelOf<"col2im"> = (n, ctx) =>
   gather(
     n,
     ctx,
@@ -73,4 +73,10 @@ defineKernel("col2im", (n, ctx) =>
   let l = (y / P) * PW + xx / P;
   let col = (c * P + y % P) * P + xx % P;
   out[i] = x[(b * L + l) * D + col];`,
-  ));
+  );
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const patchKernels: KernelsFor<"im2col" | "col2im"> = {
+  im2col: im2colKernel,
+  col2im: col2imKernel,
+};

@@ -23,9 +23,9 @@
 //   summing the dy rows of the positions that picked it in increasing order (deterministic, no
 //   atomics; O(B·N·S) index compares, fine for clouds of thousands and groups·k of thousands).
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
-import { foldGroups, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import { foldGroups, grid1d, type KernelOf, type KernelsFor, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 
@@ -38,10 +38,9 @@ function fpsPerThread(n: Node, ctx: LowerCtx): Lowered {
   const [B, N] = points.shape;
   const G = n.shape[1];
   const g = grid1d(B, FPS_SW_WG, ctx);
+  const io = bind({ pts: read(points), work: write({ scratch: 0 }, "vec4f"), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> pts: array<f32>;
-@group(0) @binding(1) var<storage, read_write> work: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+${io.wgsl}
 const B: u32 = ${B}u;
 const N: u32 = ${N}u;
 const G: u32 = ${G}u;
@@ -81,17 +80,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "fps_fwd",
       code,
-      bindings: [
-        { name: "pts", ref: { node: points } },
-        { name: "work", ref: { scratch: 0 } },
-        { name: "out", ref: { node: n } },
-      ],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
 }
 
-defineKernel("fps", (n, ctx) => {
+const fpsKernel: KernelOf<"fps"> = (n, ctx) => {
   const points = n.inputs[0];
   const [B, N] = points.shape;
   const G = n.shape[1];
@@ -108,10 +103,9 @@ defineKernel("fps", (n, ctx) => {
     wg,
     (a, b) => `select(${a}, ${b}, ${b}.x > ${a}.x || (${b}.x == ${a}.x && ${b}.y < ${a}.y))`,
   );
+  const io = bind({ pts: read(points), mind: write({ scratch: 0 }, "f32"), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> pts: array<f32>;
-@group(0) @binding(1) var<storage, read_write> mind: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+${io.wgsl}
 const B: u32 = ${B}u;
 const N: u32 = ${N}u;
 const G: u32 = ${G}u;
@@ -152,27 +146,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     dispatches: [{
       label: "fps_fwd",
       code,
-      bindings: [
-        { name: "pts", ref: { node: points } },
-        { name: "mind", ref: { scratch: 0 } },
-        { name: "out", ref: { node: n } },
-      ],
+      bindings: io.bindings,
       workgroups: f.workgroups,
     }],
   };
-});
+};
 
-defineKernel("knn", (n, ctx) => {
+const knnKernel: KernelOf<"knn"> = (n, ctx) => {
   const [points, centers] = n.inputs;
   const [B, N] = points.shape;
   const [, G, K] = n.shape;
   if (K > 1024) throw new Error(`knn_fwd: k = ${K} exceeds the private insertion list (max 1024)`);
   const wg = 64;
   const g = grid1d(B * G, wg, ctx);
+  const io = bind({ pts: read(points), ctr: read(centers), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> pts: array<f32>;
-@group(0) @binding(1) var<storage, read> ctr: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+${io.wgsl}
 const N: u32 = ${N}u;
 const G: u32 = ${G}u;
 const K: u32 = ${K}u;
@@ -212,25 +201,20 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "knn_fwd",
       code,
-      bindings: [
-        { name: "pts", ref: { node: points } },
-        { name: "ctr", ref: { node: centers } },
-        { name: "out", ref: { node: n } },
-      ],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
-});
+};
 
-defineKernel("gather_points", (n, ctx) => {
+const gatherPointsKernel: KernelOf<"gather_points"> = (n, ctx) => {
   const [points, idx] = n.inputs;
   const [, N, C] = points.shape;
   const S = idx.size / idx.shape[0]; // positions per batch element
   const g = grid1d(n.size, WG, ctx);
+  const io = bind({ pts: read(points), idx: read(idx), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> pts: array<f32>;
-@group(0) @binding(1) var<storage, read> idx: array<i32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const TOTAL: u32 = ${n.size}u;
 const N: i32 = ${N};
 const C: u32 = ${C}u;
@@ -251,25 +235,20 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "gather_points_fwd",
       code,
-      bindings: [
-        { name: "pts", ref: { node: points } },
-        { name: "idx", ref: { node: idx } },
-        { name: "out", ref: { node: n } },
-      ],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
-});
+};
 
-defineKernel("gather_points_bwd", (n, ctx) => {
+const gatherPointsBwdKernel: KernelOf<"gather_points_bwd"> = (n, ctx) => {
   const [idx, dy] = n.inputs;
   const [B, N, C] = n.shape;
   const S = idx.size / idx.shape[0];
   const g = grid1d(B * N, WG, ctx);
+  const io = bind({ idx: read(idx), dy: read(dy), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> idx: array<i32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const BN: u32 = ${B * N}u;
 const N: u32 = ${N}u;
 const C: u32 = ${C}u;
@@ -292,12 +271,16 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "gather_points_bwd",
       code,
-      bindings: [
-        { name: "idx", ref: { node: idx } },
-        { name: "dy", ref: { node: dy } },
-        { name: "out", ref: { node: n } },
-      ],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
-});
+};
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const pointsKernels: KernelsFor<"fps" | "knn" | "gather_points" | "gather_points_bwd"> = {
+  fps: fpsKernel,
+  knn: knnKernel,
+  gather_points: gatherPointsKernel,
+  gather_points_bwd: gatherPointsBwdKernel,
+};

@@ -22,7 +22,8 @@
 // `pro(x, mu, rs, wb)` / `pro4(x, mu, rs, wb0..wb3)` normalise one element / four consecutive along k.
 
 import type { Node } from "../compiler/core/ir.ts";
-import { type Binding, loadF32, storageType } from "./kernel.ts";
+import { loadF32 } from "./kernel.ts";
+import { type BufferVars, read } from "./bindings.ts";
 
 export interface Prologue {
   /** The norm node whose output the matmul reads as A (it gets no storage of its own). */
@@ -46,24 +47,31 @@ export function prologueBuffers(p: Prologue): number {
   return (p.weight ? 1 : 0) + (p.bias ? 1 : 0) + (p.kind === "layernorm" ? 2 : 1);
 }
 
-/** Declarations (bindings 6..9) and helper functions; "" without a prologue. */
+/**
+ * The buffers the prologue adds to the matmul (weight, bias, and the norm's row statistics, its aux
+ * outputs); none without a prologue. See bind.
+ */
+export function prologueVars(p?: Prologue): BufferVars {
+  if (!p) return {};
+  const layer = p.kind === "layernorm";
+  return {
+    pro_w: p.weight && read(p.weight),
+    pro_b: p.bias && read(p.bias),
+    pro_mu: layer && read({ auxOf: p.norm, k: 0 }, "f32"),
+    pro_rs: read({ auxOf: p.norm, k: layer ? 1 : 0 }, "f32"),
+  };
+}
+
+/** The helper functions over the buffers of prologueVars; "" without a prologue. */
 export function prologueWgsl(p?: Prologue): string {
   if (!p) return "";
   const layer = p.kind === "layernorm";
-  const decl = (b: number, name: string, type: string) =>
-    `@group(0) @binding(${b}) var<storage, read> ${name}: array<${type}>;`;
-  const decls = [
-    p.weight ? decl(6, "pro_w", storageType(p.weight.dtype)) : "",
-    p.bias ? decl(7, "pro_b", storageType(p.bias.dtype)) : "",
-    layer ? decl(8, "pro_mu", "f32") : "",
-    decl(9, "pro_rs", "f32"),
-  ].filter((s) => s).join("\n");
   let y = "v";
   if (p.weight) y = `${y} * wb.x`;
   if (p.bias) y = `${y} + wb.y`;
   const w = p.weight ? loadF32(p.weight.dtype, "pro_w", "k") : "1.0";
   const b = p.bias ? loadF32(p.bias.dtype, "pro_b", "k") : "0.0";
-  return /* wgsl */ `${decls}
+  return /* wgsl */ `
 fn pro_mean(row: u32) -> f32 { return ${layer ? "pro_mu[row]" : "0.0"}; }
 fn pro_rstd(row: u32) -> f32 { return pro_rs[row]; }
 fn pro_wb(k: u32) -> vec2<f32> { return vec2<f32>(${w}, ${b}); }
@@ -74,16 +82,4 @@ fn pro(x: f32, mu: f32, rs: f32, wb: vec2<f32>) -> f32 {
 fn pro4(x: vec4<f32>, mu: f32, rs: f32, wb0: vec2<f32>, wb1: vec2<f32>, wb2: vec2<f32>, wb3: vec2<f32>) -> vec4<f32> {
   return vec4<f32>(pro(x.x, mu, rs, wb0), pro(x.y, mu, rs, wb1), pro(x.z, mu, rs, wb2), pro(x.w, mu, rs, wb3));
 }`;
-}
-
-/** The bindings that go with prologueWgsl (the statistics are the norm's aux outputs). */
-export function prologueBindings(p?: Prologue): Binding[] {
-  if (!p) return [];
-  const layer = p.kind === "layernorm";
-  return [
-    ...(p.weight ? [{ name: "pro_w", ref: { node: p.weight } }] : []),
-    ...(p.bias ? [{ name: "pro_b", ref: { node: p.bias } }] : []),
-    ...(layer ? [{ name: "pro_mu", ref: { auxOf: p.norm, k: 0 } }] : []),
-    { name: "pro_rs", ref: { auxOf: p.norm, k: layer ? 1 : 0 } },
-  ];
 }

@@ -3,9 +3,10 @@
 // axis and combine through workgroup memory (so a bias gradient summed over thousands of rows is not
 // a single thread's serial loop) — except on software adapters with enough outputs, see below. max writes the argmax (first index on ties) for max_bwd.
 
-import { defineKernel } from "../compiler/ops/registry.ts";
-import { type Node, normAxis } from "../compiler/core/ir.ts";
-import { foldGroups, grid1d, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import { type Node, normAxis, type OpNode } from "../compiler/core/ir.ts";
+import type { AxisAttrs } from "../compiler/ops/attrs.ts";
+import { foldGroups, grid1d, type KernelsFor, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 64;
 
@@ -16,16 +17,15 @@ function view(x: Node, axis: number) {
   return { outer, len: x.shape[a], inner };
 }
 
-function reduceKernel(n: Node, ctx: LowerCtx, kind: "sum" | "mean" | "max"): Lowered {
+function reduceKernel(n: OpNode<AxisAttrs>, ctx: LowerCtx, kind: "sum" | "mean" | "max"): Lowered {
   const x = n.inputs[0];
-  const { outer, len, inner } = view(x, n.attrs.axis as number);
+  const { outer, len, inner } = view(x, n.attrs.axis);
   const outs = outer * inner;
   const isMax = kind === "max";
   const post = kind === "mean" ? ` / ${len}.0` : "";
+  const io = bind({ x: read(x), out: write(n), arg: isMax && write({ aux: 0 }, "i32") });
   const header = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${isMax ? "@group(0) @binding(2) var<storage, read_write> arg: array<i32>;" : ""}
+${io.wgsl}
 const OUTS: u32 = ${outs}u;
 const LEN: u32 = ${len}u;
 const INNER: u32 = ${inner}u;
@@ -33,12 +33,8 @@ const INNER: u32 = ${inner}u;
   // combine (acc, idx) with (v, j): for max keep the first maximum
   const step = isMax ? `if (v > acc) { acc = v; best = j; }` : `acc = acc + v;`;
   const init = isMax ? `var acc = -3.4028235e38; var best = 0u;` : `var acc = 0.0;`;
-  const write = isMax ? `out[o] = acc; arg[o] = i32(best);` : `out[o] = acc${post};`;
-  const bindings = [
-    { name: "x", ref: { node: x } },
-    { name: "out", ref: { node: n } },
-    ...(isMax ? [{ name: "arg", ref: { aux: 0 } }] : []),
-  ];
+  const store = isMax ? `out[o] = acc; arg[o] = i32(best);` : `out[o] = acc${post};`;
+  const bindings = io.bindings;
   // software adapters: a thread per output whenever there are enough outputs to fill the SIMD lanes,
   // since a workgroup tree reduction costs a barrier per level there (a [272, 192] bias-gradient sum
   // took ~3 ms as 192 workgroup reductions on lavapipe)
@@ -56,7 +52,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     let v = x[base + j * INNER];
     ${step}
   }
-  ${write}
+  ${store}
 }
 `;
     return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: g.workgroups }] };
@@ -97,19 +93,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   return { dispatches: [{ label: `${kind}_fwd`, code, bindings, workgroups: f.workgroups }] };
 }
 
-defineKernel("sum", (n, ctx) => reduceKernel(n, ctx, "sum"));
-defineKernel("mean", (n, ctx) => reduceKernel(n, ctx, "mean"));
-defineKernel("max", (n, ctx) => reduceKernel(n, ctx, "max"));
-
 // max backward: every input element takes dy where it was the argmax, else 0.
-defineKernel("max_bwd", (n, ctx) => {
+function maxBwd(n: OpNode<{ axis: number }>, ctx: LowerCtx): Lowered {
   const [dy, arg] = n.inputs;
-  const { inner, len } = view(n, n.attrs.axis as number);
+  const { inner, len } = view(n, n.attrs.axis);
   const g = grid1d(n.size, 256, ctx);
+  const io = bind({ dy: read(dy), arg: read(arg), dx: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> arg: array<i32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${io.wgsl}
 const N: u32 = ${n.size}u;
 const LEN: u32 = ${len}u;
 const INNER: u32 = ${inner}u;
@@ -128,11 +119,16 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: "max_bwd",
       code,
-      bindings: [{ name: "dy", ref: { node: dy } }, { name: "arg", ref: { node: arg } }, {
-        name: "dx",
-        ref: { node: n },
-      }],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
-});
+}
+
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const reduceKernels: KernelsFor<"sum" | "mean" | "max" | "max_bwd"> = {
+  sum: (n, ctx) => reduceKernel(n, ctx, "sum"),
+  mean: (n, ctx) => reduceKernel(n, ctx, "mean"),
+  max: (n, ctx) => reduceKernel(n, ctx, "max"),
+  max_bwd: maxBwd,
+};

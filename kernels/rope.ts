@@ -8,10 +8,10 @@
 // angle is first reduced modulo 2π (Cody–Waite: 2π split into parts short enough that k·part is
 // exact for k < 2^16, i.e. angles up to ~4·10^5 rad, degrading gently beyond).
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
 import { ropeDims, ropeInvFreq } from "../compiler/ops/rope.ts";
-import { f32lit, grid1d, type LowerCtx, type Lowered } from "./kernel.ts";
+import { f32lit, grid1d, type KernelsFor, type LowerCtx, type Lowered } from "./kernel.ts";
+import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
 
@@ -39,9 +39,9 @@ function ropeKernel(n: Node, ctx: LowerCtx): Lowered {
   const inverse = n.attrs.inverse as boolean;
   const pairs = B * T * H * half;
   const g = grid1d(pairs, WG, ctx);
+  const io = bind({ x: read(x), out: write(n) });
   const code = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 const PAIRS: u32 = ${pairs}u;
 const T: u32 = ${T}u;
 const H: u32 = ${H}u;
@@ -77,10 +77,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     dispatches: [{
       label: inverse ? "rope_bwd" : "rope_fwd",
       code,
-      bindings: [{ name: "x", ref: { node: x } }, { name: "out", ref: { node: n } }],
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
 }
 
-defineKernel("rope", ropeKernel);
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const ropeKernels: KernelsFor<"rope"> = {
+  rope: ropeKernel,
+};

@@ -8,16 +8,9 @@
 // per-dispatch overhead): [272, 272] fwd 12-20 → ~2 ms, bwd 7-13 → ~2 ms; [64, 1000] fwd 5-7 → ~2.5 ms.
 // (Few very long rows would leave threads idle; the training jobs' attention has its own kernels.)
 
-import { defineKernel } from "../compiler/ops/registry.ts";
 import type { Node } from "../compiler/core/ir.ts";
-import {
-  foldGroups,
-  grid1d,
-  type LowerCtx,
-  type Lowered,
-  rowThreads,
-  wgslWorkgroupReduce,
-} from "./kernel.ts";
+import { foldGroups, grid1d, type KernelsFor, type LowerCtx, type Lowered, rowThreads, wgslWorkgroupReduce } from "./kernel.ts";
+import { bind, read, type ShaderIo, write } from "./bindings.ts";
 
 /** Threads per workgroup of the software (row-per-thread) variants. */
 const ROW_WG = 64;
@@ -27,6 +20,7 @@ function rowPerThread(n: Node, ctx: LowerCtx, backward: boolean): Lowered {
   const d = n.shape[n.rank - 1];
   const rows = n.size / d;
   const g = grid1d(rows, ROW_WG, ctx);
+  const io = softmaxIo(n, backward);
   const head = /* wgsl */ `
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
@@ -37,8 +31,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (row >= ROWS) { return; }
   let base = row * D;`;
   const fwd = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 ${head}
   var m = -3.4028235e38;
   for (var j = 0u; j < D; j++) { m = max(m, x[base + j]); }
@@ -49,9 +42,7 @@ ${head}
 }
 `;
   const bwd = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> y: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${io.wgsl}
 ${head}
   var s = 0.0;
   for (var j = 0u; j < D; j++) { s += dy[base + j] * y[base + j]; }
@@ -62,19 +53,17 @@ ${head}
     dispatches: [{
       label: backward ? "softmax_bwd" : "softmax_fwd",
       code: backward ? bwd : fwd,
-      bindings: bindingsOf(n, backward),
+      bindings: io.bindings,
       workgroups: g.workgroups,
     }],
   };
 }
 
-function bindingsOf(n: Node, backward: boolean) {
+/** Forward: x → out; backward: (y, dy) → dx. */
+function softmaxIo(n: Node, backward: boolean): ShaderIo {
   return backward
-    ? [{ name: "y", ref: { node: n.inputs[0] } }, { name: "dy", ref: { node: n.inputs[1] } }, {
-      name: "dx",
-      ref: { node: n },
-    }]
-    : [{ name: "x", ref: { node: n.inputs[0] } }, { name: "out", ref: { node: n } }];
+    ? bind({ y: read(n.inputs[0]), dy: read(n.inputs[1]), dx: write(n) })
+    : bind({ x: read(n.inputs[0]), out: write(n) });
 }
 
 function rowKernel(n: Node, ctx: LowerCtx, backward: boolean): Lowered {
@@ -83,6 +72,7 @@ function rowKernel(n: Node, ctx: LowerCtx, backward: boolean): Lowered {
   const rows = n.size / d;
   const wg = rowThreads(d, ctx);
   const grid = foldGroups(rows, ctx, backward ? "softmax_bwd" : "softmax_fwd");
+  const io = softmaxIo(n, backward);
   const header = /* wgsl */ `
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
@@ -91,8 +81,7 @@ const WG: u32 = ${wg}u;
 ${wgslWorkgroupReduce("row_sum", "f32", wg, (a, b) => `${a} + ${b}`)}
 `;
   const fwd = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${io.wgsl}
 ${header}
 ${wgslWorkgroupReduce("row_max", "f32", wg, (a, b) => `max(${a}, ${b})`)}
 @compute @workgroup_size(${wg})
@@ -111,9 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 }
 `;
   const bwd = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> y: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${io.wgsl}
 ${header}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -127,16 +114,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   for (var j = t; j < D; j += WG) { dx[base + j] = y[base + j] * (dy[base + j] - s); }
 }
 `;
-  const bindings = bindingsOf(n, backward);
   return {
     dispatches: [{
       label: backward ? "softmax_bwd" : "softmax_fwd",
       code: backward ? bwd : fwd,
-      bindings,
+      bindings: io.bindings,
       workgroups: grid.workgroups,
     }],
   };
 }
 
-defineKernel("softmax", (n, ctx) => rowKernel(n, ctx, false));
-defineKernel("softmax_bwd", (n, ctx) => rowKernel(n, ctx, true));
+/** The kernel lowerings of this family (entries of kernels/table.ts). */
+export const softmaxKernels: KernelsFor<"softmax" | "softmax_bwd"> = {
+  softmax: (n, ctx) => rowKernel(n, ctx, false),
+  softmax_bwd: (n, ctx) => rowKernel(n, ctx, true),
+};

@@ -15,96 +15,32 @@ import { attention } from "../compiler/ops/attention.ts";
 import { relu, silu } from "../compiler/ops/activation.ts";
 import { gather } from "../compiler/ops/gather.ts";
 import { rope } from "../compiler/ops/rope.ts";
-import { checkConfigAgainstTensors, expectedTensors, type LlmConfig, readConfig } from "../io/config.ts";
-import { openCheckpointDir } from "../io/safetensors.ts";
-import { metaToHfName, openPth, permuteMetaQK } from "../io/pth.ts";
-import {
-  CheckpointError,
-  type StDtype,
-  type TensorInfo,
-  toFloat32,
-  toU16,
-  type WeightSource,
-} from "../io/weights.ts";
+import { checkConfigAgainstTensors, expectedTensors, type LlmConfig } from "../io/config.ts";
+import type { LlmCheckpoint } from "../io/llm.ts";
+import { CheckpointError, type StDtype, toFloat32, toU16, type WeightSource } from "../io/weights.ts";
 import type { WeightLoader } from "../compiler/runtime/executable.ts";
 
+// Opening checkpoints is io's job (io/llm.ts); re-exported for the importers that predate the move.
+export { type LlmCheckpoint, openLlm } from "../io/llm.ts";
+
+/** How frozen LLM layers run: "encoder" (the paper's use in a vision model) or "lm" (as published). */
 export type LlmMode = "encoder" | "lm";
-
-export interface LlmCheckpoint {
-  cfg: LlmConfig;
-  /** Tensors under HF names (Meta checkpoints are renamed and their q/k rows permuted to HF order). */
-  src: WeightSource;
-  format: "hf" | "meta";
-  dir: string;
-}
-
-/** Opens an HF (config.json + safetensors, single or sharded) or Meta (params.json + consolidated.00.pth) checkpoint. */
-export async function openLlm(dir: string): Promise<LlmCheckpoint> {
-  const cfg = await readConfig(dir);
-  const isMeta = await exists(`${dir}/consolidated.00.pth`);
-  if (isMeta) {
-    const pth = await openPth(`${dir}/consolidated.00.pth`);
-    return { cfg, src: new MetaAsHf(pth, cfg), format: "meta", dir };
-  }
-  return { cfg, src: await openCheckpointDir(dir), format: "hf", dir };
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await Deno.stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A Meta checkpoint seen under HF names, with wq/wk rows permuted from Meta's rotary order to HF's. */
-class MetaAsHf implements WeightSource {
-  private readonly toMeta = new Map<string, string>();
-  constructor(private readonly pth: WeightSource, private readonly cfg: LlmConfig) {
-    for (const t of pth.list()) {
-      const hf = metaToHfName(t.name);
-      if (hf) this.toMeta.set(hf, t.name);
-    }
-  }
-  get path(): string {
-    return this.pth.path;
-  }
-  list(): TensorInfo[] {
-    return [...this.toMeta].map(([hf, meta]) => ({ ...this.pth.info(meta), name: hf }));
-  }
-  has(name: string): boolean {
-    return this.toMeta.has(name);
-  }
-  info(name: string): TensorInfo {
-    const m = this.toMeta.get(name);
-    if (!m) throw new CheckpointError(this.path, `no tensor for '${name}' (Meta layout)`);
-    return { ...this.pth.info(m), name };
-  }
-  async read(name: string): Promise<Uint8Array> {
-    const m = this.toMeta.get(name);
-    if (!m) throw new CheckpointError(this.path, `no tensor for '${name}' (Meta layout)`);
-    const raw = await this.pth.read(m);
-    const isQ = name.endsWith("self_attn.q_proj.weight"), isK = name.endsWith("self_attn.k_proj.weight");
-    if (!isQ && !isK) return raw;
-    const heads = isQ ? this.cfg.heads : this.cfg.kvHeads;
-    return permuteMetaQK(raw, this.pth.info(m).dtype, heads, this.cfg.headDim, this.cfg.hidden);
-  }
-  close(): void {
-    this.pth.close();
-  }
-}
 
 /** A tensor as a frozen param: matrices keep their 16-bit storage; vectors are widened to f32. */
 export interface FrozenTensor {
+  /** The checkpoint's (HF) tensor name. */
   name: string;
+  /** Shape, outermost first. */
   shape: number[];
+  /** GPU dtype: the storage dtype for matrices, f32 for vectors. */
   dtype: DType;
+  /** f32 values, or raw 16-bit words for f16/bf16 matrices. */
   data: Float32Array | Uint16Array;
 }
 
 const GPU_DTYPE: Partial<Record<StDtype, DType>> = { F32: "f32", F16: "f16", BF16: "bf16" };
 
+/** Reads one tensor for use as a frozen param (F32, F16 or BF16 only). */
 export async function readFrozen(src: WeightSource, name: string): Promise<FrozenTensor> {
   const info = src.info(name);
   const raw = await src.read(name);
@@ -210,7 +146,9 @@ export function frozenParams(g: Graph, tensors: readonly FrozenTensor[]): Map<st
   return out;
 }
 
+/** How a decoder layer is built. */
 export interface LayerOpts {
+  /** Encoder semantics (no rotary, no mask) or the published language model. */
   mode: LlmMode;
   /** LM mode: precision of the rotary frequencies (see RopeOpts.invFreqDtype). */
   invFreqDtype?: "f32" | "bf16" | "f16";
@@ -255,6 +193,7 @@ function need(w: Map<string, Node>, name: string): Node {
   return n;
 }
 
+/** One decoder layer of the config's architecture (LLaMA or OPT), weights from `w` by HF name. */
 export function decoderLayer(
   x: Node,
   cfg: LlmConfig,
@@ -272,10 +211,13 @@ export function unitFinalNorm(x: Node, cfg: LlmConfig): Node {
     : layerNorm(x, undefined, undefined, cfg.normEps);
 }
 
+/** The frozen encoder stack added to a graph, and what compile() needs for its weights. */
 export interface FrozenStack {
+  /** The stack's output, the same shape as its input. */
   out: Node;
   /** Frozen params per selected layer, in order. */
   layerParams: Map<string, Node>[];
+  /** The selected layer indices, in order. */
   layers: number[];
   /** Pass to compile({ weights }) — resident or streamed is decided there by the memory budget. */
   loader: WeightLoader;

@@ -22,19 +22,31 @@ import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { transformerBlock } from "../nn/block.ts";
 import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
 
+/** A Point-BERT encoder's shape. Presets: models/presets.ts. */
 export interface PointBertConfig {
+  /** Points per cloud. */
   points: number;
+  /** Groups (tokens) picked by farthest point sampling. */
   groups: number;
+  /** kNN points per group. */
   groupSize: number;
+  /** Mini-PointNet output width. */
   encoderDim: number;
+  /** Transformer width. */
   dim: number;
+  /** Transformer blocks. */
   depth: number;
+  /** Attention heads per block. */
   heads: number;
+  /** Output classes. */
   classes: number;
 }
 
+/** A built Point-BERT: its input, logits, BatchNorm state and updates, dropout seed and frozen LLM stack. */
 export interface PointBertModel {
+  /** Input [B, points, 3]. */
   points: Node;
+  /** Output [B, classes]. */
   logits: Node;
   /** In-place updates of the BatchNorm running statistics (training mode); pass to compile's effects. */
   bnUpdates: Node[];
@@ -42,9 +54,15 @@ export interface PointBertModel {
   buffers: Node[];
   /** The dropout seed input (training mode with dropout): write a fresh u32 each step. */
   dropoutSeed?: Node;
+  /** Present when frozen LLM layers are inside. */
   llm?: FrozenStack;
 }
 
+/**
+ * Builds the model for a batch of `batch` clouds [B, points, 3]: `training` selects BatchNorm's batch
+ * statistics (with running-stat updates) and head dropout; with `llm`, the selected frozen layers of
+ * that checkpoint sit between the blocks and the norm.
+ */
 export async function buildPointBert(
   g: Graph,
   cfg: PointBertConfig,

@@ -18,26 +18,33 @@ import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { transformerBlock } from "../nn/block.ts";
 import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
 
+/** A ViT's shape (timm `VisionTransformer` arguments). Presets: models/presets.ts. */
 export interface VitConfig {
+  /** Image side in pixels (square images). */
   img: number;
+  /** Patch side in pixels; must divide `img`. */
   patch: number;
+  /** Image channels. */
   chans: number;
+  /** Embedding width. */
   dim: number;
+  /** Transformer blocks. */
   depth: number;
+  /** Attention heads per block. */
   heads: number;
+  /** Output classes. */
   classes: number;
+  /** MLP hidden width as a multiple of dim (default 4). */
   mlpRatio?: number;
+  /** LayerNorm epsilon (default 1e-6, timm's). */
   eps?: number;
 }
 
-export const VIT_PRESETS: Record<string, VitConfig> = {
-  tiny: { img: 224, patch: 16, chans: 3, dim: 192, depth: 12, heads: 3, classes: 1000 },
-  small: { img: 224, patch: 16, chans: 3, dim: 384, depth: 12, heads: 6, classes: 1000 },
-  base: { img: 224, patch: 16, chans: 3, dim: 768, depth: 12, heads: 12, classes: 1000 },
-};
-
+/** A built ViT: its input, its logits and the frozen LLM stack inside (if any). */
 export interface VitModel {
+  /** Input [B, chans, img, img]. */
   images: Node;
+  /** Output [B, classes]. */
   logits: Node;
   /** Present when frozen LLM layers are inside. */
   llm?: FrozenStack;

@@ -16,12 +16,19 @@ import { mean } from "../compiler/ops/reduce.ts";
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { fromBf16, toBf16 } from "../compiler/core/dtype.ts";
 
+/** Shape and freezing of one pre-LN transformer block. */
 export interface BlockConfig {
+  /** Model width (the last dim of the block's input and output). */
   dim: number;
+  /** Attention heads; `dim` must be divisible by it. */
   heads: number;
+  /** MLP hidden width as a multiple of `dim` (default 4). */
   mlpRatio?: number;
+  /** Causal attention mask (default false). */
   causal?: boolean;
+  /** MLP activation (default "gelu"). */
   act?: "gelu" | "relu";
+  /** LayerNorm epsilon (default 1e-6, timm's). */
   eps?: number;
   /** Which sub-layer is frozen (no weight gradients, no optimizer state). */
   frozen?: "none" | "attn" | "mlp" | "all";
@@ -29,6 +36,7 @@ export interface BlockConfig {
   frozenDtype?: DType;
   /** Bias on the fused qkv linear (timm: yes; Point-BERT: no). */
   qkvBias?: boolean;
+  /** First seed of the weights' truncated-normal init; each weight takes the next one (default 1). */
   seed?: number;
 }
 
@@ -38,6 +46,10 @@ function initFor(dtype: DType, init: (n: number) => Float32Array): (n: number) =
   return (n) => init(n).map((v) => fromBf16(toBf16(v)));
 }
 
+/**
+ * Adds one pre-LN transformer block to `g`: `x` [B, T, dim] → [B, T, dim]. Params are named
+ * `<prefix>.norm1.weight`, `<prefix>.attn.qkv.weight`, ... as in timm, so checkpoints map one to one.
+ */
 export function transformerBlock(g: Graph, x: Node, prefix: string, cfg: BlockConfig): Node {
   const D = cfg.dim, hidden = Math.round(D * (cfg.mlpRatio ?? 4)), eps = cfg.eps ?? 1e-6;
   let seed = cfg.seed ?? 1;
@@ -61,10 +73,15 @@ export function transformerBlock(g: Graph, x: Node, prefix: string, cfg: BlockCo
   return add(h, linear(act, p("mlp.fc2.weight", [D, hidden], fm, "w"), p("mlp.fc2.bias", [D], fm, "b")));
 }
 
+/** A block plus the sizes of `sequenceClassifier`'s input and output. */
 export interface ClassifierConfig extends BlockConfig {
+  /** Sequences per batch. */
   batch: number;
+  /** Tokens per sequence. */
   seq: number;
+  /** Features per input token (embedded to `dim`). */
   inDim: number;
+  /** Number of output classes. */
   classes: number;
 }
 

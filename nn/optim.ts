@@ -27,6 +27,7 @@ import { adamw, ADAMW_HYPER, adamwFused, clipCoef, sumsq, sumsqSpan } from "../c
 import { aliasRoot, spanLayout } from "../compiler/lower/plan.ts";
 import { writesOf } from "../compiler/ops/registry.ts";
 
+/** Hyper-parameters of `AdamW` (torch.optim.AdamW semantics, timm's no-decay default). */
 export interface AdamWOptions {
   /** Learning rate used when prepareStep is given none (default 1e-3). */
   lr?: number;
@@ -84,6 +85,11 @@ export function timmNoDecay(p: Node): boolean {
   return p.rank <= 1 || (p.name ?? "").endsWith("bias");
 }
 
+/**
+ * AdamW built into the graph: construct it after `grad()`, pass `effects` to `compile`, and call
+ * `prepareStep(exe, lr)` before every `exe.run()`. Per param it adds the moment states
+ * `<name>.exp_avg` and `<name>.exp_avg_sq` (zero-initialised, saved with training checkpoints).
+ */
 export class AdamW {
   /** The in-place update nodes; pass them to compile(outputs, { effects }). */
   readonly effects: Node[] = [];
@@ -97,10 +103,14 @@ export class AdamW {
   readonly clipCoef: Node | undefined;
   /** Steps taken so far (prepareStep increments it first, so the first step is t = 1). */
   t = 0;
+  /** Default learning rate for prepareStep. */
   readonly lr: number;
+  /** β1: decay of the first moment. */
   readonly beta1: number;
+  /** β2: decay of the second moment. */
   readonly beta2: number;
 
+  /** Adds the update nodes for every (param, gradient) pair of `grads` (as returned by grad()). */
   constructor(g: Graph, grads: Map<Node, Node> | Iterable<readonly [Node, Node]>, opts: AdamWOptions = {}) {
     const pairs = [...grads];
     const [b1, b2] = opts.betas ?? [0.9, 0.999];

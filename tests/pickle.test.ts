@@ -190,3 +190,71 @@ test("pickle: readStateDict wants a dict of tensors", () => {
     { key: "7", dtype: "BF16", numel: 10, off: 2, shape: [2, 3], stride: [3, 1] },
   );
 });
+
+/** A little-endian u32 as 4 latin-1 chars. */
+function u32(n: number): string {
+  return String.fromCharCode(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff);
+}
+
+test("pickle: LONG4 is linear and bounded; every length field is bounded by the bytes that remain", () => {
+  // LONG4 of 200 kB took minutes (quadratic BigInt building); now refused at once, naming the file
+  const big = 200_000;
+  const long4 = new Uint8Array(1 + 4 + big + 1);
+  long4.set(b("\x8b" + u32(big)));
+  long4[long4.length - 1] = 0x2e;
+  let t0 = performance.now();
+  assertThrowsMsg(() => unpickle(long4, FILE), "evil.pth", "evil/data.pkl", "LONG4", "200000-byte integer");
+  assertOk(performance.now() - t0 < 500);
+  // LONG4 within the bound, and LONG1 at its 255-byte maximum, decode exactly (two's complement)
+  assertEquals(unpickle(b("\x8b" + u32(9) + "\x01" + "\0".repeat(7) + "\x01."), FILE), 2n ** 64n + 1n);
+  assertEquals(unpickle(b("\x8a\x02\xff\xff."), FILE), -1);
+  const l1 = unpickle(b("\x8a\xff" + "\0".repeat(254) + "\x80."), FILE) as bigint;
+  assertEquals(l1, -(2n ** (8n * 255n - 1n)));
+  t0 = performance.now();
+  for (let i = 0; i < 2000; i++) unpickle(b("\x8a\xff" + "\x7f".repeat(255) + "."), FILE);
+  assertOk(performance.now() - t0 < 2000);
+  // lengths that claim more than the rest of the data, refused before any proportional work
+  for (
+    const [name, p] of [
+      ["BINUNICODE", "X" + u32(0xfffffff0) + "abc."],
+      ["BINBYTES", "B" + u32(0x7ffffff0) + "abc."],
+      ["BINSTRING", "T" + u32(0x7ffffff0) + "abc."],
+      ["SHORT_BINSTRING", "U\xff" + "abc."],
+      ["LONG1", "\x8a\xff" + "abc."],
+      ["LONG4", "\x8b" + u32(60) + "abc."],
+    ]
+  ) {
+    assertThrowsMsg(() => unpickle(b(p), FILE), "evil.pth", "evil/data.pkl", name, "truncated");
+  }
+  for (const op of ["\x95", "\x8d", "\x8e"]) { // FRAME, BINUNICODE8, BINBYTES8
+    assertThrowsMsg(
+      () => unpickle(b(op + "\x10\0\0\0\0\0\0\0" + "N."), FILE),
+      "evil.pth",
+      "length 16",
+      "exceeds the 2 bytes that remain",
+    );
+  }
+  assertThrowsMsg(() => unpickle(b("T\xfe\xff\xff\xffN."), FILE), "evil.pth", "truncated");
+  assertThrowsMsg(() => unpickle(b("c" + "a".repeat(5000) + "\nb\n."), FILE), "evil.pth", "unterminated");
+});
+
+test("pickle: 200k APPENDS items and deep nesting are read iteratively (no stack overflow)", () => {
+  const n = 200_000;
+  const many = new Uint8Array(3 + 2 * n + 2);
+  many.set(b("](")); // EMPTY_LIST, MARK
+  for (let i = 0; i < n; i++) many.set([0x4b, i & 0xff], 2 + 2 * i); // BININT1
+  many.set(b("e."), 2 + 2 * n); // APPENDS, STOP
+  const l = unpickle(many.subarray(0, 2 + 2 * n + 2), FILE) as number[];
+  assertEquals(l.length, n);
+  assertEquals(l[n - 1], (n - 1) & 0xff);
+  // 100k nested lists ([[[...]]]) via MARK ... LIST, and via EMPTY_LIST + APPEND
+  const depth = 100_000;
+  const nested = b("(".repeat(depth) + "l".repeat(depth) + ".");
+  let v = unpickle(nested, FILE) as unknown[];
+  let d = 1;
+  while (v.length) (v = v[0] as unknown[]), d++;
+  assertEquals(d, depth);
+  const appends = b("]".repeat(depth) + "a".repeat(depth - 1) + ".");
+  v = unpickle(appends, FILE) as unknown[];
+  assertEquals(v.length, 1);
+});

@@ -382,3 +382,65 @@ test("zip: Zip64 layout, deflated entries, encrypted and unknown-method entries"
   const bz = await tmpFile(patchCentral(stored, "p/data.pkl", 10, 12)); // bzip2
   await assertRejectsMsg(() => openPth(bz), bz, "'p/data.pkl' uses compression method 12");
 });
+
+/** Rewrites one central-directory u32 field (at `field`) of entry `entry` in a zip. */
+function patchCentral32(zip: Uint8Array, entry: string, field: number, value: number): Uint8Array {
+  const out = zip.slice();
+  const dv = new DataView(out.buffer);
+  let p = dv.getUint32(out.length - 6, true);
+  while (dv.getUint32(p, true) === 0x02014b50) {
+    const n = dv.getUint16(p + 28, true);
+    if (new TextDecoder().decode(out.subarray(p + 46, p + 46 + n)) === entry) {
+      dv.setUint32(p + field, value, true);
+    }
+    p += 46 + n + dv.getUint16(p + 30, true) + dv.getUint16(p + 32, true);
+  }
+  return out;
+}
+
+test("zip/pth: decompression bombs stop at the directory's size; data.pkl CRC; storage sizes", async () => {
+  const pkl = stateDictPickle([fake()]);
+  // a 20 MB data.pkl deflated to ~20 kB whose directory claims the real pickle's size: inflation stops
+  // within one slice past the claim instead of inflating it all
+  const bombPkl = new Uint8Array(pkl.length + 20_000_000);
+  bombPkl.set(pkl);
+  const bombZip = zipSync({
+    "b/data.pkl": [bombPkl, { level: 9 }],
+    "b/data/0": [f32Bytes([1, 2, 3, 4, 5, 6]), { level: 0 }],
+  });
+  const bomb = await tmpFile(patchCentral32(bombZip, "b/data.pkl", 24, pkl.length));
+  let t0 = performance.now();
+  await assertRejectsMsg(
+    () => openPth(bomb),
+    bomb,
+    "'b/data.pkl'",
+    `inflates to more than ${pkl.length} bytes`,
+  );
+  assertOk(performance.now() - t0 < 1500, `bomb took ${performance.now() - t0} ms`);
+  // a directory size beyond deflate's 1032:1 ratio is refused before reading the data
+  const ratio = await tmpFile(patchCentral32(bombZip, "b/data.pkl", 24, 2 ** 31));
+  t0 = performance.now();
+  await assertRejectsMsg(() => openPth(ratio), ratio, "'b/data.pkl'", "is 2147483648 bytes, more than the");
+  const zr = await ZipReader.open(ratio);
+  await assertRejectsMsg(() => zr.read("b/data.pkl"), ratio, "cannot inflate to the 2147483648");
+  zr.close();
+  assertOk(performance.now() - t0 < 500);
+  // a stored data.pkl whose bytes changed (a tensor name) but still parse: the CRC32 catches it
+  const good = onePth(fake({ name: "wq" }));
+  const at = good.indexOf(0x71, good.findIndex((_, i) => good[i] === 0x77 && good[i + 1] === 0x71));
+  assertOk(at > 0);
+  const flipped = good.slice();
+  flipped[at] = 0x6b; // "wq" -> "wk"
+  const crc = await tmpFile(flipped);
+  await assertRejectsMsg(() => openPth(crc), crc, "'p/data.pkl'", "CRC32", "does not match");
+  // a storage entry bigger than the pickle's storage (bytes no tensor names), and a byteorder bomb
+  const bigger = await tmpFile(onePth(fake(), 8));
+  await assertRejectsMsg(
+    () => openPth(bigger),
+    bigger,
+    "tensor 'w'",
+    "'p/data/0' is 32 bytes but the pickle says storage '0' holds 6 F32 elements (24 bytes)",
+  );
+  const order = await tmpFile(onePth(fake(), 6, { byteorder: new Uint8Array(1000).fill(0x20) }));
+  await assertRejectsMsg(() => openPth(order), order, "'p/byteorder' is 1000 bytes");
+});

@@ -379,3 +379,51 @@ test("safetensors: checkpoint dirs (missing shard, tensor not in its shard, empt
     );
   });
 });
+
+test("safetensors: the data section must be tiled exactly (no gap, no extra bytes, from offset 0)", async () => {
+  await withTmp(async (dir) => {
+    const f = (n: number) => bytesOf(new Float32Array(n));
+    // issue 11 item 4: 4 bytes inserted into the real checkpoint's data section shift 29 of 30 tensors
+    const real = await Deno.readFile(LLAMA);
+    const headerEnd = 8 + Number(new DataView(real.buffer).getBigUint64(0, true));
+    const at = headerEnd + 1000;
+    const ins = new Uint8Array(real.length + 4);
+    ins.set(real.subarray(0, at));
+    ins.set(real.subarray(at), at + 4);
+    const insPath = `${dir}/inserted.safetensors`;
+    await Deno.writeFile(insPath, ins);
+    await assertRejectsMsg(() => openSafetensors(insPath), insPath, "4 extra bytes after the last tensor");
+    const appended = `${dir}/appended.safetensors`;
+    await Deno.writeFile(appended, new Uint8Array([...real, 0]));
+    await assertRejectsMsg(() => openSafetensors(appended), appended, "1 extra bytes");
+    // a gap between two tensors, and a first tensor that does not start at 0 (named, with offsets)
+    let p = await rawFile(dir, "gap.safetensors", {
+      a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
+      b: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
+    }, f(3));
+    await assertRejectsMsg(
+      () => openSafetensors(p),
+      p,
+      "tensor 'b'",
+      "[8, 12]",
+      "gap of 4 bytes",
+      "'a' [0, 4]",
+    );
+    p = await rawFile(dir, "start.safetensors", {
+      a: { dtype: "F32", shape: [1], data_offsets: [4, 8] },
+    }, f(2));
+    await assertRejectsMsg(() => openSafetensors(p), p, "tensor 'a'", "gap of 4 bytes", "start of the data");
+    // a zero-size tensor in a gap-free file is fine anywhere its offsets touch; an empty file is fine
+    p = await rawFile(dir, "empty.safetensors", { __metadata__: { a: "b" } }, 0);
+    const e = await openSafetensors(p);
+    assertEquals(e.list().length, 0);
+    e.close();
+    p = await rawFile(dir, "z.safetensors", { z: { dtype: "F32", shape: [0], data_offsets: [0, 0] } }, 4);
+    await assertRejectsMsg(() => openSafetensors(p), p, "4 extra bytes", "'z'");
+    // absurd shapes (numel past 2^53) are refused before any arithmetic on them
+    p = await rawFile(dir, "absurd.safetensors", {
+      a: { dtype: "F32", shape: [2 ** 30, 2 ** 30, 2 ** 30], data_offsets: [0, 4] },
+    }, 4);
+    await assertRejectsMsg(() => openSafetensors(p), p, "tensor 'a'", "absurdly large");
+  });
+});

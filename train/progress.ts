@@ -1,11 +1,12 @@
 // Progress for long runs: a one-line bar on a TTY (step, loss, throughput, ETA), plain lines
 // otherwise (CI logs), and JSONL metrics for machines.
 
+/** A progress line on stderr: a redrawn bar on a terminal, a line every few seconds otherwise. */
 export class Progress {
   private start = performance.now();
   private lastDraw = 0;
   private readonly tty: boolean;
-  /** `start`: the step a resumed run starts from (throughput and ETA count from there). */
+  /** `start0`: the step a resumed run starts from (throughput and ETA count from there). */
   constructor(
     readonly total: number,
     readonly unit = "it",
@@ -57,17 +58,53 @@ function clock(s: number): string {
   return h ? `${h}h${String(m % 60).padStart(2, "0")}m` : `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 
-/** Appends one JSON object per line. */
+/** Appends one JSON object per line (metrics.jsonl). */
 export class Metrics {
   private readonly file: Deno.FsFile;
   /** append: continue an existing file (a resumed run) instead of starting a new one. */
   constructor(path: string, append = false) {
     this.file = Deno.openSync(path, { create: true, write: true, truncate: !append, append });
   }
+  /** Writes one record as a line. */
   log(record: Record<string, unknown>): void {
     this.file.writeSync(new TextEncoder().encode(JSON.stringify(record) + "\n"));
   }
+  /** Closes the file. */
   close(): void {
     this.file.close();
   }
+}
+
+/** One metrics.jsonl record: a loss read (`loss`), an evaluation (`test_accuracy`) or the `final` summary. */
+export type MetricsRecord = Record<string, unknown> & { step?: number; final?: boolean };
+
+/** Reads a metrics.jsonl file (an absent file reads as no records; a torn last line is skipped). */
+export async function readMetrics(path: string): Promise<MetricsRecord[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const out: MetricsRecord[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      // a line cut short by a crash: the records before it still count
+    }
+  }
+  return out;
+}
+
+/**
+ * Prepares `to` (metrics.jsonl of a resumed run) from `from` (the run it continues; the same file or
+ * another run directory's): keeps the records up to the resumed `step` and drops `final` summaries
+ * (the resumed run writes its own), so the file and the chart cover the whole run once.
+ */
+export async function resumeMetrics(from: string, to: string, step: number): Promise<void> {
+  const kept = (await readMetrics(from)).filter((r) => !r.final && (r.step ?? 0) <= step);
+  await Deno.writeTextFile(to, kept.map((r) => JSON.stringify(r) + "\n").join(""));
 }

@@ -2,14 +2,15 @@
 //
 // Every value in a model is a Node. Nodes are created through a Graph and are numbered in creation
 // order, which is also a valid topological order (a node can only use nodes that already exist).
-// Op semantics (shape rules, gradient rules) live in compiler/ops/*.ts and are looked up by name in
-// compiler/registry.ts; this file knows nothing about particular ops.
-
-import { getOp } from "../ops/registry.ts";
+// An op node carries the OpDef it was built with (shape rule, gradient rule, storage facts); the
+// definitions of particular ops live in compiler/ops/<family>.ts and are collected in the typed table
+// compiler/ops/table.ts. This file knows nothing about particular ops.
 
 /** f32 is the compute type; f16/bf16 are storage types for (frozen) weights; i32/u32 for indices. */
 export type DType = "f32" | "f16" | "bf16" | "i32" | "u32";
+/** A tensor shape: one size per dimension, row-major. */
 export type Shape = readonly number[];
+/** Op attributes as a node stores them; OpNode<A> gives them their op's type back. */
 export type Attrs = Readonly<Record<string, unknown>>;
 
 /**
@@ -24,10 +25,12 @@ export type NodeKind = "input" | "param" | "state" | "const" | "op";
 /** Initial values for params/state: a generator called once, or a typed array. */
 export type Init = Float32Array | Int32Array | Uint32Array | Uint16Array | ((n: number) => Float32Array);
 
+/** A shape or dtype mismatch, thrown while a graph is built; the message names the op. */
 export class ShapeError extends Error {
   override name = "ShapeError";
 }
 
+/** Number of elements of a tensor of this shape. */
 export function numel(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -41,10 +44,12 @@ export function byteSize(shape: Shape, dtype: DType): number {
   return Math.max(4, Math.ceil(raw / 4) * 4);
 }
 
+/** A shape as text, e.g. `[2,3]` (for error messages). */
 export function fmtShape(s: Shape): string {
   return `[${s.join(",")}]`;
 }
 
+/** One value of a graph: an input, a weight, a state tensor, a constant, or the result of an op. */
 export class Node {
   constructor(
     readonly graph: Graph,
@@ -66,6 +71,8 @@ export class Node {
      * to compile(), not from `init`.
      */
     readonly streamGroup?: number,
+    /** The op definition this node applies; undefined for inputs, params, state and constants. */
+    readonly def?: OpDef,
   ) {}
   get size(): number {
     return numel(this.shape);
@@ -82,17 +89,86 @@ export class Node {
   }
 }
 
+/** The shape and dtype of a tensor. */
 export interface TensorSpec {
   shape: Shape;
   dtype: DType;
 }
 
-/** What an op's shape rule returns: the main output, extra outputs, and an optional side effect. */
+/** What an op's shape rule returns: the main output and its extra outputs (read with Graph.aux). */
 export interface OutSpec extends TensorSpec {
   aux?: TensorSpec[];
 }
 
+/** A node of an op whose attributes have type A (what gradient rules, kernels and references get). */
+export type OpNode<A = Attrs> = Node & { readonly attrs: A };
+
+/**
+ * A gradient rule: given the node, the gradient of the loss w.r.t. its output (`dy`, same shape) and
+ * which inputs need a gradient, return one gradient per input (undefined where not needed). Rules
+ * build their result out of other ops of the same IR, so the backward graph is an ordinary graph.
+ */
+export type GradRule<A = Attrs> = (node: OpNode<A>, dy: Node, needs: readonly boolean[]) => (Node | undefined)[];
+
+/**
+ * The definition of an op with attributes A: its shape rule, its gradient rule (or "none": indices,
+ * backward ops, optimizer updates are not differentiable) and the storage facts lowering needs. The
+ * ops of the library are listed in compiler/ops/table.ts; an OpDef made elsewhere (a test's custom
+ * op) is applied the same way, with Graph.apply.
+ */
+export interface OpDef<A = Attrs> {
+  /** The op's name: Node.op, kernel labels and error messages use it. */
+  readonly name: string;
+  /** Validates inputs/attrs and returns the output spec; throws a ShapeError naming the op. */
+  infer(inputs: readonly Node[], attrs: A): OutSpec;
+  /** The gradient rule, or "none" when the op is not differentiable. */
+  readonly grad: GradRule<A> | "none";
+  /**
+   * Indices of inputs this op updates in place (side-effect ops such as optimizer updates); a
+   * function when they depend on the node (adamw_fused writes its first k inputs and its m and v).
+   */
+  readonly writes?: readonly number[] | ((n: OpNode<A>) => readonly number[]);
+  /** Output shares the storage of input 0 (reshape): no kernel, no copy. */
+  readonly alias?: boolean;
+  /**
+   * Inputs whose buffer the output may take over when that input dies at this op (elementwise ops:
+   * element i is read and written by the same thread). The kernel lowering is then told which input
+   * lives in `out` (KernelLowering's `inPlace`).
+   */
+  readonly inPlace?: readonly number[];
+  /**
+   * Groups of the node's inputs that must be stored back to back, in order, in one buffer, each at
+   * a 256-byte-aligned offset (an "arena"; compiler/lower), so that one binding ({ span }) covers
+   * all of them: e.g. a fused optimizer update over every param, gradient and moment.
+   */
+  readonly spans?: (node: OpNode<A>) => readonly (readonly Node[])[];
+}
+
+/**
+ * The k-th extra output of a multi-output node, made by Graph.aux (never by apply). It shares the
+ * storage the producing kernel wrote and is not differentiable.
+ */
+const AUX: OpDef<{ index: number }> = {
+  name: "aux",
+  infer: (inputs) => shapeFail("aux", inputs, "to be created with Graph.aux(node, k)"),
+  grad: "none",
+};
+
+/** The definition of op node n (its OpDef); throws for inputs, params, state and constants. */
+export function opDef(n: Node): OpDef {
+  if (!n.def) throw new Error(`opDef: ${n} is a ${n.kind}, not an op`);
+  return n.def;
+}
+
+/** The inputs node n updates in place (OpDef.writes resolved for n); undefined for ordinary ops. */
+export function writesOf(n: Node): readonly number[] | undefined {
+  const w = n.def?.writes;
+  return typeof w === "function" ? w(n) : w;
+}
+
+/** A static graph of nodes with fixed shapes; build it with input/param/state/constant and ops. */
 export class Graph {
+  /** Every node, in creation (= topological) order. */
   readonly nodes: Node[] = [];
   private readonly names = new Map<string, Node>();
 
@@ -102,7 +178,7 @@ export class Graph {
     inputs: readonly Node[],
     spec: OutSpec,
     attrs: Attrs,
-    opts: { name?: string; trainable?: boolean; init?: Init; streamGroup?: number } = {},
+    opts: { name?: string; trainable?: boolean; init?: Init; streamGroup?: number; def?: OpDef } = {},
   ): Node {
     for (const d of spec.shape) {
       if (!Number.isInteger(d) || d < 0) {
@@ -126,6 +202,7 @@ export class Graph {
       opts.init,
       spec.aux ?? [],
       opts.streamGroup,
+      opts.def,
     );
     this.nodes.push(n);
     if (opts.name !== undefined) this.names.set(opts.name, n);
@@ -190,33 +267,41 @@ export class Graph {
     return this.add("const", "const", [], { shape, dtype }, {}, { init: arr });
   }
 
-  /** Apply a registered op. Its shape rule validates inputs and throws a ShapeError naming the op. */
-  apply(op: string, inputs: readonly Node[], attrs: Attrs = {}, name?: string): Node {
-    const def = getOp(op);
+  /**
+   * Applies op `def` (an entry of compiler/ops/table.ts, or a custom OpDef) to `inputs`. Its shape
+   * rule validates inputs and attrs and throws a ShapeError naming the op. The op builders
+   * (compiler/ops) call this; models call the builders.
+   */
+  apply<A>(def: OpDef<A>, inputs: readonly Node[], attrs: A, name?: string): Node {
+    const op = def.name;
     for (const x of inputs) {
       if (!(x instanceof Node)) throw new ShapeError(`${op}: an input is not a Node (got ${typeof x})`);
       if (x.graph !== this) throw new ShapeError(`${op}: input ${x} belongs to another graph`);
     }
     const spec = def.infer(inputs, attrs);
-    return this.add(op, "op", inputs, spec, attrs, { name });
+    // the node keeps its def with the attrs type erased; OpNode<A> gives it back to rules and kernels
+    return this.add(op, "op", inputs, spec, attrs as Attrs, { name, def: def as unknown as OpDef });
   }
 
   /** The k-th extra output of a multi-output node (e.g. the argmax saved by max). Not differentiable. */
   aux(node: Node, k: number): Node {
     const spec = node.auxSpecs[k];
     if (!spec) throw new ShapeError(`aux: ${node} has no extra output ${k}`);
-    return this.add("aux", "op", [node], spec, { index: k });
+    return this.add("aux", "op", [node], spec, { index: k }, { def: AUX as unknown as OpDef });
   }
 
+  /** The node created with this name; throws when there is none. */
   byName(name: string): Node {
     const n = this.names.get(name);
     if (!n) throw new Error(`graph: no node named '${name}'`);
     return n;
   }
 
+  /** Every param (weight), trainable or frozen, in creation order. */
   get params(): Node[] {
     return this.nodes.filter((n) => n.kind === "param");
   }
+  /** The params that get gradients, in creation order. */
   get trainableParams(): Node[] {
     return this.nodes.filter((n) => n.kind === "param" && n.trainable);
   }

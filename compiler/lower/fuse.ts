@@ -30,8 +30,8 @@ import type { Node } from "../core/ir.ts";
 import type { Epilogue } from "../../kernels/epilogue.ts";
 import { normPrologue, type Prologue, prologueBuffers } from "../../kernels/prologue.ts";
 import type { LowerCtx } from "../../kernels/kernel.ts";
-import { getOp } from "../ops/registry.ts";
 import type { Activation } from "../ops/activation.ts";
+import { aliasRoot } from "./live.ts";
 
 const ACTS = new Set<string>(["gelu", "silu", "relu"]);
 
@@ -137,8 +137,8 @@ function planPrologues(
       const buffers = 3 + (m.inputs[2] ? 1 : 0) + (epi?.keepPre ? 1 : 0) + (epi?.residual ? 1 : 0) +
         prologueBuffers(pro);
       if (buffers > maxBuffers) return false;
-      // a dispatch may bind streamed weights of one group only (compiler/lower.ts)
-      const groups = new Set([m.inputs[1], pro.weight, pro.bias].map((t) => t && root(t).streamGroup));
+      // a dispatch may bind streamed weights of one group only (dispatch.ts)
+      const groups = new Set([m.inputs[1], pro.weight, pro.bias].map((t) => t && aliasRoot(t).streamGroup));
       groups.delete(undefined);
       return groups.size <= 1;
     });
@@ -147,10 +147,4 @@ function planPrologues(
     for (const m of rs) prologues.set(m, pro);
   }
   return { prologues, statsOnly };
-}
-
-/** The node whose storage an alias (reshape) shares. */
-function root(n: Node): Node {
-  while (n.kind === "op" && getOp(n.op).alias) n = n.inputs[0];
-  return n;
 }

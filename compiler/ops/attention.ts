@@ -12,8 +12,11 @@
 // dq and dk/dv are separate ops so a rule that needs only one side builds only that kernel.
 
 import { fmtShape, type Node, type OutSpec, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { type AttnAttrs, defineOp } from "./attrs.ts";
 
+export type { AttnAttrs } from "./attrs.ts";
+
+/** Options of attention(): heads, grouped-query kv heads, causal masking, score scale. */
 export interface AttentionOpts {
   /** Query heads H; the feature dim of q is H·Dh. */
   heads: number;
@@ -23,14 +26,6 @@ export interface AttentionOpts {
   causal?: boolean;
   /** Score scale; default Dh^-0.5. */
   scale?: number;
-}
-
-/** Resolved attributes every attention op carries. */
-interface AttnAttrs {
-  heads: number;
-  kvHeads: number;
-  causal: boolean;
-  scale: number;
 }
 
 /** Sizes of an attention problem, derived from q and k shapes and the attrs. */
@@ -43,15 +38,16 @@ export interface AttnDims {
   Dh: number;
 }
 
-export function attnDims(q: Node, k: Node, attrs: Record<string, unknown>): AttnDims {
-  const H = attrs.heads as number, Hkv = attrs.kvHeads as number;
+/** The sizes of an attention problem with queries q and keys k (shapes already checked). */
+export function attnDims(q: Node, k: Node, attrs: AttnAttrs): AttnDims {
+  const H = attrs.heads, Hkv = attrs.kvHeads;
   return { B: q.shape[0], Tq: q.shape[1], Tk: k.shape[1], H, Hkv, Dh: q.shape[2] / H };
 }
 
 /** Validates q, k, v and the attrs (shared by the forward and the backward ops). */
-function checkQKV(op: string, inputs: readonly Node[], attrs: Record<string, unknown>): AttnDims {
+function checkQKV(op: string, inputs: readonly Node[], attrs: AttnAttrs): AttnDims {
   const [q, k, v] = inputs;
-  const { heads: H, kvHeads: Hkv, causal, scale } = attrs as unknown as AttnAttrs;
+  const { heads: H, kvHeads: Hkv, causal, scale } = attrs;
   if (!Number.isInteger(H) || H < 1 || !Number.isInteger(Hkv) || Hkv < 1) {
     shapeFail(op, inputs, `positive integer heads and kvHeads (got heads=${H}, kvHeads=${Hkv})`);
   }
@@ -91,8 +87,7 @@ function expectShape(op: string, inputs: readonly Node[], i: number, shape: numb
   }
 }
 
-defineOp({
-  name: "attention",
+const attentionOp = defineOp("attention", {
   infer: (inputs, attrs): OutSpec => {
     if (inputs.length !== 3) shapeFail("attention", inputs, "3 inputs q, k, v");
     const { B, Tq, H } = checkQKV("attention", inputs, attrs);
@@ -102,19 +97,19 @@ defineOp({
     const g = n.graph;
     const [q, k, v] = n.inputs;
     const lse = g.aux(n, 0);
-    const d = g.apply("attention_bwd_d", [n, dy], n.attrs);
+    const d = g.apply(attentionBwdD, [n, dy], n.attrs);
     const saved = [q, k, v, dy, lse, d];
-    const dq = needs[0] ? g.apply("attention_bwd_q", saved, n.attrs) : undefined;
-    const dk = needs[1] || needs[2] ? g.apply("attention_bwd_kv", saved, n.attrs) : undefined;
+    const dq = needs[0] ? g.apply(attentionBwdQ, saved, n.attrs) : undefined;
+    const dk = needs[1] || needs[2] ? g.apply(attentionBwdKV, saved, n.attrs) : undefined;
     return [dq, needs[1] ? dk : undefined, needs[2] ? g.aux(dk!, 0) : undefined];
   },
 });
 
-defineOp({
-  name: "attention_bwd_d",
+const attentionBwdD = defineOp("attention_bwd_d", {
+  grad: "none",
   infer: (inputs, attrs) => {
     const o = inputs[0];
-    const H = attrs.heads as number;
+    const H = attrs.heads;
     if (
       inputs.length !== 2 || o.rank !== 3 || o.dtype !== "f32" || !Number.isInteger(H) || H < 1 ||
       o.shape[2] % H !== 0
@@ -127,7 +122,7 @@ defineOp({
 });
 
 function bwdInfer(op: string) {
-  return (inputs: readonly Node[], attrs: Record<string, unknown>): OutSpec => {
+  return (inputs: readonly Node[], attrs: AttnAttrs): OutSpec => {
     if (inputs.length !== 6) shapeFail(op, inputs, "6 inputs q, k, v, dy, logsumexp, D");
     const { B, Tq, H } = checkQKV(op, inputs, attrs);
     expectShape(op, inputs, 3, [...inputs[0].shape], "dy");
@@ -139,8 +134,16 @@ function bwdInfer(op: string) {
       : { shape: k.shape, dtype: "f32", aux: [{ shape: k.shape, dtype: "f32" }] };
   };
 }
-defineOp({ name: "attention_bwd_q", infer: bwdInfer("attention_bwd_q") });
-defineOp({ name: "attention_bwd_kv", infer: bwdInfer("attention_bwd_kv") });
+const attentionBwdQ = defineOp("attention_bwd_q", { infer: bwdInfer("attention_bwd_q"), grad: "none" });
+const attentionBwdKV = defineOp("attention_bwd_kv", { infer: bwdInfer("attention_bwd_kv"), grad: "none" });
+
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const attentionOps = {
+  attention: attentionOp,
+  attention_bwd_d: attentionBwdD,
+  attention_bwd_q: attentionBwdQ,
+  attention_bwd_kv: attentionBwdKV,
+};
 
 /**
  * Multi-head scaled dot-product attention. q [B, Tq, H·Dh], k and v [B, Tk, Hkv·Dh] with heads
@@ -153,7 +156,7 @@ export function attention(q: Node, k: Node, v: Node, opts: AttentionOpts): Node 
   const kvHeads = opts.kvHeads ?? heads;
   const Dh = q.rank === 3 && heads > 0 ? q.shape[2] / heads : NaN;
   const scale = opts.scale ?? (Number.isInteger(Dh) && Dh > 0 ? 1 / Math.sqrt(Dh) : 1);
-  return q.graph.apply("attention", [q, k, v], { heads, kvHeads, causal: opts.causal ?? false, scale });
+  return q.graph.apply(attentionOp, [q, k, v], { heads, kvHeads, causal: opts.causal ?? false, scale });
 }
 
 /** The per-row logsumexp [B, H, Tq] of the scaled, masked scores, saved by an attention node. */

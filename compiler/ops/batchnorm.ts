@@ -22,10 +22,11 @@
 //   backward (the same op applied to dy), never stored. seed is a u32/i32 input [1] written per step.
 
 import { type Graph, type Node, ShapeError, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp, type OpDefOf } from "./attrs.ts";
 
 const FLOATS = ["f32", "f16", "bf16"];
 
+/** Options of batchNorm: mode, the running-stat state tensors, eps and momentum. */
 export interface BatchNormOptions {
   training: boolean;
   runningMean: Node;
@@ -39,8 +40,7 @@ export interface BatchNormOptions {
 const channels = (x: Node) => x.shape[x.rank - 1];
 const isVec = (v: Node | undefined, c: number) => v !== undefined && v.rank === 1 && v.shape[0] === c;
 
-defineOp({
-  name: "batchnorm",
+const batchnormOp = defineOp("batchnorm", {
   infer: (inputs, attrs) => {
     const [x, w, b, rm, rv] = inputs;
     const training = attrs.training === true;
@@ -73,12 +73,12 @@ defineOp({
     const eps = n.attrs.eps;
     // Σdy and Σdy·x̂ per channel: dbias, dweight, and (training) the dx correction terms
     const sums = (needs[1] || needs[2] || (needs[0] && training))
-      ? g.apply("batchnorm_sums", [x, dy, mean, vr], { eps })
+      ? g.apply(batchnormSumsOp, [x, dy, mean, vr], { eps })
       : undefined;
     if (needs[0]) {
       out[0] = training
-        ? g.apply("batchnorm_bwd", [x, dy, mean, vr, w, sums!, g.aux(sums!, 0)], { eps })
-        : g.apply("batchnorm_eval_bwd", [dy, w, vr], { eps });
+        ? g.apply(batchnormBwdOp, [x, dy, mean, vr, w, sums!, g.aux(sums!, 0)], { eps })
+        : g.apply(batchnormEvalBwdOp, [dy, w, vr], { eps });
     }
     if (needs[1]) out[1] = g.aux(sums!, 0);
     if (needs[2]) out[2] = sums;
@@ -99,24 +99,24 @@ function bwdCheck(op: string, inputs: readonly Node[], nVec: number, what: strin
   return c;
 }
 
-defineOp({
-  name: "batchnorm_sums",
+const batchnormSumsOp = defineOp("batchnorm_sums", {
+  grad: "none",
   infer: (inputs) => {
     const c = bwdCheck("batchnorm_sums", inputs, 2, "x, dy [..., C] f32, mean [C], var [C]");
     return { shape: [c], dtype: "f32", aux: [{ shape: [c], dtype: "f32" }] };
   },
 });
 
-defineOp({
-  name: "batchnorm_bwd",
+const batchnormBwdOp = defineOp("batchnorm_bwd", {
+  grad: "none",
   infer: (inputs) => {
     bwdCheck("batchnorm_bwd", inputs, 5, "x, dy [..., C] f32, mean, var, weight, Σdy, Σdy·x̂ [C]");
     return { shape: inputs[0].shape, dtype: "f32" };
   },
 });
 
-defineOp({
-  name: "batchnorm_eval_bwd",
+const batchnormEvalBwdOp = defineOp("batchnorm_eval_bwd", {
+  grad: "none",
   infer: (inputs) => {
     const [dy, w, rv] = inputs;
     if (
@@ -129,8 +129,8 @@ defineOp({
   },
 });
 
-defineOp({
-  name: "batchnorm_stats_update",
+const batchnormStatsUpdateOp = defineOp("batchnorm_stats_update", {
+  grad: "none",
   writes: [0, 1],
   infer: (inputs, attrs) => {
     const [rm, rv, mean, vr] = inputs;
@@ -151,7 +151,7 @@ defineOp({
     }
     if (rm === rv) shapeFail("batchnorm_stats_update", inputs, `${what}; got the same tensor twice`);
     const m = attrs.momentum, n = attrs.n;
-    if (typeof m !== "number" || !(m >= 0 && m <= 1) || !Number.isInteger(n) || (n as number) < 2) {
+    if (typeof m !== "number" || !(m >= 0 && m <= 1) || !Number.isInteger(n) || n < 2) {
       shapeFail("batchnorm_stats_update", inputs, `momentum in [0, 1] and rows n >= 2 (got ${m}, ${n})`);
     }
     return { shape: [1], dtype: "f32" };
@@ -174,9 +174,9 @@ export function batchNorm(x: Node, weight: Node, bias: Node, opts: BatchNormOpti
     }
   }
   if (rm === rv) shapeFail("batchnorm", all, "distinct runningMean and runningVar");
-  if (!training) return g.apply("batchnorm", all, { training: false, eps });
-  const y = g.apply("batchnorm", [x, weight, bias], { training: true, eps });
-  g.apply("batchnorm_stats_update", [rm, rv, g.aux(y, 0), g.aux(y, 1)], { momentum, n: x.size / c });
+  if (!training) return g.apply(batchnormOp, all, { training: false, eps });
+  const y = g.apply(batchnormOp, [x, weight, bias], { training: true, eps });
+  g.apply(batchnormStatsUpdateOp, [rm, rv, g.aux(y, 0), g.aux(y, 1)], { momentum, n: x.size / c });
   return y;
 }
 
@@ -188,8 +188,8 @@ export function batchNormUpdates(g: Graph): Node[] {
   return g.nodes.filter((n) => n.op === "batchnorm_stats_update");
 }
 
-defineOp({
-  name: "dropout",
+// (typed explicitly: its gradient rule applies the op itself)
+const dropoutOp: OpDefOf<"dropout"> = defineOp("dropout", {
   infer: (inputs, attrs) => {
     const [x, seed] = inputs;
     if (
@@ -203,8 +203,18 @@ defineOp({
     return { shape: x.shape, dtype: "f32" };
   },
   // the mask is a function of (seed, index) only: the same op on dy applies it again
-  grad: (n, dy, needs) => [needs[0] ? n.graph.apply("dropout", [dy, n.inputs[1]], n.attrs) : undefined],
+  grad: (n, dy, needs) => [needs[0] ? n.graph.apply(dropoutOp, [dy, n.inputs[1]], n.attrs) : undefined],
 });
+
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const batchnormOps = {
+  batchnorm: batchnormOp,
+  batchnorm_sums: batchnormSumsOp,
+  batchnorm_bwd: batchnormBwdOp,
+  batchnorm_eval_bwd: batchnormEvalBwdOp,
+  batchnorm_stats_update: batchnormStatsUpdateOp,
+  dropout: dropoutOp,
+};
 
 /**
  * The dropout hash, on u32: pcg(v) = the PCG-RXS-M-XS output of one LCG step (Jarzynski & Olano,
@@ -231,5 +241,5 @@ export function dropout(x: Node, p: number, seed: Node): Node {
     }
     return x;
   }
-  return x.graph.apply("dropout", [x, seed], { p });
+  return x.graph.apply(dropoutOp, [x, seed], { p });
 }

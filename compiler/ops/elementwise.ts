@@ -1,20 +1,14 @@
 // Elementwise ops with NumPy broadcasting: add, sub, mul, div; scale (y = a·x + b with constants);
 // fill (a constant tensor computed on the GPU); cast (16-bit/int storage → f32 compute).
-// Gradients of broadcast inputs are summed back to the input's shape (sumTo).
+// Gradients of broadcast inputs are summed back to the input's shape (sumTo, broadcast.ts).
 
-import {
-  broadcastShapes,
-  type DType,
-  fmtShape,
-  type Graph,
-  type Node,
-  type Shape,
-  shapeFail,
-} from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
-import { reshape } from "./layout.ts";
-import { sum } from "./reduce.ts";
+import { broadcastShapes, type DType, type Graph, type Node, type Shape, shapeFail } from "../core/ir.ts";
+import { defineOp } from "./attrs.ts";
+import { sumTo } from "./broadcast.ts";
 
+export { expand, sumTo } from "./broadcast.ts";
+
+/** The four broadcasting binary ops. */
 export type BinaryOp = "add" | "sub" | "mul" | "div";
 
 function binaryInfer(op: BinaryOp) {
@@ -30,21 +24,16 @@ function binaryInfer(op: BinaryOp) {
   };
 }
 
-defineOp({
-  name: "add",
+const addOp = defineOp("add", {
   infer: binaryInfer("add"),
   inPlace: [0, 1],
-  grad: (
-    n,
-    dy,
-    needs,
-  ) => [
+  grad: (n, dy, needs) => [
     needs[0] ? sumTo(dy, n.inputs[0].shape) : undefined,
     needs[1] ? sumTo(dy, n.inputs[1].shape) : undefined,
   ],
 });
-defineOp({
-  name: "sub",
+
+const subOp = defineOp("sub", {
   infer: binaryInfer("sub"),
   inPlace: [0, 1],
   grad: (n, dy, needs) => [
@@ -52,8 +41,8 @@ defineOp({
     needs[1] ? sumTo(scale(dy, -1), n.inputs[1].shape) : undefined,
   ],
 });
-defineOp({
-  name: "mul",
+
+const mulOp = defineOp("mul", {
   infer: binaryInfer("mul"),
   inPlace: [0, 1],
   grad: (n, dy, needs) => {
@@ -64,8 +53,8 @@ defineOp({
     ];
   },
 });
-defineOp({
-  name: "div",
+
+const divOp = defineOp("div", {
   infer: binaryInfer("div"),
   inPlace: [0, 1],
   grad: (n, dy, needs) => {
@@ -78,8 +67,7 @@ defineOp({
   },
 });
 
-defineOp({
-  name: "scale",
+const scaleOp = defineOp("scale", {
   inPlace: [0],
   infer: (inputs, attrs) => {
     if (inputs.length !== 1 || inputs[0].dtype !== "f32") shapeFail("scale", inputs, "one f32 input");
@@ -88,81 +76,66 @@ defineOp({
     }
     return { shape: inputs[0].shape, dtype: "f32" };
   },
-  grad: (n, dy) => [scale(dy, n.attrs.factor as number)],
+  grad: (n, dy) => [scale(dy, n.attrs.factor)],
 });
 
-defineOp({
-  name: "fill",
+const fillOp = defineOp("fill", {
   infer: (inputs, attrs) => {
     if (inputs.length !== 0 || typeof attrs.value !== "number") {
       shapeFail("fill", inputs, "no inputs and a value");
     }
-    return { shape: attrs.shape as Shape, dtype: "f32" };
+    return { shape: attrs.shape, dtype: "f32" };
   },
+  grad: "none",
 });
 
-defineOp({
-  name: "cast",
+const castOp = defineOp("cast", {
   infer: (inputs, attrs) => {
     const x = inputs[0];
     if (inputs.length !== 1) shapeFail("cast", inputs, "one input");
     if (attrs.to !== "f32") shapeFail("cast", inputs, `a cast to f32 (got to=${attrs.to})`);
     return { shape: x.shape, dtype: "f32" };
   },
+  // casts only feed frozen 16-bit or integer storage into f32 compute
+  grad: "none",
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const elementwiseOps = {
+  add: addOp,
+  sub: subOp,
+  mul: mulOp,
+  div: divOp,
+  scale: scaleOp,
+  fill: fillOp,
+  cast: castOp,
+};
+
+/** a + b, with NumPy broadcasting. */
 export function add(a: Node, b: Node): Node {
-  return a.graph.apply("add", [a, b]);
+  return a.graph.apply(addOp, [a, b], {});
 }
+/** a − b, with NumPy broadcasting. */
 export function sub(a: Node, b: Node): Node {
-  return a.graph.apply("sub", [a, b]);
+  return a.graph.apply(subOp, [a, b], {});
 }
+/** a · b (elementwise), with NumPy broadcasting. */
 export function mul(a: Node, b: Node): Node {
-  return a.graph.apply("mul", [a, b]);
+  return a.graph.apply(mulOp, [a, b], {});
 }
+/** a / b (elementwise), with NumPy broadcasting. */
 export function div(a: Node, b: Node): Node {
-  return a.graph.apply("div", [a, b]);
+  return a.graph.apply(divOp, [a, b], {});
 }
 /** y = factor·x + offset */
 export function scale(x: Node, factor: number, offset = 0): Node {
-  return x.graph.apply("scale", [x], { factor, offset });
+  return x.graph.apply(scaleOp, [x], { factor, offset });
 }
+/** A tensor of `shape` filled with `value` (computed on the GPU, not uploaded). */
 export function fill(g: Graph, shape: Shape, value: number): Node {
-  return g.apply("fill", [], { shape: [...shape], value });
+  return g.apply(fillOp, [], { shape: [...shape], value });
 }
 /** 16-bit float or integer storage → f32 (no-op for f32). */
 export function cast(x: Node): Node {
-  return x.dtype === "f32" ? x : x.graph.apply("cast", [x], { to: "f32" });
-}
-
-/** Sums a broadcast gradient back to `shape` (the inverse of broadcasting). */
-export function sumTo(x: Node, shape: Shape): Node {
-  if (x.shape.join() === shape.join()) return x;
-  const r = x.shape.length;
-  if (shape.length > r) throw new Error(`sumTo: cannot reduce ${x} to larger rank ${fmtShape(shape)}`);
-  let y = x;
-  for (let d = 0; d < r; d++) {
-    const target = d < r - shape.length ? 1 : shape[d - (r - shape.length)];
-    if (target === 1 && x.shape[d] !== 1) y = sum(y, d, true);
-  }
-  return reshape(y, shape);
-}
-
-defineOp({
-  name: "expand",
-  infer: (inputs, attrs) => {
-    const x = inputs[0];
-    const shape = attrs.shape as Shape;
-    const s = broadcastShapes(x.shape, shape);
-    if (inputs.length !== 1 || x.dtype !== "f32" || !s || s.join() !== shape.join()) {
-      shapeFail("expand", inputs, `one f32 input that broadcasts to ${fmtShape(shape)}`);
-    }
-    return { shape, dtype: "f32" };
-  },
-  grad: (n, dy) => [sumTo(dy, n.inputs[0].shape)],
-});
-
-/** Broadcasts x to `shape` (NumPy rules), materialising the copies. */
-export function expand(x: Node, shape: Shape): Node {
-  return x.shape.join() === shape.join() ? x : x.graph.apply("expand", [x], { shape: [...shape] });
+  return x.dtype === "f32" ? x : x.graph.apply(castOp, [x], { to: "f32" });
 }

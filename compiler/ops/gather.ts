@@ -8,10 +8,9 @@
 // table). idx never gets a gradient.
 
 import { fmtShape, type Node, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp } from "./attrs.ts";
 
-defineOp({
-  name: "gather",
+const gatherOp = defineOp("gather", {
   infer: (inputs) => {
     const [table, idx] = inputs;
     if (
@@ -28,11 +27,10 @@ defineOp({
   },
 });
 
-defineOp({
-  name: "scatter_add",
+const scatterAddOp = defineOp("scatter_add", {
   infer: (inputs, attrs) => {
     const [idx, src] = inputs;
-    const rows = attrs.rows as number;
+    const rows = attrs.rows;
     const ok = inputs.length === 2 && idx.dtype === "i32" && src.dtype === "f32" &&
       src.rank === idx.rank + 1 && idx.shape.every((d, i) => d === src.shape[i]);
     if (!ok || !Number.isInteger(rows) || rows < 1) {
@@ -48,9 +46,12 @@ defineOp({
   grad: (n, dy, needs) => [undefined, needs[1] ? gather(dy, n.inputs[0]) : undefined],
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const gatherOps = { gather: gatherOp, scatter_add: scatterAddOp };
+
 /** Embedding lookup: rows of `table` [V, D] at i32 `idx` (any shape S) → [...S, D]. */
 export function gather(table: Node, idx: Node): Node {
-  return table.graph.apply("gather", [table, idx]);
+  return table.graph.apply(gatherOp, [table, idx], {});
 }
 
 /**
@@ -59,5 +60,5 @@ export function gather(table: Node, idx: Node): Node {
  */
 export function scatterAdd(idx: Node, src: Node, rows: number): Node {
   if (src.rank < 1) shapeFail("scatter_add", [idx, src], `rows [...S, D] for indices ${fmtShape(idx.shape)}`);
-  return idx.graph.apply("scatter_add", [idx, src], { rows });
+  return idx.graph.apply(scatterAddOp, [idx, src], { rows });
 }

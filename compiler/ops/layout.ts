@@ -1,7 +1,6 @@
 // Layout ops: reshape (shares storage, no kernel), transpose/permute, slice, concat.
 
 import {
-  type Attrs,
   fmtShape,
   type Node,
   normAxis,
@@ -10,14 +9,13 @@ import {
   ShapeError,
   shapeFail,
 } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp } from "./attrs.ts";
 
-defineOp({
-  name: "reshape",
+const reshapeOp = defineOp("reshape", {
   alias: true,
   infer: (inputs, attrs) => {
     const x = inputs[0];
-    const shape = attrs.shape as Shape;
+    const shape = attrs.shape;
     if (inputs.length !== 1 || numel(shape) !== x.size) {
       shapeFail("reshape", inputs, `as many elements as ${fmtShape(shape)} (${numel(shape)})`);
     }
@@ -38,15 +36,8 @@ export function reshape(x: Node, shape: Shape): Node {
     }
   }
   if (s.join() === x.shape.join()) return x;
-  return x.graph.apply("reshape", [x], { shape: s });
+  return x.graph.apply(reshapeOp, [x], { shape: s });
 }
-
-// The k-th extra output of a multi-output node, made by Graph.aux (never by apply). It shares the
-// storage the producing kernel wrote and is not differentiable.
-defineOp({
-  name: "aux",
-  infer: (inputs) => shapeFail("aux", inputs, "to be created with Graph.aux(node, k)"),
-});
 
 // ---------------------------------------------------------------------------------------------------
 // permute / transpose, slice, concat. All copy data (one kernel each, see kernels/layout.ts) and work
@@ -72,8 +63,7 @@ function isPerm(perm: unknown, rank: number): perm is number[] {
   return true;
 }
 
-defineOp({
-  name: "permute",
+const permuteOp = defineOp("permute", {
   infer: (inputs, attrs) => {
     const x = inputs[0];
     if (inputs.length !== 1) shapeFail("permute", inputs, "one input");
@@ -86,7 +76,7 @@ defineOp({
   },
   // out[i] = x[perm[i]] along axes, so dx = permute(dy, inverse(perm))
   grad: (n, dy) => {
-    const perm = n.attrs.perm as number[];
+    const perm = n.attrs.perm;
     const inv = new Array<number>(perm.length);
     perm.forEach((p, i) => (inv[p] = i));
     return [permute(dy, inv)];
@@ -97,7 +87,7 @@ defineOp({
 export function permute(x: Node, perm: readonly number[]): Node {
   const p = perm.map((a) => (Number.isInteger(a) && a < 0 ? a + x.rank : a));
   if (isPerm(p, x.rank) && p.every((a, i) => a === i)) return x; // identity: no copy
-  return x.graph.apply("permute", [x], { perm: p });
+  return x.graph.apply(permuteOp, [x], { perm: p });
 }
 
 /** Swaps two axes (negative axes allowed); a permute. */
@@ -109,8 +99,12 @@ export function transpose(x: Node, a: number, b: number): Node {
 }
 
 /** Validates normalised slice attrs against x; returns the output shape. */
-function sliceShape(op: string, inputs: readonly Node[], x: Shape, attrs: Attrs): number[] {
-  const { axis, start, end } = attrs as { axis: number; start: number; end: number };
+function sliceShape(
+  op: string,
+  inputs: readonly Node[],
+  x: Shape,
+  { axis, start, end }: { axis: number; start: number; end: number },
+): number[] {
   if (!Number.isInteger(axis) || axis < 0 || axis >= x.length) {
     shapeFail(op, inputs, `an axis in 0..${x.length - 1} (got ${axis})`);
   }
@@ -124,21 +118,19 @@ function sliceShape(op: string, inputs: readonly Node[], x: Shape, attrs: Attrs)
   return x.map((d, i) => (i === axis ? end - start : d));
 }
 
-defineOp({
-  name: "slice",
+const sliceOp = defineOp("slice", {
   infer: (inputs, attrs) => {
     if (inputs.length !== 1) shapeFail("slice", inputs, "one input");
     checkWordDtype("slice", inputs);
     return { shape: sliceShape("slice", inputs, inputs[0].shape, attrs), dtype: inputs[0].dtype };
   },
-  grad: (n, dy) => [n.graph.apply("slice_bwd", [dy], { ...n.attrs, shape: n.inputs[0].shape })],
+  grad: (n, dy) => [n.graph.apply(sliceBwdOp, [dy], { ...n.attrs, shape: n.inputs[0].shape })],
 });
 
 // dx of a slice: dy placed at [start, end) along axis, zeros elsewhere. attrs: axis, start, end, shape.
-defineOp({
-  name: "slice_bwd",
+const sliceBwdOp = defineOp("slice_bwd", {
   infer: (inputs, attrs) => {
-    const shape = attrs.shape as Shape;
+    const shape = attrs.shape;
     const dy = inputs[0];
     if (inputs.length !== 1 || dy.dtype !== "f32") shapeFail("slice_bwd", inputs, "one f32 input");
     const want = sliceShape("slice_bwd", inputs, shape, attrs);
@@ -147,6 +139,7 @@ defineOp({
     }
     return { shape: [...shape], dtype: "f32" };
   },
+  grad: "none",
 });
 
 /**
@@ -161,16 +154,15 @@ export function slice(x: Node, axis: number, start: number, end?: number): Node 
   // the default is taken after normAxis: x.shape[-1] would be undefined
   const e = end === undefined ? len : end < 0 ? end + len : end;
   if (s === 0 && e === len) return x;
-  return x.graph.apply("slice", [x], { axis: a, start: s, end: e });
+  return x.graph.apply(sliceOp, [x], { axis: a, start: s, end: e });
 }
 
-defineOp({
-  name: "concat",
+const concatOp = defineOp("concat", {
   infer: (inputs, attrs) => {
     if (inputs.length < 1) shapeFail("concat", inputs, "at least one input");
     checkWordDtype("concat", inputs);
     const x = inputs[0];
-    const axis = attrs.axis as number;
+    const axis = attrs.axis;
     if (!Number.isInteger(axis) || axis < 0 || axis >= x.rank) {
       shapeFail("concat", inputs, `an axis in 0..${x.rank - 1} (got ${axis})`);
     }
@@ -190,7 +182,7 @@ defineOp({
   },
   // each input's gradient is its region of dy
   grad: (n, dy, needs) => {
-    const axis = n.attrs.axis as number;
+    const axis = n.attrs.axis;
     let off = 0;
     return n.inputs.map((x, k) => {
       const len = x.shape[axis];
@@ -205,5 +197,14 @@ export function concat(xs: readonly Node[], axis: number): Node {
   if (xs.length === 0) throw new ShapeError("concat: needs at least one input");
   const a = normAxis("concat", axis, xs[0].rank);
   if (xs.length === 1) return xs[0];
-  return xs[0].graph.apply("concat", xs, { axis: a });
+  return xs[0].graph.apply(concatOp, xs, { axis: a });
 }
+
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const layoutOps = {
+  reshape: reshapeOp,
+  permute: permuteOp,
+  slice: sliceOp,
+  slice_bwd: sliceBwdOp,
+  concat: concatOp,
+};

@@ -11,10 +11,12 @@
 // (kernels never index with it), so a bad label shows up in the loss instead of reading garbage.
 
 import { type Node, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp } from "./attrs.ts";
 
-export type Smoothing = "uniform" | "others";
+export type { CrossEntropyAttrs, Smoothing } from "./attrs.ts";
+import type { Smoothing } from "./attrs.ts";
 
+/** Options of crossEntropy: label smoothing ε and how it is spread over the classes. */
 export interface CrossEntropyOptions {
   /** ε in [0, 1); default 0 (plain cross-entropy). */
   labelSmoothing?: number;
@@ -22,8 +24,7 @@ export interface CrossEntropyOptions {
   smoothing?: Smoothing;
 }
 
-defineOp({
-  name: "cross_entropy",
+const crossEntropyOp = defineOp("cross_entropy", {
   infer: (inputs, attrs) => {
     const [x, labels] = inputs;
     const expect = "logits [N,C] f32 and labels [N] i32";
@@ -31,7 +32,7 @@ defineOp({
     if (labels.dtype !== "i32" || labels.rank !== 1 || labels.shape[0] !== x.shape[0]) {
       shapeFail("cross_entropy", inputs, `${expect} (labels must be i32 of shape [${x.shape[0]}])`);
     }
-    const eps = attrs.smoothing as number;
+    const eps = attrs.smoothing;
     if (typeof eps !== "number" || !(eps >= 0 && eps < 1)) {
       shapeFail("cross_entropy", inputs, `label smoothing in [0, 1) (got ${eps})`);
     }
@@ -47,12 +48,12 @@ defineOp({
   grad: (n, dy, needs) => {
     const [x, labels] = n.inputs;
     const lse = n.graph.aux(n, 0);
-    return [needs[0] ? n.graph.apply("cross_entropy_bwd", [x, labels, lse, dy], n.attrs) : undefined];
+    return [needs[0] ? n.graph.apply(crossEntropyBwdOp, [x, labels, lse, dy], n.attrs) : undefined];
   },
 });
 
-defineOp({
-  name: "cross_entropy_bwd",
+const crossEntropyBwdOp = defineOp("cross_entropy_bwd", {
+  grad: "none",
   infer: (inputs) => {
     const [x, labels, lse, dy] = inputs;
     if (
@@ -66,12 +67,15 @@ defineOp({
   },
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const lossOps = { cross_entropy: crossEntropyOp, cross_entropy_bwd: crossEntropyBwdOp };
+
 /**
  * Mean cross-entropy of `logits` [N,C] against integer `labels` [N] (i32), as shape [1].
  * `labelSmoothing` ε with `smoothing` "uniform" (PyTorch) or "others" (Point-BERT), see above.
  */
 export function crossEntropy(logits: Node, labels: Node, opts: CrossEntropyOptions = {}): Node {
-  return logits.graph.apply("cross_entropy", [logits, labels], {
+  return logits.graph.apply(crossEntropyOp, [logits, labels], {
     smoothing: opts.labelSmoothing ?? 0,
     mode: opts.smoothing ?? "uniform",
   });

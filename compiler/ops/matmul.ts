@@ -11,19 +11,19 @@
 // keep b (possibly 16-bit and/or shared) in the b slot. `role` only names the kernel in plan listings
 // (matmul_fwd / matmul_bwd_a / matmul_bwd_b), so a plan shows which weight gradients exist.
 
-import { type Attrs, fmtShape, type Node, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { fmtShape, type Node, shapeFail } from "../core/ir.ts";
+import { defineOp, type MatmulRole } from "./attrs.ts";
 import { reshape } from "./layout.ts";
-import { sum } from "./reduce.ts";
+import { sum } from "./broadcast.ts";
 
+export type { MatmulAttrs, MatmulRole } from "./attrs.ts";
+
+/** Options of matmul: transposes of a and b (last two dims), and a bias [N] added to every row. */
 export interface MatmulOpts {
   transA?: boolean;
   transB?: boolean;
   bias?: Node;
 }
-
-/** Which part of a training step a matmul node computes; only used for kernel labels. */
-export type MatmulRole = "fwd" | "bwd_a" | "bwd_b";
 
 /** The resolved geometry of a matmul node (also used by the kernel lowering and the CPU reference). */
 export interface MatmulDims {
@@ -35,7 +35,11 @@ export interface MatmulDims {
   sharedB: boolean;
 }
 
-export function matmulDims(inputs: readonly Node[], attrs: Attrs): MatmulDims {
+/** The geometry of a matmul of `inputs` (a, b[, bias]) with transposes from attrs; throws on mismatch. */
+export function matmulDims(
+  inputs: readonly Node[],
+  attrs: { transA?: boolean; transB?: boolean },
+): MatmulDims {
   const [a, b, bias] = inputs;
   const fail = (what: string): never => shapeFail("matmul", inputs, what);
   if (inputs.length < 2 || inputs.length > 3) fail("inputs (a, b) or (a, b, bias)");
@@ -64,8 +68,7 @@ export function matmulDims(inputs: readonly Node[], attrs: Attrs): MatmulDims {
   return { batch, M, K, N, sharedB };
 }
 
-defineOp({
-  name: "matmul",
+const matmulOp = defineOp("matmul", {
   infer: (inputs, attrs) => {
     const { batch, M, N } = matmulDims(inputs, attrs);
     return { shape: [...batch, ...(attrs.transOut ? [N, M] : [M, N])], dtype: "f32" };
@@ -96,6 +99,9 @@ defineOp({
   },
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const matmulOps = { matmul: matmulOp };
+
 /** dB = op(A)ᵀ · dY, stored as b is ([K, N], or [N, K] with transB: then dYᵀ · op(A)). */
 function dbOf(a: Node, dy: Node, ta: boolean, tb: boolean): Node {
   return tb ? mm(dy, a, { transA: true, transB: ta }, "bwd_b") : mm(a, dy, { transA: !ta }, "bwd_b");
@@ -107,7 +113,7 @@ function mm(
   o: { transA?: boolean; transB?: boolean; transOut?: boolean },
   role: MatmulRole,
 ): Node {
-  return a.graph.apply("matmul", [a, b], {
+  return a.graph.apply(matmulOp, [a, b], {
     transA: !!o.transA,
     transB: !!o.transB,
     transOut: !!o.transOut,
@@ -121,7 +127,7 @@ function mm(
  */
 export function matmul(a: Node, b: Node, opts: MatmulOpts = {}): Node {
   const inputs = opts.bias ? [a, b, opts.bias] : [a, b];
-  return a.graph.apply("matmul", inputs, {
+  return a.graph.apply(matmulOp, inputs, {
     transA: !!opts.transA,
     transB: !!opts.transB,
     transOut: false,

@@ -9,10 +9,10 @@
 //   of rows, [blocks, D]) followed by the sum op over the blocks.
 // x is f32; weight and bias are [D] and may be stored f32, f16 or bf16 (frozen weights).
 
-import { fmtShape, type Node, type OutSpec, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { fmtShape, type Node, type OpNode, type OutSpec, shapeFail } from "../core/ir.ts";
+import { defineOp, type NormAttrs } from "./attrs.ts";
 import { reshape } from "./layout.ts";
-import { sum } from "./reduce.ts";
+import { sum } from "./broadcast.ts";
 
 /** Rows of x each norm_wgrad workgroup column-block sums over (the partial sums' block size). */
 const WGRAD_ROWS_PER_BLOCK = 64;
@@ -21,7 +21,7 @@ const FLOATS = ["f32", "f16", "bf16"];
 
 /** Shared shape rule of layernorm/rmsnorm: inputs are x, then the weight and bias the attrs list. */
 function normInfer(op: "layernorm" | "rmsnorm") {
-  return (inputs: readonly Node[], attrs: Record<string, unknown>): OutSpec => {
+  return (inputs: readonly Node[], attrs: NormAttrs): OutSpec => {
     const x = inputs[0];
     const nParams = (attrs.weight ? 1 : 0) + (attrs.bias ? 1 : 0);
     const what = op === "layernorm" ? "optional weight and bias" : "an optional weight";
@@ -41,14 +41,14 @@ function normInfer(op: "layernorm" | "rmsnorm") {
 }
 
 /** Input positions of x, weight, bias in a norm node (-1 when absent). */
-function parts(n: Node) {
+function parts(n: OpNode<NormAttrs>) {
   const w = n.attrs.weight ? 1 : -1;
   const b = n.attrs.bias ? (w > 0 ? 2 : 1) : -1;
   return { w, b };
 }
 
 function normGrad(kind: "layernorm" | "rmsnorm") {
-  return (n: Node, dy: Node, needs: readonly boolean[]): (Node | undefined)[] => {
+  return (n: OpNode<NormAttrs>, dy: Node, needs: readonly boolean[]): (Node | undefined)[] => {
     const g = n.graph;
     const x = n.inputs[0];
     const { w, b } = parts(n);
@@ -62,13 +62,13 @@ function normGrad(kind: "layernorm" | "rmsnorm") {
     if (needs[0]) {
       const ins = kind === "layernorm" ? [x, dy, s!.mean!, s!.rstd] : [x, dy, s!.rstd];
       if (w > 0) ins.push(n.inputs[w]);
-      out[0] = g.apply(`${kind}_bwd`, ins, { weight: w > 0 });
+      out[0] = g.apply(kind === "layernorm" ? layernormBwdOp : rmsnormBwdOp, ins, { weight: w > 0 });
     }
     const d = x.shape[x.rank - 1];
     const rows = x.size / d;
     if (w > 0 && needs[w]) {
       const ins = s!.mean ? [x, dy, s!.rstd, s!.mean] : [x, dy, s!.rstd];
-      const partial = g.apply("norm_wgrad", ins, { rowsPerBlock: WGRAD_ROWS_PER_BLOCK });
+      const partial = g.apply(normWgradOp, ins, { rowsPerBlock: WGRAD_ROWS_PER_BLOCK });
       out[w] = partial.shape[0] === 1 ? reshape(partial, [d]) : sum(partial, 0);
     }
     if (b > 0 && needs[b]) out[b] = rows === 1 ? reshape(dy, [d]) : sum(reshape(dy, [rows, d]), 0);
@@ -76,12 +76,12 @@ function normGrad(kind: "layernorm" | "rmsnorm") {
   };
 }
 
-defineOp({ name: "layernorm", infer: normInfer("layernorm"), grad: normGrad("layernorm") });
-defineOp({ name: "rmsnorm", infer: normInfer("rmsnorm"), grad: normGrad("rmsnorm") });
+const layernormOp = defineOp("layernorm", { infer: normInfer("layernorm"), grad: normGrad("layernorm") });
+const rmsnormOp = defineOp("rmsnorm", { infer: normInfer("rmsnorm"), grad: normGrad("rmsnorm") });
 
 /** Shape rule of the dx ops: x, dy, [mean,] rstd, [weight]. */
 function bwdInfer(op: "layernorm_bwd" | "rmsnorm_bwd") {
-  return (inputs: readonly Node[], attrs: Record<string, unknown>): OutSpec => {
+  return (inputs: readonly Node[], attrs: { weight: boolean }): OutSpec => {
     const nStats = op === "layernorm_bwd" ? 2 : 1;
     const [x, dy] = inputs;
     const want = `x, dy (f32, same shape), ${nStats === 2 ? "mean, rstd" : "rstd"} (x's shape without the ` +
@@ -97,15 +97,15 @@ function bwdInfer(op: "layernorm_bwd" | "rmsnorm_bwd") {
     return { shape: x.shape, dtype: "f32" };
   };
 }
-defineOp({ name: "layernorm_bwd", infer: bwdInfer("layernorm_bwd") });
-defineOp({ name: "rmsnorm_bwd", infer: bwdInfer("rmsnorm_bwd") });
+const layernormBwdOp = defineOp("layernorm_bwd", { infer: bwdInfer("layernorm_bwd"), grad: "none" });
+const rmsnormBwdOp = defineOp("rmsnorm_bwd", { infer: bwdInfer("rmsnorm_bwd"), grad: "none" });
 
 // Per-block partial sums of dy·x̂ over rows: inputs x, dy, rstd[, mean] → [ceil(rows/rowsPerBlock), D].
-defineOp({
-  name: "norm_wgrad",
+const normWgradOp = defineOp("norm_wgrad", {
+  grad: "none",
   infer: (inputs, attrs) => {
     const [x, dy, rstd, mean] = inputs;
-    const rpb = attrs.rowsPerBlock as number;
+    const rpb = attrs.rowsPerBlock;
     const rowShape = fmtShape(x?.shape.slice(0, -1) ?? []);
     if (
       inputs.length < 3 || inputs.length > 4 || x.dtype !== "f32" || dy.shape.join() !== x.shape.join() ||
@@ -119,16 +119,25 @@ defineOp({
   },
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const normOps = {
+  layernorm: layernormOp,
+  rmsnorm: rmsnormOp,
+  layernorm_bwd: layernormBwdOp,
+  rmsnorm_bwd: rmsnormBwdOp,
+  norm_wgrad: normWgradOp,
+};
+
 /**
  * Layer normalisation over the last axis: (x − mean)/sqrt(var + eps)·weight + bias, with the biased
  * variance (as PyTorch). weight and bias ([D], f32/f16/bf16) are each optional.
  */
 export function layerNorm(x: Node, weight?: Node, bias?: Node, eps = 1e-5): Node {
   const ins = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  return x.graph.apply("layernorm", ins, { eps, weight: !!weight, bias: !!bias });
+  return x.graph.apply(layernormOp, ins, { eps, weight: !!weight, bias: !!bias });
 }
 
 /** RMS normalisation over the last axis (LLaMA): x/sqrt(mean(x²) + eps)·weight; no weight = unit scale. */
 export function rmsNorm(x: Node, weight?: Node, eps = 1e-6): Node {
-  return x.graph.apply("rmsnorm", weight ? [x, weight] : [x], { eps, weight: !!weight, bias: false });
+  return x.graph.apply(rmsnormOp, weight ? [x, weight] : [x], { eps, weight: !!weight, bias: false });
 }

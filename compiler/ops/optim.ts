@@ -23,24 +23,18 @@
 //   which keeps one constant boundary instead of a per-element table.
 // The user-facing optimizer (state, hyper input, clipping, per-step host update) is compiler/optim.ts.
 
-import { type Attrs, fmtShape, type Node, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { fmtShape, type Node, shapeFail } from "../core/ir.ts";
+import { type AdamWAttrs, type AdamWFusedAttrs, defineOp } from "./attrs.ts";
 import { mul, scale } from "./elementwise.ts";
+
+export type { AdamWAttrs, AdamWFusedAttrs } from "./attrs.ts";
 
 /** Layout of adamw's `hyper` input: index of each per-step scalar. bc = bias correction. */
 export const ADAMW_HYPER = { lr: 0, bc1: 1, bc2: 2, size: 3 } as const;
 
-export interface AdamWAttrs {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-}
-
 const isScalar = (x: Node | undefined) => x !== undefined && x.shape.join() === "1" && x.dtype === "f32";
 
-defineOp({
-  name: "sumsq",
+const sumsqOp = defineOp("sumsq", {
   infer: (inputs) => {
     const [g, acc] = inputs;
     if (
@@ -56,8 +50,8 @@ defineOp({
   ],
 });
 
-defineOp({
-  name: "clip_coef",
+const clipCoefOp = defineOp("clip_coef", {
+  grad: "none",
   infer: (inputs, attrs) => {
     if (inputs.length !== 1 || !isScalar(inputs[0])) {
       shapeFail("clip_coef", inputs, "one f32 sum of squares [1]");
@@ -95,7 +89,7 @@ function checkShared(
   what: string,
   hyper: Node,
   coef: Node | undefined,
-  attrs: Attrs,
+  attrs: AdamWAttrs,
 ) {
   if (hyper.kind !== "input" || hyper.dtype !== "f32" || hyper.shape.join() !== `${ADAMW_HYPER.size}`) {
     shapeFail(op, inputs, `${what}; hyper = ${hyper} must be an f32 input node`);
@@ -110,8 +104,8 @@ function checkShared(
   }
 }
 
-defineOp({
-  name: "adamw",
+const adamwOp = defineOp("adamw", {
+  grad: "none",
   writes: [0, 2, 3],
   infer: (inputs, attrs) => {
     const [p, g, m, v, hyper, coef] = inputs;
@@ -125,9 +119,9 @@ defineOp({
   },
 });
 
-defineOp({
-  name: "sumsq_span",
-  spans: (n) => [n.inputs.slice(0, n.attrs.count as number)],
+const sumsqSpanOp = defineOp("sumsq_span", {
+  grad: "none",
+  spans: (n) => [n.inputs.slice(0, n.attrs.count)],
   infer: (inputs, attrs) => {
     const count = attrs.count;
     const what = "f32 tensors x0..x(count-1) (count >= 1) and an optional f32 accumulator [1]";
@@ -142,11 +136,6 @@ defineOp({
     return { shape: [1], dtype: "f32" };
   },
 });
-
-/** The attrs of adamw_fused: adamw's, with weightDecay applying to the first `decayed` params only. */
-export interface AdamWFusedAttrs extends AdamWAttrs {
-  decayed: number;
-}
 
 /** The inputs of an adamw_fused node by role. */
 export interface AdamWFusedParts {
@@ -178,8 +167,8 @@ export function adamwFusedParts(x: readonly Node[]): AdamWFusedParts {
 
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 
-defineOp({
-  name: "adamw_fused",
+const adamwFusedOp = defineOp("adamw_fused", {
+  grad: "none",
   // the params and both moments of each of its k params
   writes: (n) => {
     const k = fusedCount(n.inputs);
@@ -207,19 +196,28 @@ defineOp({
   },
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const optimOps = {
+  sumsq: sumsqOp,
+  sumsq_span: sumsqSpanOp,
+  clip_coef: clipCoefOp,
+  adamw: adamwOp,
+  adamw_fused: adamwFusedOp,
+};
+
 /** Σ x² over all elements, plus `acc` when given; shape [1]. */
 export function sumsq(x: Node, acc?: Node): Node {
-  return x.graph.apply("sumsq", acc ? [x, acc] : [x]);
+  return x.graph.apply(sumsqOp, acc ? [x, acc] : [x], {});
 }
 
 /** Σ over all `xs` of x² (+ `acc`), with the xs stored in one arena: one pass over all of them. */
 export function sumsqSpan(xs: readonly Node[], acc?: Node): Node {
-  return xs[0].graph.apply("sumsq_span", acc ? [...xs, acc] : [...xs], { count: xs.length });
+  return xs[0].graph.apply(sumsqSpanOp, acc ? [...xs, acc] : [...xs], { count: xs.length });
 }
 
 /** torch's clip_grad_norm_ factor min(1, maxNorm / (sqrt(sumSq) + 1e-6)) from a total sum of squares. */
 export function clipCoef(sumSq: Node, maxNorm: number): Node {
-  return sumSq.graph.apply("clip_coef", [sumSq], { maxNorm });
+  return sumSq.graph.apply(clipCoefOp, [sumSq], { maxNorm });
 }
 
 /**
@@ -235,7 +233,7 @@ export function adamw(
   attrs: AdamWAttrs,
   clip?: Node,
 ): Node {
-  return p.graph.apply("adamw", clip ? [p, g, m, v, hyper, clip] : [p, g, m, v, hyper], { ...attrs });
+  return p.graph.apply(adamwOp, clip ? [p, g, m, v, hyper, clip] : [p, g, m, v, hyper], { ...attrs });
 }
 
 /**
@@ -256,5 +254,5 @@ export function adamwFused(
     throw new Error(`adamwFused: ${k} params, ${grads.length} grads, ${ms.length} m, ${vs.length} v`);
   }
   const inputs = [...params, ...grads, ...ms, ...vs, hyper, ...(clip ? [clip] : [])];
-  return params[0].graph.apply("adamw_fused", inputs, { ...attrs });
+  return params[0].graph.apply(adamwFusedOp, inputs, { ...attrs });
 }

@@ -4,7 +4,7 @@
 // patches do not overlap, so im2col is a permutation and its gradient `col2im` a plain scatter back.
 
 import { fmtShape, type Node, type Shape, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp } from "./attrs.ts";
 import { reshape } from "./layout.ts";
 import { linear } from "./matmul.ts";
 
@@ -19,8 +19,7 @@ function checkPatch(op: string, inputs: readonly Node[], img: Shape, p: unknown)
   return p;
 }
 
-defineOp({
-  name: "im2col",
+const im2colOp = defineOp("im2col", {
   infer: (inputs, attrs) => {
     const x = inputs[0];
     if (inputs.length !== 1 || x.dtype !== "f32" || x.rank !== 4) {
@@ -30,14 +29,13 @@ defineOp({
     const [B, C, H, W] = x.shape;
     return { shape: [B, (H / p) * (W / p), C * p * p], dtype: "f32" };
   },
-  grad: (n, dy) => [col2im(dy, n.inputs[0].shape, n.attrs.patch as number)],
+  grad: (n, dy) => [col2im(dy, n.inputs[0].shape, n.attrs.patch)],
 });
 
-defineOp({
-  name: "col2im",
+const col2imOp = defineOp("col2im", {
   infer: (inputs, attrs) => {
     const x = inputs[0];
-    const shape = attrs.shape as Shape;
+    const shape = attrs.shape;
     if (inputs.length !== 1 || x.dtype !== "f32" || !Array.isArray(shape) || shape.length !== 4) {
       shapeFail("col2im", inputs, "one f32 input and an image shape [B, C, H, W]");
     }
@@ -50,17 +48,20 @@ defineOp({
     return { shape, dtype: "f32" };
   },
   // col2im is the transpose of a permutation, so its own gradient is im2col
-  grad: (n, dy) => [im2col(dy, n.attrs.patch as number)],
+  grad: (n, dy) => [im2col(dy, n.attrs.patch)],
 });
+
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const patchOps = { im2col: im2colOp, col2im: col2imOp };
 
 /** [B, C, H, W] → [B, L, C·p·p]: non-overlapping p×p patches in row-major order, columns (c, ky, kx). */
 export function im2col(img: Node, patch: number): Node {
-  return img.graph.apply("im2col", [img], { patch });
+  return img.graph.apply(im2colOp, [img], { patch });
 }
 
 /** The inverse of im2col: [B, L, C·p·p] columns back to an image of `shape` [B, C, H, W]. */
 export function col2im(cols: Node, shape: Shape, patch: number): Node {
-  return cols.graph.apply("col2im", [cols], { patch, shape: [...shape] });
+  return cols.graph.apply(col2imOp, [cols], { patch, shape: [...shape] });
 }
 
 /**

@@ -17,7 +17,7 @@
 // fps and knn produce indices: they have no gradient rule (not differentiable).
 
 import { fmtShape, type Node, ShapeError, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp } from "./attrs.ts";
 import { sub } from "./elementwise.ts";
 import { reshape } from "./layout.ts";
 
@@ -28,13 +28,13 @@ function checkCloud(op: string, inputs: readonly Node[], x: Node, what: string):
   }
 }
 
-defineOp({
-  name: "fps",
+const fpsOp = defineOp("fps", {
+  grad: "none",
   infer: (inputs, attrs) => {
     if (inputs.length !== 1) shapeFail("fps", inputs, "one input: points [B, N, 3] f32");
     const [p] = inputs;
     checkCloud("fps", inputs, p, "points");
-    const G = attrs.groups as number;
+    const G = attrs.groups;
     if (!Number.isInteger(G) || G < 1) {
       throw new ShapeError(`fps: groups must be an integer >= 1 (got ${G})`);
     }
@@ -49,15 +49,15 @@ defineOp({
   },
 });
 
-defineOp({
-  name: "knn",
+const knnOp = defineOp("knn", {
+  grad: "none",
   infer: (inputs, attrs) => {
     if (inputs.length !== 2) shapeFail("knn", inputs, "points [B, N, 3] and centers [B, G, 3], both f32");
     const [p, c] = inputs;
     checkCloud("knn", inputs, p, "points");
     checkCloud("knn", inputs, c, "centers");
     if (p.shape[0] !== c.shape[0]) shapeFail("knn", inputs, "points and centers with the same batch B");
-    const k = attrs.k as number;
+    const k = attrs.k;
     if (!Number.isInteger(k) || k < 1) throw new ShapeError(`knn: k must be an integer >= 1 (got ${k})`);
     if (k > p.shape[1]) {
       throw new ShapeError(
@@ -70,8 +70,7 @@ defineOp({
   },
 });
 
-defineOp({
-  name: "gather_points",
+const gatherPointsOp = defineOp("gather_points", {
   infer: (inputs) => {
     const [p, idx] = inputs;
     if (
@@ -85,18 +84,18 @@ defineOp({
   grad: (n, dy, needs) => {
     const [p, idx] = n.inputs;
     return [
-      needs[0] ? n.graph.apply("gather_points_bwd", [idx, dy], { n: p.shape[1] }) : undefined,
+      needs[0] ? n.graph.apply(gatherPointsBwdOp, [idx, dy], { n: p.shape[1] }) : undefined,
       undefined,
     ];
   },
 });
 
 // dpoints[b, j] = sum of dy[b, s] over the positions s with idx[b, s] = j
-defineOp({
-  name: "gather_points_bwd",
+const gatherPointsBwdOp = defineOp("gather_points_bwd", {
+  grad: "none",
   infer: (inputs, attrs) => {
     const [idx, dy] = inputs;
-    const N = attrs.n as number;
+    const N = attrs.n;
     const ok = inputs.length === 2 && idx.dtype === "i32" && dy.dtype === "f32" && idx.rank >= 1 &&
       dy.rank === idx.rank + 1 && idx.shape.every((d, i) => d === dy.shape[i]);
     if (!ok || !Number.isInteger(N) || N < 1) {
@@ -110,19 +109,27 @@ defineOp({
   },
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const pointsOps = {
+  fps: fpsOp,
+  knn: knnOp,
+  gather_points: gatherPointsOp,
+  gather_points_bwd: gatherPointsBwdOp,
+};
+
 /** Farthest point sampling: i32 [B, groups] indices into points [B, N, 3] (first is 0; ties → lowest index). */
 export function fps(points: Node, groups: number): Node {
-  return points.graph.apply("fps", [points], { groups });
+  return points.graph.apply(fpsOp, [points], { groups });
 }
 
 /** The k nearest points [B, N, 3] of each center [B, G, 3] → i32 [B, G, k], nearest first, ties → lower index. */
 export function knn(points: Node, centers: Node, k: number): Node {
-  return points.graph.apply("knn", [points, centers], { k });
+  return points.graph.apply(knnOp, [points, centers], { k });
 }
 
 /** Per-batch gather: points [B, N, C], i32 idx [B, ...S] → [B, ...S, C] (out-of-range → zero row). */
 export function gatherPoints(points: Node, idx: Node): Node {
-  return points.graph.apply("gather_points", [points, idx]);
+  return points.graph.apply(gatherPointsOp, [points, idx], {});
 }
 
 /**

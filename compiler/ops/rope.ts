@@ -18,9 +18,12 @@
 // −angle). That is the same op with attr `inverse` flipped, whose own gradient is the forward again.
 
 import { type Node, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp, type OpDefOf } from "./attrs.ts";
 import { fromBf16, fromF16, toBf16, toF16 } from "../core/dtype.ts";
 
+export type { RopeAttrs } from "./attrs.ts";
+
+/** Options of rope(): heads, frequency base, position offset, direction and inv_freq precision. */
 export interface RopeOpts {
   /** Heads H; the feature dim of x is H·Dh, Dh even. */
   heads: number;
@@ -66,16 +69,13 @@ export function ropeInvFreq(
 }
 
 /** Sizes of a rope problem: x is [B, T, H·Dh]. */
-export function ropeDims(
-  x: Node,
-  attrs: Record<string, unknown>,
-): { B: number; T: number; H: number; Dh: number } {
-  const H = attrs.heads as number;
+export function ropeDims(x: Node, attrs: { heads: number }): { B: number; T: number; H: number; Dh: number } {
+  const H = attrs.heads;
   return { B: x.shape[0], T: x.shape[1], H, Dh: x.shape[2] / H };
 }
 
-defineOp({
-  name: "rope",
+// (typed explicitly: its gradient rule applies the op itself)
+const ropeOp: OpDefOf<"rope"> = defineOp("rope", {
   infer: (inputs, attrs) => {
     const x = inputs[0];
     const { heads: H, theta, positionOffset: off, inverse } = attrs;
@@ -102,21 +102,24 @@ defineOp({
       );
     }
     if (typeof inverse !== "boolean") shapeFail("rope", inputs, "a boolean inverse");
-    if (!["f32", "bf16", "f16"].includes(attrs.invFreqDtype as string)) {
+    if (!["f32", "bf16", "f16"].includes(attrs.invFreqDtype)) {
       shapeFail("rope", inputs, `invFreqDtype f32, bf16 or f16 (got ${attrs.invFreqDtype})`);
     }
     return { shape: x.shape, dtype: "f32" };
   },
   // the transpose of a rotation is its inverse
-  grad: (n, dy) => [n.graph.apply("rope", [dy], { ...n.attrs, inverse: !n.attrs.inverse })],
+  grad: (n, dy) => [n.graph.apply(ropeOp, [dy], { ...n.attrs, inverse: !n.attrs.inverse })],
 });
+
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const ropeOps = { rope: ropeOp };
 
 /**
  * Rotary position embedding of q or k ([B, T, H·Dh], heads contiguous on the last axis), HF LLaMA
  * convention: pairs (i, i + Dh/2) rotated by (t + positionOffset)·theta^(-2i/Dh).
  */
 export function rope(x: Node, opts: RopeOpts): Node {
-  return x.graph.apply("rope", [x], {
+  return x.graph.apply(ropeOp, [x], {
     heads: opts.heads,
     theta: opts.theta ?? 10000,
     positionOffset: opts.positionOffset ?? 0,

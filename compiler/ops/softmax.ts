@@ -2,16 +2,15 @@
 // backward op takes the forward output y and dy: dx = y ⊙ (dy − Σ_row dy ⊙ y).
 
 import { type Node, normAxis, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./registry.ts";
+import { defineOp } from "./attrs.ts";
 
-defineOp({
-  name: "softmax",
+const softmaxOp = defineOp("softmax", {
   infer: (inputs, attrs) => {
     const x = inputs[0];
     if (inputs.length !== 1 || x.dtype !== "f32" || x.rank < 1) {
       shapeFail("softmax", inputs, "one f32 input of rank >= 1");
     }
-    const axis = normAxis("softmax", attrs.axis as number, x.rank);
+    const axis = normAxis("softmax", attrs.axis, x.rank);
     if (axis !== x.rank - 1) {
       shapeFail(
         "softmax",
@@ -21,11 +20,11 @@ defineOp({
     }
     return { shape: x.shape, dtype: "f32" };
   },
-  grad: (n, dy) => [n.graph.apply("softmax_bwd", [n, dy])],
+  grad: (n, dy) => [n.graph.apply(softmaxBwdOp, [n, dy], {})],
 });
 
-defineOp({
-  name: "softmax_bwd",
+const softmaxBwdOp = defineOp("softmax_bwd", {
+  grad: "none",
   infer: (inputs) => {
     const [y, dy] = inputs;
     if (
@@ -38,7 +37,10 @@ defineOp({
   },
 });
 
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const softmaxOps = { softmax: softmaxOp, softmax_bwd: softmaxBwdOp };
+
 /** Softmax along `axis`, which must be the last one (-1 or rank-1). */
 export function softmax(x: Node, axis = -1): Node {
-  return x.graph.apply("softmax", [x], { axis });
+  return x.graph.apply(softmaxOp, [x], { axis });
 }

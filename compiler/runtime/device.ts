@@ -1,17 +1,23 @@
 // Adapter and device selection: ask for the adapter's real limits (the defaults are far lower than
-// what a discrete GPU offers), print which adapter we run on, and explain what to install when there
-// is none.
+// what a discrete GPU offers), and explain what to install when there is none. The library prints
+// nothing: a CLI that wants to say which adapter it runs on prints `Gpu.adapterName` itself.
 
 import type { LowerCtx } from "../../kernels/kernel.ts";
 
+/** No WebGPU adapter (or no `navigator.gpu`): the message says which driver to install. */
 export class NoAdapterError extends Error {
   override name = "NoAdapterError";
 }
 
+/** An opened WebGPU device with the facts lowering needs about it. */
 export interface Gpu {
+  /** The device every executable compiled for this Gpu runs on. */
   device: GPUDevice;
+  /** The adapter's description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" or "NVIDIA H200". */
   adapterName: string;
+  /** Features granted to the device (shader-f16, timestamp-query where the adapter has them). */
   features: Set<string>;
+  /** The device's limits that planning and building check against (the adapter's maxima). */
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -20,7 +26,16 @@ export interface Gpu {
     maxComputeInvocationsPerWorkgroup: number;
     maxStorageBuffersPerShaderStage: number;
   };
+  /** Lowering facts derived from the device (limits, f16 support, software adapter or not). */
   lowerCtx: LowerCtx;
+}
+
+/** Options of getGpu() and openGpu(). */
+export interface GpuOptions {
+  /** The adapter to ask for (default "high-performance"). */
+  powerPreference?: GPUPowerPreference;
+  /** @deprecated Ignored: the library never prints the adapter (CLIs print `Gpu.adapterName`). */
+  quiet?: boolean;
 }
 
 const HOW_TO_GET_ONE = `No WebGPU adapter was found.
@@ -31,8 +46,11 @@ With an NVIDIA GPU, install the driver's Vulkan ICD (nvidia_icd.json) or set VK_
 
 let cached: Promise<Gpu> | undefined;
 
-/** The process-wide GPU, created on first use. Prints the adapter name to stderr once. */
-export function getGpu(opts: { quiet?: boolean; powerPreference?: GPUPowerPreference } = {}): Promise<Gpu> {
+/**
+ * The process-wide GPU, opened on first use and shared by every compile() that is given no `gpu`
+ * (the options of the first call win). Prints nothing; rejects with NoAdapterError without an adapter.
+ */
+export function getGpu(opts: GpuOptions = {}): Promise<Gpu> {
   cached ??= openGpu(opts).catch((e) => {
     cached = undefined;
     throw e;
@@ -40,8 +58,8 @@ export function getGpu(opts: { quiet?: boolean; powerPreference?: GPUPowerPrefer
   return cached;
 }
 
-/** Opens a new device (uncached); getGpu() is the shared one. */
-export async function openGpu(opts: { quiet?: boolean; powerPreference?: GPUPowerPreference }): Promise<Gpu> {
+/** Opens a new device (uncached; getGpu() is the shared one). Prints nothing. */
+export async function openGpu(opts: GpuOptions = {}): Promise<Gpu> {
   if (typeof navigator === "undefined" || !("gpu" in navigator)) throw new NoAdapterError(HOW_TO_GET_ONE);
   let adapter: GPUAdapter | null = null;
   try {
@@ -82,7 +100,6 @@ export async function openGpu(opts: { quiet?: boolean; powerPreference?: GPUPowe
     maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
     maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
   };
-  if (!opts.quiet) console.error(`webgpu adapter: ${adapterName}`);
   return {
     device,
     adapterName,

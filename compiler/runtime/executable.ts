@@ -10,8 +10,10 @@ import { fromBf16, fromF16, toBf16, toF16 } from "../core/dtype.ts";
 import { byteSize, type DType, fmtShape, type Node, numel } from "../core/ir.ts";
 import { lower, type LowerOptions, type Plan } from "../lower/plan.ts";
 import { getGpu, type Gpu } from "./device.ts";
+import { PipelineBuilder } from "./pipelines.ts";
 import { checkBindings, reflectShader } from "./reflect.ts";
 
+/** Host-side tensor values as written to and read from the GPU (f16/bf16 nodes read back as f32). */
 export type HostArray = Float32Array | Int32Array | Uint32Array;
 
 /** The host→GPU path of streamed weights (CompileOptions.upload). */
@@ -23,9 +25,11 @@ export type WeightLoader = (
   nodes: readonly Node[],
 ) => Promise<Map<Node, HostArray | Uint16Array>>;
 
+/** Options of compile(): lowering options plus where and how the plan runs. */
 export interface CompileOptions extends Omit<LowerOptions, "stream"> {
   /** In-place update nodes (optimizer steps) to run after the outputs. */
   effects?: readonly Node[];
+  /** The device to build on (default: the process-wide getGpu()). */
   gpu?: Gpu;
   /** Loads params that have a streamGroup (required when the graph has any). */
   weights?: WeightLoader;
@@ -99,7 +103,12 @@ export async function compile(outputs: readonly Node[], opts: CompileOptions = {
   return exe;
 }
 
+/**
+ * A compiled plan on the GPU: buffers, pipelines and bind groups made once, replayed by run(). Made by
+ * compile(); destroy() frees its buffers, after which every call fails.
+ */
 export class Executable {
+  /** The device the plan runs on. */
   readonly device: GPUDevice;
   private buffers: GPUBuffer[] = [];
   private pipelines: GPUComputePipeline[] = [];
@@ -117,9 +126,13 @@ export class Executable {
   /** Streaming with "staging-ring": one mappable buffer per slot, and when each is mapped again. */
   private slotStaging: (GPUBuffer | undefined)[] = [undefined, undefined];
   private slotStagingReady: (Promise<void> | undefined)[] = [undefined, undefined];
+  private destroyed = false;
 
+  /** Wraps a plan; compile() calls this and then init(). */
   constructor(
+    /** The GPU the plan is built on. */
     readonly gpu: Gpu,
+    /** The lowered plan (dispatches, buffers, storage of each node). */
     readonly plan: Plan,
     private readonly loader?: WeightLoader,
     /** How streamed weights are uploaded (see CompileOptions.upload). */
@@ -140,6 +153,7 @@ export class Executable {
     dev.pushErrorScope("out-of-memory");
     dev.pushErrorScope("validation");
     let verr: GPUError | null = null, oom: GPUError | null = null;
+    const pipes = new PipelineBuilder(dev);
     try {
       for (const b of this.plan.buffers) {
         if (b.bytes > maxBuf) {
@@ -153,42 +167,10 @@ export class Executable {
           label: b.owner ? `${b.owner}` : b.arena ? `arena of ${b.arena[0]}` : `pool${b.id}`,
         }));
       }
-      const modules = new Map<string, GPUShaderModule>();
-      const pipeCache = new Map<string, GPUComputePipeline>();
       for (const d of this.plan.dispatches) {
         const info = reflectShader(d.code, d.entry, d.label);
         checkBindings(d.label, info, d.bindings);
-        let mod = modules.get(d.code);
-        if (!mod) {
-          mod = dev.createShaderModule({ code: d.code, label: d.label });
-          const ci = await mod.getCompilationInfo();
-          const errs = ci.messages.filter((m) => m.type === "error");
-          if (errs.length) {
-            throw new Error(
-              `kernel ${d.label} (${d.node}): WGSL compile error:\n` +
-                errs.map((m) => `  line ${m.lineNum}: ${m.message}`).join("\n") + "\n" + numbered(d.code),
-            );
-          }
-          modules.set(d.code, mod);
-        }
-        const key = d.entry + "\u0000" + d.code;
-        let pipe = pipeCache.get(key);
-        if (!pipe) {
-          const layout = dev.createBindGroupLayout({
-            label: d.label,
-            entries: info.bindings.map((b) => ({
-              binding: b.binding,
-              visibility: GPUShaderStage.COMPUTE,
-              buffer: { type: b.kind },
-            })),
-          });
-          pipe = dev.createComputePipeline({
-            label: d.label,
-            layout: dev.createPipelineLayout({ bindGroupLayouts: [layout] }),
-            compute: { module: mod, entryPoint: d.entry },
-          });
-          pipeCache.set(key, pipe);
-        }
+        const pipe = await pipes.get(d.code, d.entry, d.label, info, `${d.node}`);
         this.pipelines.push(pipe);
         const byName = new Map(info.bindings.map((b) => [b.name, b.binding]));
         this.bindGroups.push(dev.createBindGroup({
@@ -211,6 +193,7 @@ export class Executable {
       );
     }
     if (verr) throw new Error(`runtime: WebGPU validation error building the plan: ${verr.message}`);
+    pipes.commit();
     if (this.loader && !this.plan.stream) {
       // resident: every streamable group is loaded once, into the params' own buffers
       const groups = new Map<number, Node[]>();
@@ -241,7 +224,13 @@ export class Executable {
     return this.plan.dispatches.length;
   }
 
+  /** Bytes of GPU memory this executable allocates: the sum of all its plan's buffers. */
+  get peakBytes(): number {
+    return this.plan.peakBytes;
+  }
+
   private bufferOf(n: Node): GPUBuffer {
+    this.live();
     const id = this.plan.storage.get(n);
     if (id === undefined && this.plan.stream?.offsets.has(n)) {
       throw new Error(`runtime: ${n} is streamed (it lives in a slot only while its layer runs)`);
@@ -282,6 +271,7 @@ export class Executable {
 
   /** Records every dispatch into one encoder and submits it once. Optionally copies nodes out for reading. */
   run(read: readonly Node[] = []): Promise<HostArray[]> {
+    this.live();
     if (this.plan.stream) return this.runStreamed(read);
     const enc = this.device.createCommandEncoder();
     this.encode(enc, 0, this.plan.dispatches.length);
@@ -403,6 +393,7 @@ export class Executable {
    * benchmarks). Resident plans only.
    */
   async profile(): Promise<{ label: string; node: string; ms: number }[]> {
+    this.live();
     if (this.plan.stream) throw new Error("runtime: profile() needs a resident plan");
     await this.device.queue.onSubmittedWorkDone(); // earlier work must not be billed to kernel 0
     const out = [];
@@ -456,16 +447,20 @@ export class Executable {
     return decode(n.dtype, raw, numel(n.shape));
   }
 
+  /** Frees the GPU buffers; later calls of run, read, write or profile throw. Idempotent. */
   destroy(): void {
+    this.destroyed = true;
     for (const b of this.buffers) b.destroy();
     for (const pool of this.staging.values()) for (const b of pool) b.destroy();
     for (const b of this.slotStaging) b?.destroy();
     this.buffers = [];
   }
-}
 
-function numbered(code: string): string {
-  return code.split("\n").map((l, i) => `${String(i + 1).padStart(4)}| ${l}`).join("\n");
+  private live(): void {
+    if (this.destroyed) {
+      throw new Error("runtime: this executable was destroyed (destroy() frees its buffers)");
+    }
+  }
 }
 
 /** Host → GPU bytes for a dtype. f32 data into f16/bf16 nodes is rounded to nearest even. */
@@ -500,6 +495,7 @@ export function encode(dtype: DType, data: HostArray | Uint16Array, n?: Node): U
   }
 }
 
+/** GPU → host: `count` values of a dtype from raw bytes (f16/bf16 widened to f32). */
 export function decode(dtype: DType, raw: ArrayBuffer, count: number): HostArray {
   switch (dtype) {
     case "f32":

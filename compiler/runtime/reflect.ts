@@ -6,13 +6,19 @@
 // @ts-types="npm:wgsl_reflect@1.6.0/types/index.d.ts"
 import { WgslReflect } from "wgsl_reflect";
 
+/** One buffer a shader declares in @group(0). */
 export interface ShaderBinding {
+  /** The WGSL variable's name (what a plan binds by). */
   name: string;
+  /** Its @binding slot. */
   binding: number;
+  /** The buffer binding type for the bind group layout. */
   kind: "storage" | "read-only-storage" | "uniform";
 }
 
+/** What reflection found in a compute shader. */
 export interface ShaderInfo {
+  /** The group-0 buffer bindings, in declaration order. */
   bindings: ShaderBinding[];
 }
 

@@ -1,0 +1,47 @@
+/**
+ * Datasets and the one batcher: Fashion-MNIST (the bundled subset or the full set) as images or as
+ * point clouds, ModelNet40 / ScanObjectNN point-cloud readers, a synthetic sequence task, and the
+ * seeded, resumable Batcher that feeds a Trainer from any of them.
+ *
+ * ```ts
+ * import { data } from "./mod.ts";
+ *
+ * const split = await data.loadFashionMnist(data.DEFAULT_DATA_DIR, "train");
+ * const batcher = new data.Batcher(data.imageSamples(split), { batchSize: 64, seed: 0, augment: true });
+ * const { x, labels } = batcher.next(); // x: [64, 1, 28, 28] normalised, labels: [64]
+ * ```
+ *
+ * @module
+ */
+
+export {
+  Batcher,
+  type BatcherOptions,
+  type BatcherState,
+  type Batch,
+  type EvalBatch,
+  type Samples,
+} from "./batcher.ts";
+export {
+  CLASSES,
+  DEFAULT_DATA_DIR,
+  type FashionMnist,
+  firstSamples,
+  imageSamples,
+  type ImageSampleOptions,
+  type ImageSamples,
+  loadFashionMnist,
+  type Split,
+  SYSTEM_DATA_DIR,
+} from "./fashion_mnist.ts";
+export {
+  fashionPointSet,
+  fashionPointSource,
+  loadModelNet,
+  loadPointH5,
+  type PointSet,
+  pointSamples,
+  type PointSource,
+  scaleAndTranslate,
+} from "./point_data.ts";
+export { batchOf, type SyntheticBatch, syntheticTask } from "./synthetic.ts";

@@ -1,0 +1,30 @@
+/**
+ * Reading and writing tensors on disk: safetensors files (single or sharded), LLM checkpoints in
+ * Hugging Face or Meta layout with their configs, random-weight LLaMA checkpoints of a real model's
+ * shape, and training checkpoints (weights + optimizer state + run state).
+ *
+ * @module
+ */
+
+export {
+  bytesOf,
+  openCheckpointDir,
+  type OpenOptions,
+  openSafetensors,
+  type SafetensorsSource,
+  type TensorToWrite,
+  writeSafetensors,
+} from "./safetensors.ts";
+export { CheckpointError, type StDtype, type TensorInfo, toFloat32, type WeightSource } from "./weights.ts";
+export { type LlmConfig, parseLayerSelection, readConfig } from "./config.ts";
+export { type LlmCheckpoint, openLlm } from "./llm.ts";
+export { LLAMA_7B, type RandomLlamaShape, writeRandomLlama } from "./random_llm.ts";
+export {
+  type CheckpointLocation,
+  type CheckpointState,
+  findCheckpoint,
+  initFromSafetensors,
+  loadCheckpoint,
+  readCheckpointState,
+  saveCheckpoint,
+} from "./checkpoint.ts";

@@ -1,0 +1,31 @@
+// The named model shapes the runner and the CLIs offer, in one place, and the default frozen LLM.
+
+import type { VitConfig } from "./vit.ts";
+import type { PointBertConfig } from "./pointbert.ts";
+
+/**
+ * ViT presets: models for 28×28×1 images (`fmnist`, the small default; `tiny-28`, ViT-tiny's width and
+ * depth on 28×28) and timm's presets (224×224×3, patch 16, 1000 classes).
+ */
+export const VIT_PRESETS: Readonly<Record<string, VitConfig>> = {
+  fmnist: { img: 28, patch: 7, chans: 1, dim: 32, depth: 2, heads: 2, classes: 10 },
+  "tiny-28": { img: 28, patch: 7, chans: 1, dim: 192, depth: 12, heads: 3, classes: 10 },
+  tiny: { img: 224, patch: 16, chans: 3, dim: 192, depth: 12, heads: 3, classes: 1000 },
+  small: { img: 224, patch: 16, chans: 3, dim: 384, depth: 12, heads: 6, classes: 1000 },
+  base: { img: 224, patch: 16, chans: 3, dim: 768, depth: 12, heads: 12, classes: 1000 },
+};
+
+/**
+ * Point-BERT presets: `fmnist-points`, a small encoder for 64-point clouds made from Fashion-MNIST
+ * (sized for a software GPU); `pointbert`, Point-BERT's ModelNet40 finetune shape.
+ */
+export const POINT_PRESETS: Readonly<Record<string, PointBertConfig>> = {
+  "fmnist-points": { points: 64, groups: 8, groupSize: 8, encoderDim: 64, dim: 64, depth: 2, heads: 4, classes: 10 },
+  pointbert: { points: 1024, groups: 64, groupSize: 32, encoderDim: 256, dim: 384, depth: 12, heads: 6, classes: 40 },
+};
+
+/**
+ * The bundled default frozen LLM: models/llama-tiny, a tiny LLaMA checkpoint whose weights are random
+ * (not text-pretrained). Present in a clone of the repository; the published package does not ship it.
+ */
+export const DEFAULT_LLM: string = decodeURIComponent(new URL("./llama-tiny", import.meta.url).pathname);

@@ -1,0 +1,106 @@
+// Accuracy of a saved run on a split: the model is rebuilt from the run configuration stored in the
+// checkpoint's state.json, its weights (and BatchNorm statistics) loaded by name, and every sample of
+// the split evaluated once (top-1, and top-5 when there are at least 5 classes).
+
+import { Graph } from "../compiler/core/ir.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import { parseLayerSelection } from "../io/config.ts";
+import { findCheckpoint, loadCheckpoint, readCheckpointState } from "../io/checkpoint.ts";
+import { CheckpointError } from "../io/weights.ts";
+import { Batcher } from "../data/batcher.ts";
+import type { Split } from "../data/fashion_mnist.ts";
+import { closeRunLlm, countTopK, openRunLlm } from "./loop.ts";
+import type { RunConfig } from "./run.ts";
+import { TASKS } from "./tasks.ts";
+
+/** What to evaluate. */
+export interface EvalOptions {
+  /** A run directory (or its checkpoint/). */
+  checkpoint: string;
+  /** Dataset directory (default: the run's). */
+  data?: string;
+  /** The split (default "test"). */
+  split?: Split;
+  /** Evaluate the first N samples only (default 0: all). */
+  limit?: number;
+  /** Batch size (default: the run's evaluation batch). */
+  batch?: number;
+  /** GPU memory budget in bytes for frozen LLM weights (0 or absent: unlimited). */
+  gpuMemory?: number;
+}
+
+/** Accuracy of a checkpoint on a split. */
+export interface EvalResult {
+  /** Top-1 accuracy. */
+  top1: number;
+  /** Top-5 accuracy (when the task has at least 5 classes). */
+  top5?: number;
+  /** Samples evaluated. */
+  n: number;
+  /** The split. */
+  split: Split;
+  /** The step the checkpoint was saved at. */
+  step: number;
+  /** The checkpoint directory read. */
+  checkpoint: string;
+  /** The run configuration it was trained with. */
+  run: RunConfig;
+}
+
+/** Evaluates a saved run on a split. */
+export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalResult> {
+  const split = opts.split ?? "test";
+  if (split !== "test" && split !== "train") throw new Error(`--split: expected test or train, got '${split}'`);
+  for (const [flag, v] of [["limit", opts.limit], ["batch", opts.batch]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= (flag === "batch" ? 1 : 0))) {
+      throw new Error(`--${flag}: expected an integer ≥ ${flag === "batch" ? 1 : 0}, got ${v}`);
+    }
+  }
+  const where = await findCheckpoint(opts.checkpoint);
+  const st = await readCheckpointState(where.checkpoint);
+  const stored = st.run as RunConfig | undefined;
+  if (!stored?.task || !(stored.task in TASKS)) {
+    throw new CheckpointError(
+      `${where.checkpoint}/state.json`,
+      "no run configuration (a checkpoint written before runs stored their settings)",
+    );
+  }
+  const run: RunConfig = { ...stored, data: opts.data ?? stored.data };
+  const task = TASKS[run.task];
+  const batch = opts.batch ?? run.evalBatch;
+  await getGpu({ quiet: true });
+  const samples = await task.samples(run, split, opts.limit ?? 0);
+  const runLlm = await openRunLlm(run.llm, run.seed);
+  try {
+    const ck = runLlm.ck;
+    const llm = ck ? { ck, layers: parseLayerSelection(run.llmLayers, ck.cfg.layers) } : undefined;
+    const g = new Graph();
+    const m = await task.build(g, run, batch, false, llm);
+    const exe = await compile([m.logits], { weights: m.llm?.loader, gpuMemoryBudget: opts.gpuMemory || undefined });
+    try {
+      await loadCheckpoint(where.checkpoint, exe, [...g.params.filter((p) => p.trainable), ...m.buffers], undefined);
+      const classes = task.classes(run);
+      let top1 = 0, top5 = 0;
+      for (const b of new Batcher(samples, { batchSize: batch, seed: 0, augment: false, dropLast: false }).evalBatches()) {
+        exe.write(m.input, b.x);
+        const [lg] = await exe.run([m.logits]);
+        top1 += countTopK(lg, classes, b.labels, b.valid, 1);
+        if (classes >= 5) top5 += countTopK(lg, classes, b.labels, b.valid, 5);
+      }
+      return {
+        top1: top1 / samples.n,
+        top5: classes >= 5 ? top5 / samples.n : undefined,
+        n: samples.n,
+        split,
+        step: st.step,
+        checkpoint: where.checkpoint,
+        run,
+      };
+    } finally {
+      exe.destroy();
+    }
+  } finally {
+    await closeRunLlm(runLlm);
+  }
+}

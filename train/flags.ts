@@ -1,0 +1,321 @@
+// The one flag table of the training and evaluation commands: every flag's meaning, default and valid
+// range in one place, shared by both tasks. A flag means the same in every command; where a task's
+// recipe needs another default, the table says so (and --help shows it). The runner checks its
+// options against the same table, so a bad value is refused up front with the flag's name, whether it
+// came from a command line or from code.
+
+import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
+import { parseBytes } from "./cli.ts";
+import type { RunConfig, RunOptions } from "./run.ts";
+import type { TaskName } from "./tasks.ts";
+
+/** A bad option or flag value; the message names the flag. */
+export class FlagError extends Error {
+  override name = "FlagError";
+}
+
+/** How a flag's value is read and checked. */
+export type FlagKind = "int" | "number" | "string" | "bytes";
+
+/** One training flag. */
+export interface TrainFlag {
+  /** The flag, without the leading dashes. */
+  flag: string;
+  /** The RunOptions key it sets (a key of the model config for model-shape flags). */
+  key: string;
+  /** How its value is parsed and checked. */
+  kind: FlagKind;
+  /** Smallest valid value (numbers). */
+  min?: number;
+  /** Values must be below this (numbers; e.g. probabilities < 1). */
+  below?: number;
+  /** Default (as typed on a command line); undefined: none (the preset's value, or unset). */
+  default?: string;
+  /** A task's recipe default where it differs, with the reason --help shows. */
+  taskDefault?: Partial<Record<TaskName, [string, string]>>;
+  /** Only these tasks take the flag (default: all). */
+  tasks?: readonly TaskName[];
+  /**
+   * How it relates to resuming: "hyper" (stored; a resumed run keeps it and refuses another value),
+   * "stored" (stored; a resumed run uses it unless the flag is given), "run" (this invocation only).
+   */
+  resume: "hyper" | "stored" | "run";
+  /** A field of the model's config (a model-shape flag) rather than a RunOptions key. */
+  shape?: boolean;
+  /** One line of --help. */
+  help: string;
+}
+
+/** Point-BERT model-shape flags: each overrides one field of the preset's PointBertConfig. */
+const POINT_SHAPE: [string, string, string][] = [
+  ["points", "points", "points per cloud"],
+  ["groups", "groups", "FPS groups (tokens)"],
+  ["group-size", "groupSize", "kNN points per group"],
+  ["encoder-dim", "encoderDim", "mini-PointNet output dim"],
+  ["dim", "dim", "transformer dim"],
+  ["depth", "depth", "transformer blocks"],
+  ["heads", "heads", "attention heads"],
+];
+
+/** Every training flag. */
+export const TRAIN_FLAGS: readonly TrainFlag[] = [
+  {
+    flag: "model",
+    key: "modelName",
+    kind: "string",
+    taskDefault: { image: ["fmnist", ""], points: ["fmnist-points", ""] },
+    resume: "hyper",
+    help: "model preset (models/presets.ts)",
+  },
+  ...POINT_SHAPE.map(([flag, key, help]): TrainFlag => ({
+    flag,
+    key,
+    kind: "int",
+    min: 1,
+    tasks: ["points"],
+    resume: "hyper",
+    shape: true,
+    help: `${help} (default: the preset's)`,
+  })),
+  {
+    flag: "llm",
+    key: "llm",
+    kind: "string",
+    default: "default",
+    resume: "hyper",
+    help: "frozen LLM: none | random | default (bundled llama-tiny, random weights) | CHECKPOINT_DIR",
+  },
+  {
+    flag: "llm-layers",
+    key: "llmLayers",
+    kind: "string",
+    default: "last",
+    resume: "hyper",
+    help: "LLM layers: 31 | 30,31 | last | last:2 | all",
+  },
+  { flag: "epochs", key: "epochs", kind: "int", min: 1, default: "1", resume: "hyper", help: "epochs" },
+  {
+    flag: "steps",
+    key: "steps",
+    kind: "int",
+    min: 0,
+    default: "0",
+    taskDefault: { points: ["60", "keeps a software-GPU run short"] },
+    resume: "hyper",
+    help: "steps the schedule spans (0: all epochs)",
+  },
+  {
+    flag: "batch",
+    key: "batch",
+    kind: "int",
+    min: 1,
+    default: "64",
+    taskDefault: { points: ["16", "keeps a software-GPU run short"] },
+    resume: "hyper",
+    help: "training batch size",
+  },
+  { flag: "lr", key: "lr", kind: "number", min: Number.MIN_VALUE, default: "1e-3", resume: "hyper", help: "peak learning rate (cosine schedule)" },
+  { flag: "warmup", key: "warmup", kind: "int", min: 0, default: "20", resume: "hyper", help: "learning-rate warmup steps (linear)" },
+  { flag: "weight-decay", key: "weightDecay", kind: "number", min: 0, default: "0.05", resume: "hyper", help: "AdamW weight decay" },
+  {
+    flag: "label-smoothing",
+    key: "labelSmoothing",
+    kind: "number",
+    min: 0,
+    below: 1,
+    default: "0.1",
+    taskDefault: { points: ["0.2", "Point-BERT's recipe"] },
+    resume: "hyper",
+    help: "label smoothing",
+  },
+  {
+    flag: "clip",
+    key: "clip",
+    kind: "number",
+    min: 0,
+    default: "1",
+    taskDefault: { points: ["10", "Point-BERT's recipe"] },
+    resume: "hyper",
+    help: "global gradient-norm clip (0: off)",
+  },
+  {
+    flag: "dropout",
+    key: "dropout",
+    kind: "number",
+    min: 0,
+    below: 1,
+    default: "0.5",
+    tasks: ["points"],
+    resume: "hyper",
+    help: "head dropout probability",
+  },
+  { flag: "seed", key: "seed", kind: "int", min: 0, default: "0", resume: "hyper", help: "seed (init, data order, augmentation, dropout)" },
+  {
+    flag: "train-limit",
+    key: "trainLimit",
+    kind: "int",
+    min: 0,
+    default: "0",
+    resume: "hyper",
+    help: "train on the first N samples (0: all)",
+  },
+  {
+    flag: "data",
+    key: "data",
+    kind: "string",
+    default: DEFAULT_DATA_DIR,
+    resume: "stored",
+    help: "Fashion-MNIST directory of IDX files (Debian: /usr/share/datasets/fashion-mnist)",
+  },
+  {
+    flag: "eval-limit",
+    key: "evalLimit",
+    kind: "int",
+    min: 0,
+    default: "0",
+    taskDefault: { points: ["200", "keeps a software-GPU run short"] },
+    resume: "stored",
+    help: "evaluate on the first N test samples (0: all)",
+  },
+  { flag: "eval-batch", key: "evalBatch", kind: "int", min: 1, default: "200", resume: "stored", help: "evaluation batch size" },
+  {
+    flag: "init",
+    key: "init",
+    kind: "string",
+    default: "",
+    resume: "run",
+    help: "initial weights: a safetensors file with the model's names (timm names for the ViT; a run's model.safetensors)",
+  },
+  { flag: "out", key: "out", kind: "string", resume: "run", help: "output directory (default: out/vit | out/points; with --resume: the resumed run's)" },
+  {
+    flag: "resume",
+    key: "resume",
+    kind: "string",
+    default: "",
+    resume: "run",
+    help: "continue a run: its directory (or its checkpoint/); its settings are reused",
+  },
+  { flag: "log-every", key: "logEvery", kind: "int", min: 1, default: "10", resume: "run", help: "read the loss back every N steps" },
+  {
+    flag: "gpu-memory",
+    key: "gpuMemory",
+    kind: "bytes",
+    default: "0",
+    resume: "run",
+    help: "GPU memory budget for frozen LLM weights, e.g. 600MB, 1.5GiB (0: unlimited)",
+  },
+];
+
+/** The flags a task takes. */
+export function flagsOf(task: TaskName): TrainFlag[] {
+  return TRAIN_FLAGS.filter((f) => !f.tasks || f.tasks.includes(task));
+}
+
+/** A flag's default for a task (undefined: none). */
+export function defaultOf(f: TrainFlag, task: TaskName): string | undefined {
+  return f.taskDefault?.[task]?.[0] ?? f.default;
+}
+
+/** What a numeric flag expects, for messages: "an integer ≥ 1", "a number in [0, 1)". */
+function expectation(f: TrainFlag): string {
+  const what = f.kind === "int" ? "an integer" : f.kind === "bytes" ? "a size such as 600MB or 1.5GiB" : "a number";
+  if (f.kind === "bytes") return what;
+  if (f.min !== undefined && f.below !== undefined) return `${what} in [${f.min}, ${f.below})`;
+  if (f.min === Number.MIN_VALUE) return `${what} > 0`;
+  if (f.min !== undefined) return `${what} ≥ ${f.min}`;
+  return what;
+}
+
+/** Checks a value against a numeric flag's kind and range; returns the error message, or undefined. */
+function badValue(f: TrainFlag, v: unknown): string | undefined {
+  if (f.kind === "string") return typeof v === "string" ? undefined : `--${f.flag}: expected a string, got ${v}`;
+  const ok = typeof v === "number" && Number.isFinite(v) && (f.kind !== "int" || Number.isInteger(v)) &&
+    (f.min === undefined || v >= f.min) && (f.below === undefined || v < f.below) &&
+    (f.kind !== "bytes" || v >= 0);
+  return ok ? undefined : `--${f.flag}: expected ${expectation(f)}, got ${typeof v === "string" ? `'${v}'` : v}`;
+}
+
+/** Parses one flag's command-line text; throws an Error naming the flag when it is not valid. */
+export function parseFlagValue(f: TrainFlag, text: string): string | number {
+  if (f.kind === "string") return text;
+  const v = f.kind === "bytes" ? parseBytes(text) : text.trim() === "" ? NaN : Number(text);
+  const err = badValue(f, v ?? text);
+  if (err) throw new FlagError(err.replace(/got .*$/, `got '${text}'`));
+  return v!;
+}
+
+/** A model-shape flag's value in a config, or a RunOptions value. */
+function valueOf(f: TrainFlag, o: RunConfig | RunOptions): unknown {
+  if (f.shape) return (o.model as unknown as Record<string, unknown>)[f.key];
+  return (o as unknown as Record<string, unknown>)[f.key];
+}
+
+/** Checks every option the table covers; throws an Error naming the first bad flag. */
+export function checkRunOptions(o: RunOptions): void {
+  for (const f of flagsOf(o.task)) {
+    const v = valueOf(f, o);
+    if (v === undefined && (f.resume === "run" || f.kind === "string")) continue;
+    const err = badValue(f, v);
+    if (err) throw new FlagError(err);
+  }
+  if (o.stopAfter !== undefined && !(Number.isInteger(o.stopAfter) && o.stopAfter >= 0)) {
+    throw new FlagError(`stopAfter: expected an integer ≥ 0, got ${o.stopAfter}`);
+  }
+  if (!o.out) throw new FlagError("--out: an output directory is needed");
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The first hyper-parameter of `o` that differs from the stored configuration of the run being
+ * resumed, as a message naming the flag; undefined when they agree.
+ */
+export function conflictingOption(o: RunConfig, stored: RunConfig): string | undefined {
+  if (o.task !== stored.task) return `--resume: that run is a ${stored.task} run, not ${o.task}`;
+  for (const f of flagsOf(o.task)) {
+    if (f.resume !== "hyper") continue;
+    const a = valueOf(f, o), b = valueOf(f, stored);
+    if (!same(a, b)) return conflictMessage(f, a, b);
+  }
+  if (!same(o.model, stored.model)) {
+    return `--model: the run was trained with ${JSON.stringify(stored.model)}, not ${JSON.stringify(o.model)}`;
+  }
+  return undefined;
+}
+
+function conflictMessage(f: TrainFlag, given: unknown, stored: unknown): string {
+  return `--${f.flag}: the run being resumed was trained with ${JSON.stringify(stored)}, not ${
+    JSON.stringify(given)
+  }; a resumed run keeps its settings (leave --${f.flag} out)`;
+}
+
+/**
+ * Options for resuming the run in `path` from the flags of a command line: every stored setting
+ * (state.json's `run`) is reused; a flag given on the command line (`given`) that contradicts a stored
+ * hyper-parameter is refused with an Error naming it; `--out` defaults to the resumed run's directory.
+ */
+export function resumedOptions(
+  opts: RunOptions,
+  given: ReadonlySet<string>,
+  stored: RunConfig,
+  runDir: string,
+): RunOptions {
+  if (stored.task !== opts.task) {
+    throw new FlagError(
+      `--resume: ${runDir} is a ${stored.task} run; continue it with the ${
+        stored.task === "image" ? "train" : "train-points"
+      } task`,
+    );
+  }
+  if (given.has("init")) throw new FlagError("--init: a resumed run takes its weights from the checkpoint");
+  const out: RunOptions = { ...opts, ...stored, init: undefined, out: given.has("out") ? opts.out : runDir };
+  for (const f of flagsOf(opts.task)) {
+    if (!given.has(f.flag) || f.resume === "run") continue;
+    const a = valueOf(f, opts), b = valueOf(f, stored);
+    if (f.resume === "hyper" && !same(a, b)) throw new FlagError(conflictMessage(f, a, b));
+    if (f.resume === "stored") (out as unknown as Record<string, unknown>)[f.key] = a;
+  }
+  return out;
+}

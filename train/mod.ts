@@ -1,0 +1,28 @@
+/**
+ * Training: the Trainer (one compiled step: forward, pruned backward, AdamW), the learning-rate
+ * schedule, the one runner (a task description — image or points — drives data, model, loop, metrics,
+ * chart and checkpoints), checkpoint evaluation, and the command-line pieces the examples use.
+ *
+ * ```ts
+ * import { models, train } from "./mod.ts";
+ *
+ * const summary = await train.runTraining({
+ *   task: "image", model: models.VIT_PRESETS.fmnist, modelName: "fmnist", llm: "default", llmLayers: "last",
+ *   epochs: 1, steps: 0, batch: 64, lr: 1e-3, warmup: 20, weightDecay: 0.05, labelSmoothing: 0.1,
+ *   dropout: 0, clip: 1, seed: 0, data: "data/fashion-mnist-subset", trainLimit: 0, evalLimit: 0,
+ *   evalBatch: 200, out: "out/vit", logEvery: 10, log: console.error,
+ * });
+ * ```
+ *
+ * @module
+ */
+
+export { cosineLr, Trainer, type TrainerOptions } from "./trainer.ts";
+export { type RunConfig, type RunOptions, type RunSummary, runTraining } from "./run.ts";
+export { imageTask, type ModelConfig, pointsTask, type Task, type TaskName, TASKS } from "./tasks.ts";
+export { evaluateCheckpoint, type EvalOptions, type EvalResult } from "./evaluate.ts";
+export { FlagError, type TrainFlag, TRAIN_FLAGS } from "./flags.ts";
+export { evalCommand, trainCommand, trainFlagSpec, trainOptionsFromFlags } from "./commands.ts";
+export { bytes, type FlagSpec, num, parseBytes, parseFlags } from "./cli.ts";
+export { Metrics, Progress, readMetrics } from "./progress.ts";
+export { lineChart, type Panel, type Series } from "./chart.ts";

@@ -1,0 +1,282 @@
+// The one training runner: a task description (train/tasks.ts) and a run configuration drive data,
+// model, the compiled training step, evaluation, JSONL metrics, the chart and checkpoints. The CLIs
+// (train/commands.ts) and the ablation call it; so do the tests. It prints nothing unless asked
+// (`log`, `progress`).
+
+import { Graph, type Node } from "../compiler/core/ir.ts";
+import { Rng } from "../compiler/core/random.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import { getGpu } from "../compiler/runtime/device.ts";
+import type { HostArray } from "../compiler/runtime/executable.ts";
+import { parseLayerSelection } from "../io/config.ts";
+import { findCheckpoint, initFromSafetensors, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
+import { Batcher, type BatcherState } from "../data/batcher.ts";
+import { Trainer } from "./trainer.ts";
+import { Metrics, resumeMetrics } from "./progress.ts";
+import { closeRunLlm, countCorrect, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
+import { type ModelConfig, type TaskName, type TaskModel, TASKS } from "./tasks.ts";
+import { checkRunOptions, conflictingOption, FlagError } from "./flags.ts";
+
+/** Every hyper-parameter of a run: what state.json stores, and what a resumed run continues with. */
+export interface RunConfig {
+  /** The kind of run (train/tasks.ts). */
+  task: TaskName;
+  /** The model's shape. */
+  model: ModelConfig;
+  /** The preset it came from (models/presets.ts), or "custom". */
+  modelName: string;
+  /** Frozen LLM: "none", "random" (the default LLM's shape, random weights), "default", or a checkpoint dir. */
+  llm: string;
+  /** LLM layer selection: 31 | 30,31 | last | last:2 | all. */
+  llmLayers: string;
+  /** Epochs (the schedule's length unless `steps` is set). */
+  epochs: number;
+  /** Steps the schedule spans (0: all epochs). */
+  steps: number;
+  /** Training batch size. */
+  batch: number;
+  /** Peak learning rate of the cosine schedule. */
+  lr: number;
+  /** Learning-rate warmup steps (linear). */
+  warmup: number;
+  /** AdamW weight decay. */
+  weightDecay: number;
+  /** Cross-entropy label smoothing. */
+  labelSmoothing: number;
+  /** Head dropout probability (tasks whose model has one). */
+  dropout: number;
+  /** Global gradient-norm clip (0: off). */
+  clip: number;
+  /** Seed of the init, data order, augmentation and dropout. */
+  seed: number;
+  /** Dataset directory. */
+  data: string;
+  /** Train on the first N samples (0: all). */
+  trainLimit: number;
+  /** Evaluate on the first N test samples (0: all). */
+  evalLimit: number;
+  /** Evaluation batch size. */
+  evalBatch: number;
+  /** Initial weights: a safetensors file with the model's parameter names (timm names for the ViT). */
+  init?: string;
+}
+
+/** A run: its configuration, where it writes, and how it reports. */
+export interface RunOptions extends RunConfig {
+  /** Output directory: metrics.jsonl, chart.svg, checkpoint/. */
+  out: string;
+  /** A run directory (or its checkpoint/) to continue exactly where it stopped. */
+  resume?: string;
+  /** Stop (and checkpoint) after this step without changing the schedule (to test resuming). */
+  stopAfter?: number;
+  /** Read the loss back every N steps. */
+  logEvery: number;
+  /** GPU memory budget in bytes for frozen LLM weights (0 or absent: unlimited). */
+  gpuMemory?: number;
+  /** Receives the run's human-readable lines (model summary, init, resume, evaluations); none when absent. */
+  log?: (line: string) => void;
+  /** Draw a progress bar on stderr. */
+  progress?: boolean;
+}
+
+/** What a run did. */
+export interface RunSummary {
+  /** Top-1 accuracy on the (limited) test split at the end. */
+  testAccuracy: number;
+  /** Training time of this invocation in seconds. */
+  seconds: number;
+  /** The step the run ended at. */
+  steps: number;
+  /** The GPU adapter. */
+  adapter: string;
+  /** The frozen LLM, described. */
+  llm: string;
+  /** The losses read back by this invocation. */
+  losses: { step: number; loss: number }[];
+  /** The checkpoint directory written, or undefined when no step ran (nothing to save). */
+  checkpoint?: string;
+}
+
+/** The configuration part of options (what state.json stores). */
+export function runConfigOf(o: RunConfig): RunConfig {
+  const c: RunConfig = {
+    task: o.task,
+    model: o.model,
+    modelName: o.modelName,
+    llm: o.llm,
+    llmLayers: o.llmLayers,
+    epochs: o.epochs,
+    steps: o.steps,
+    batch: o.batch,
+    lr: o.lr,
+    warmup: o.warmup,
+    weightDecay: o.weightDecay,
+    labelSmoothing: o.labelSmoothing,
+    dropout: o.dropout,
+    clip: o.clip,
+    seed: o.seed,
+    data: o.data,
+    trainLimit: o.trainLimit,
+    evalLimit: o.evalLimit,
+    evalBatch: o.evalBatch,
+  };
+  if (o.init) c.init = o.init;
+  return c;
+}
+
+/** Runs (or resumes) a training run; returns its summary. */
+export async function runTraining(opts: RunOptions): Promise<RunSummary> {
+  checkRunOptions(opts);
+  const log = opts.log ?? (() => {});
+  const task = TASKS[opts.task];
+  const gpu = await getGpu({ quiet: true });
+  const trainSet = await task.samples(opts, "train", opts.trainLimit);
+  const testSet = await task.samples(opts, "test", opts.evalLimit);
+  const where = opts.resume ? await findCheckpoint(opts.resume) : undefined;
+  const runLlm = await openRunLlm(opts.llm, opts.seed);
+  try {
+    const { ck, what: llmWhat } = runLlm;
+    const llm = ck ? { ck, layers: parseLayerSelection(opts.llmLayers, ck.cfg.layers) } : undefined;
+    const budget = opts.gpuMemory || undefined;
+
+    // the training step
+    const g = new Graph();
+    const m = await task.build(g, opts, opts.batch, true, llm);
+    const labels = g.input("labels", [opts.batch], "i32");
+    const trainer = await Trainer.create(task.loss(m.logits, labels, opts), {
+      lr: opts.lr,
+      weightDecay: opts.weightDecay,
+      maxGradNorm: opts.clip > 0 ? opts.clip : undefined,
+      noDecay: task.noDecay,
+      weights: m.llm?.loader,
+      gpuMemoryBudget: budget,
+      effectsBefore: m.effects,
+    });
+    // evaluation: a forward-only plan of the same model in eval mode; weights copied by name
+    const ge = new Graph();
+    const me = await task.build(ge, opts, opts.evalBatch, false, llm);
+    const evalExe = await compile([me.logits], { weights: me.llm?.loader, gpuMemoryBudget: budget });
+    const saved = [...trainer.grads.keys(), ...m.buffers];
+
+    const batcher = new Batcher(trainSet, { batchSize: opts.batch, seed: opts.seed, augment: true });
+    const testBatcher = new Batcher(testSet, { batchSize: opts.evalBatch, seed: 0, augment: false, dropLast: false });
+    const perEpoch = batcher.batchesPerEpoch;
+    const total = opts.steps > 0 ? opts.steps : opts.epochs * perEpoch;
+    const dropoutRng = new Rng(opts.seed * 31 + 5);
+    let step = 0;
+    if (opts.init && !where) {
+      const r = await initFromSafetensors(opts.init, trainer.exe, saved);
+      const skipped = r.skipped.slice(0, 4).join(", ") + (r.skipped.length > 4 ? ", …" : "");
+      log(
+        `init: ${r.loaded.length} tensors from ${opts.init}; ${r.skipped.length} skipped` +
+          (r.skipped.length ? ` (${skipped})` : "") + `; ${r.kept.length} keep their init`,
+      );
+    }
+    if (where) {
+      const st = await loadCheckpoint(where.checkpoint, trainer.exe, saved, trainer.opt);
+      const conflict = st.run ? conflictingOption(opts, st.run as RunConfig) : undefined;
+      if (conflict) throw new FlagError(`${conflict} (resuming ${where.runDir})`);
+      step = st.step;
+      batcher.restore(st.batcher as BatcherState);
+      if (typeof st.dropoutRng === "number") dropoutRng.state = st.dropoutRng;
+      log(`resumed from ${where.checkpoint} at step ${step}`);
+    }
+    await Deno.mkdir(opts.out, { recursive: true });
+    const metricsPath = `${opts.out}/metrics.jsonl`;
+    if (where) await resumeMetrics(`${where.runDir}/metrics.jsonl`, metricsPath, step);
+    const metrics = new Metrics(metricsPath, where !== undefined);
+    const frozen = g.params.filter((p) => !p.trainable).reduce((s, p) => s + p.size, 0);
+    log(
+      `${task.describe(opts)}: ${trainer.paramCount} trainable params, ${frozen} frozen; frozen LLM: ${llmWhat}` +
+        (llm ? ` layers ${llm.layers}` : "") +
+        `; ${trainer.exe.kernelCount} kernels/step, peak ${(trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1)} MiB` +
+        (trainer.exe.streaming ? " (streaming frozen weights)" : ""),
+    );
+
+    const copyWeights = async (from: Graph, into: Graph, model: TaskModel) => {
+      for (const p of into.params) if (p.trainable) evalExe.write(p, await trainer.exe.read(from.byName(p.name!)));
+      for (const b of model.buffers) evalExe.write(b, await trainer.exe.read(from.byName(b.name!)));
+    };
+    const evaluate = async (): Promise<number> => {
+      await copyWeights(g, ge, me);
+      let correct = 0;
+      for (const b of testBatcher.evalBatches()) {
+        evalExe.write(me.input, b.x);
+        const [lg] = await evalExe.run([me.logits]);
+        correct += countCorrect(lg, task.classes(opts), b.labels, b.valid);
+      }
+      return correct / testSet.n;
+    };
+    let checkpoint: string | undefined;
+    const r = await trainLoop({
+      trainer,
+      total,
+      end: Math.min(total, opts.stopAfter ?? total),
+      perEpoch,
+      start: step,
+      lr: opts.lr,
+      warmup: opts.warmup,
+      batch: opts.batch,
+      logEvery: opts.logEvery,
+      unit: task.unit,
+      progress: opts.progress,
+      log,
+      metrics,
+      feeds: () => {
+        const b = batcher.next();
+        const feeds = new Map<Node, HostArray>([[m.input, b.x], [labels, b.labels]]);
+        if (m.dropoutSeed) feeds.set(m.dropoutSeed, Uint32Array.of(dropoutRng.int(2 ** 32)));
+        return feeds;
+      },
+      evaluate,
+      checkpoint: async (step) => {
+        checkpoint = `${opts.out}/checkpoint`;
+        await saveCheckpoint(checkpoint, trainer.exe, saved, trainer.opt, {
+          step,
+          batcher: batcher.state(),
+          dropoutRng: dropoutRng.state,
+          run: runConfigOf(opts),
+        });
+      },
+    });
+    const acc = r.accs.at(-1)?.[1] ?? await evaluate();
+    metrics.log({
+      final: true,
+      step: r.step,
+      test_accuracy: acc,
+      seconds: r.seconds,
+      steps: r.step,
+      adapter: gpu.adapterName,
+      llm: llmWhat,
+    });
+    metrics.close();
+    const runName = opts.out.replace(/\/+$/, "").split("/").pop() || opts.out;
+    await writeRunChart(
+      opts.out,
+      `${runName}: ${task.describe(opts)}, frozen LLM: ${llmLabel(opts.llm, llm?.layers)}`,
+      metricsPath,
+    );
+    trainer.exe.destroy();
+    evalExe.destroy();
+    return {
+      testAccuracy: acc,
+      seconds: r.seconds,
+      steps: r.step,
+      adapter: gpu.adapterName,
+      llm: llmWhat,
+      losses: r.losses,
+      checkpoint,
+    };
+  } finally {
+    await closeRunLlm(runLlm);
+  }
+}
+
+/** A short name of the frozen LLM for titles: none, random, llama-tiny, or the checkpoint's folder name. */
+function llmLabel(llm: string, layers?: number[]): string {
+  if (llm === "none") return "none";
+  const name = llm === "random" ? "random" : llm === "default"
+    ? "llama-tiny"
+    : llm.replace(/\/+$/, "").split("/").pop();
+  return layers ? `${name} (layers ${layers})` : `${name}`;
+}

@@ -1,0 +1,159 @@
+// Task descriptions: what the one runner (train/run.ts) needs to know about a kind of training run —
+// its data (as Batcher samples), its model (built for a batch, in training or evaluation mode), its
+// loss and weight-decay groups. Adding a task (video, ...) means adding one entry here.
+
+import type { Graph, Node } from "../compiler/core/ir.ts";
+import { crossEntropy } from "../compiler/ops/loss.ts";
+import type { Samples } from "../data/batcher.ts";
+import { firstSamples, imageSamples, loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
+import { fashionPointSource, pointSamples } from "../data/point_data.ts";
+import type { LlmCheckpoint } from "../io/llm.ts";
+import type { FrozenStack } from "../models/llm.ts";
+import { POINT_PRESETS, VIT_PRESETS } from "../models/presets.ts";
+import { buildPointBert, type PointBertConfig, pointNoDecay } from "../models/pointbert.ts";
+import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
+
+/** The kinds of training run the runner knows. */
+export type TaskName = "image" | "points";
+
+/** The task names, in the order --help lists them. */
+export const TASK_NAMES: readonly TaskName[] = ["image", "points"];
+
+/** A model configuration of any task. */
+export type ModelConfig = VitConfig | PointBertConfig;
+
+/** What a task needs from a run's configuration (a subset of RunConfig). */
+export interface TaskConfig {
+  /** The model's shape. */
+  model: ModelConfig;
+  /** The preset the shape came from (or "custom"), for messages. */
+  modelName: string;
+  /** Dataset directory. */
+  data: string;
+  /** Seed (data generation that depends on it, e.g. point sampling of the training split). */
+  seed: number;
+  /** Label smoothing of the cross-entropy loss. */
+  labelSmoothing: number;
+  /** Head dropout probability (tasks whose model has one). */
+  dropout: number;
+}
+
+/** A model built by a task: its input, logits, state tensors saved with the checkpoint, and updates. */
+export interface TaskModel {
+  /** The batch input (images, clouds, ...). */
+  input: Node;
+  /** [B, classes] logits. */
+  logits: Node;
+  /** State tensors that are saved and restored with the trainable params (BatchNorm running stats). */
+  buffers: Node[];
+  /** In-place updates to run before the optimizer (BatchNorm running-stat updates in training mode). */
+  effects: Node[];
+  /** A u32 input that takes a fresh seed every step (dropout), if the model has one. */
+  dropoutSeed?: Node;
+  /** The frozen LLM stack inside, if any. */
+  llm?: FrozenStack;
+}
+
+/** The frozen LLM layers a model is built with. */
+export interface TaskLlm {
+  /** The opened checkpoint. */
+  ck: LlmCheckpoint;
+  /** The selected layer indices. */
+  layers: number[];
+}
+
+/** A kind of training run, as the runner drives it. */
+export interface Task {
+  /** Its name (the `task` of a RunConfig). */
+  name: TaskName;
+  /** What one sample is called in progress lines ("img", "cloud"). */
+  unit: string;
+  /** The named model shapes it offers; the first is the default. */
+  presets: Readonly<Record<string, ModelConfig>>;
+  /** A short description for the chart title and messages, e.g. "ViT fmnist on Fashion-MNIST". */
+  describe(c: TaskConfig): string;
+  /** Number of classes of its data. */
+  classes(c: TaskConfig): number;
+  /**
+   * Loads a split (its first `limit` samples; 0: all) as Batcher samples, and checks that the model
+   * fits the data (throws naming the flag to change otherwise).
+   */
+  samples(c: TaskConfig, split: Split, limit: number): Promise<Samples>;
+  /** Builds the model for `batch` samples, in training (dropout, BatchNorm batch statistics) or evaluation mode. */
+  build(g: Graph, c: TaskConfig, batch: number, training: boolean, llm?: TaskLlm): Promise<TaskModel>;
+  /** Parameters without weight decay. */
+  noDecay(p: Node): boolean;
+  /** The training loss. */
+  loss(logits: Node, labels: Node, c: TaskConfig): Node;
+}
+
+/** Seed of the test split's point sampling (fixed, so every run evaluates on the same clouds). */
+const TEST_POINTS_SEED = 12345;
+
+/** ViT(-LLM) on Fashion-MNIST images. */
+export const imageTask: Task = {
+  name: "image",
+  unit: "img",
+  presets: VIT_PRESETS,
+  describe: (c) => `ViT ${c.modelName} on Fashion-MNIST`,
+  classes: () => 10,
+  async samples(c, split, limit) {
+    const d = await loadFashionMnist(c.data, split);
+    const m = c.model as VitConfig;
+    if (d.rows !== m.img || d.cols !== m.img || m.chans !== 1) {
+      throw new Error(
+        `data: ${c.data} has ${d.rows}×${d.cols}×1 images, but model '${c.modelName}' expects ` +
+          `${m.img}×${m.img}×${m.chans} (use --model fmnist or tiny-28 for Fashion-MNIST)`,
+      );
+    }
+    if (m.classes !== 10) {
+      throw new Error(`data: Fashion-MNIST has 10 classes, model '${c.modelName}' has ${m.classes} (--model)`);
+    }
+    return imageSamples(firstSamples(d, limit));
+  },
+  async build(g, c, batch, _training, llm) {
+    const m = await buildVit(g, c.model as VitConfig, batch, { llm, seed: c.seed });
+    return { input: m.images, logits: m.logits, buffers: [], effects: [], llm: m.llm };
+  },
+  noDecay: vitNoDecay,
+  loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
+};
+
+/** Point-BERT(-LLM) on point clouds sampled from Fashion-MNIST images. */
+export const pointsTask: Task = {
+  name: "points",
+  unit: "cloud",
+  presets: POINT_PRESETS,
+  describe: (c) => `Point-BERT ${c.modelName} on Fashion-MNIST point clouds`,
+  classes: () => 10,
+  async samples(c, split, limit) {
+    const m = c.model as PointBertConfig;
+    if (m.classes !== 10) {
+      throw new Error(`data: Fashion-MNIST point clouds have 10 classes, the model has ${m.classes} (--model)`);
+    }
+    const d = firstSamples(await loadFashionMnist(c.data, split), limit);
+    return pointSamples(fashionPointSource(d, m.points, split === "train" ? c.seed : TEST_POINTS_SEED));
+  },
+  async build(g, c, batch, training, llm) {
+    const m = await buildPointBert(g, c.model as PointBertConfig, batch, {
+      training,
+      dropout: training ? c.dropout : undefined,
+      llm,
+      seed: c.seed,
+    });
+    return {
+      input: m.points,
+      logits: m.logits,
+      buffers: m.buffers,
+      effects: training ? m.bnUpdates : [],
+      dropoutSeed: m.dropoutSeed,
+      llm: m.llm,
+    };
+  },
+  noDecay: pointNoDecay,
+  loss: (logits, labels, c) =>
+    crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing, smoothing: "others" }),
+};
+
+/** Every task by name. */
+export const TASKS: Readonly<Record<TaskName, Task>> = { image: imageTask, points: pointsTask };
