@@ -23,17 +23,17 @@
  * @module
  */
 
-// every op family's rules and kernels register themselves on import
-import "./compiler/ops/index.ts";
-import "./kernels/index.ts";
-
 export {
   type Attrs,
   type DType,
+  type GradRule,
   Graph,
   type Init,
   Node,
   type NodeKind,
+  type OpDef,
+  type OpNode,
+  type OutSpec,
   type Shape,
   ShapeError,
   type TensorSpec,
@@ -47,7 +47,7 @@ export {
   type UploadPath,
   type WeightLoader,
 } from "./compiler/runtime/executable.ts";
-export { getGpu, type Gpu, NoAdapterError } from "./compiler/runtime/device.ts";
+export { getGpu, type Gpu, type GpuOptions, NoAdapterError } from "./compiler/runtime/device.ts";
 
 export * as ops from "./compiler/ops/mod.ts";
 export * as nn from "./nn/mod.ts";

@@ -97,7 +97,9 @@ export class Batcher {
     const { n, sampleSize } = data;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`Batcher: bad batchSize ${batchSize}`);
     if (!Number.isInteger(n) || n < 1) throw new Error(`Batcher: the split is empty (n=${n})`);
-    if (!Number.isInteger(sampleSize) || sampleSize < 1) throw new Error(`Batcher: bad sampleSize ${sampleSize}`);
+    if (!Number.isInteger(sampleSize) || sampleSize < 1) {
+      throw new Error(`Batcher: bad sampleSize ${sampleSize}`);
+    }
     if (data.labels.length !== n) {
       throw new Error(`Batcher: data sizes disagree (n=${n}, ${data.labels.length} labels)`);
     }
@@ -164,15 +166,19 @@ export class Batcher {
 
   /** Continues from a saved state(); throws on a state that cannot belong to this split. */
   restore(s: BatcherState): void {
-    const ok = (v: unknown, max: number) => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
+    const ok = (v: unknown, max: number) =>
+      typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
     if (!s || !ok(s.epoch, 2 ** 31) || !ok(s.cursor, this.data.n) || !ok(s.rng, 0xffffffff)) {
-      throw new Error(`Batcher.restore: bad state ${JSON.stringify(s)} (for a split of ${this.data.n} samples)`);
+      throw new Error(
+        `Batcher.restore: bad state ${JSON.stringify(s)} (for a split of ${this.data.n} samples)`,
+      );
     }
     this.epoch = s.epoch;
     this.cursor = s.cursor;
     this.rng.state = s.rng;
   }
 
+  /** Builds a batch of the given sample indices (augmented with the training stream when asked). */
   private gather(idx: Uint32Array, augment: boolean): { x: Float32Array; labels: Int32Array } {
     const d = this.data, S = d.sampleSize;
     const x = new Float32Array(idx.length * S);

@@ -33,8 +33,10 @@ export const SYSTEM_DATA_DIR = "/usr/share/datasets/fashion-mnist";
 
 /** Per-pixel statistics of the Fashion-MNIST training set, on pixels scaled to [0, 1]. */
 export const FASHION_MNIST_MEAN = 0.2860;
+/** Per-pixel standard deviation of the Fashion-MNIST training set, on pixels scaled to [0, 1]. */
 export const FASHION_MNIST_STD = 0.3530;
 
+/** A dataset split. */
 export type Split = "train" | "test";
 
 /** The standard file names of a split (the .gz names; an uncompressed file without .gz also works). */
@@ -210,13 +212,17 @@ export async function readIdx(path: string, expectNdims?: number): Promise<Idx> 
 // ---------------------------------------------------------------------------------------------------------
 // Dataset
 
+/** One split of Fashion-MNIST in memory. */
 export interface FashionMnist {
   /** [n, rows, cols] pixels, 0..255. */
   images: Uint8Array;
   /** [n] class indices 0..9. */
   labels: Uint8Array;
+  /** Number of images. */
   n: number;
+  /** Image height (28). */
   rows: number;
+  /** Image width (28). */
   cols: number;
 }
 

@@ -15,10 +15,10 @@
  */
 
 export {
+  type Batch,
   Batcher,
   type BatcherOptions,
   type BatcherState,
-  type Batch,
   type EvalBatch,
   type Samples,
 } from "./batcher.ts";
@@ -27,9 +27,9 @@ export {
   DEFAULT_DATA_DIR,
   type FashionMnist,
   firstSamples,
-  imageSamples,
   type ImageSampleOptions,
   type ImageSamples,
+  imageSamples,
   loadFashionMnist,
   type Split,
   SYSTEM_DATA_DIR,
@@ -39,8 +39,8 @@ export {
   fashionPointSource,
   loadModelNet,
   loadPointH5,
-  type PointSet,
   pointSamples,
+  type PointSet,
   type PointSource,
   scaleAndTranslate,
 } from "./point_data.ts";

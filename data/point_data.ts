@@ -113,14 +113,19 @@ export interface PointSet {
   clouds: Float32Array;
   /** [n] class indices. */
   labels: Int32Array | Uint8Array;
+  /** Number of clouds. */
   n: number;
+  /** Points per cloud. */
   P: number;
 }
 
 /** A labelled set of clouds made on demand (cloud i is the same every time it is asked for). */
 export interface PointSource {
+  /** Number of clouds. */
   n: number;
+  /** Points per cloud. */
   P: number;
+  /** [n] class indices. */
   labels: Int32Array | Uint8Array;
   /** Writes cloud i ([P, 3]) into out at offset. */
   cloudInto(i: number, out: Float32Array, offset: number): void;
@@ -211,6 +216,9 @@ export async function readModelNetTxt(path: string, nPoints?: number): Promise<F
       if (!Number.isFinite(v)) {
         throw new Error(`${path}: line ${i + 1}, column ${c + 1}: '${s}' is not a finite number`);
       }
+      if (!Number.isFinite(Math.fround(v))) {
+        throw new Error(`${path}: line ${i + 1}, column ${c + 1}: '${s}' overflows a 32-bit float`);
+      }
       if (c < 3) out[3 * i + c] = v;
     }
   }
@@ -269,6 +277,14 @@ export async function readModelNetIndex(dir: string, split: "train" | "test"): P
     if (label === undefined) {
       throw new Error(`${splitPath}: line ${line}: class '${m[1]}' of '${s}' is not in ${namesPath}`);
     }
+    // a class name is a directory under `dir`: one that is not a plain name ('../../etc', 'a/b') would
+    // make the shape path escape it
+    if (!/^[\w.+-]+$/.test(m[1]) || m[1] === "." || m[1] === "..") {
+      throw new Error(
+        `${splitPath}: line ${line}: class '${m[1]}' of '${s}' is not a plain directory name ` +
+          `(letters, digits, _ . + -): it would make the shape path escape ${d}`,
+      );
+    }
     return { name: s, path: `${d}/${m[1]}/${s}.txt`, label };
   });
   return { classes, items };
@@ -303,12 +319,54 @@ let h5Loaded: Promise<{ h5: H5wasm; M: H5Module }> | undefined;
  */
 export function loadH5wasm(): Promise<{ h5: H5wasm; M: H5Module }> {
   h5Loaded ??= (async () => {
-    const h5 = (await import("h5wasm")).default;
-    const M = await h5.ready;
-    M.activate_throwing_error_handler();
-    return { h5, M };
+    // Catch the wasm instance's exports on the way (h5wasm does not expose its stack functions), for
+    // h5Cleanup below; the wrapper is in place only while h5wasm instantiates.
+    const wasm = WebAssembly as unknown as { instantiate: (...a: unknown[]) => Promise<unknown> };
+    const orig = wasm.instantiate;
+    wasm.instantiate = async (...a: unknown[]) => {
+      const r = await orig.apply(WebAssembly, a) as WebAssembly.Instance | { instance: WebAssembly.Instance };
+      const inst = r instanceof WebAssembly.Instance ? r : r.instance;
+      if (typeof inst.exports.emscripten_stack_get_current === "function") h5Exports = inst.exports;
+      return r;
+    };
+    try {
+      const h5 = (await import("h5wasm")).default;
+      const M = await h5.ready;
+      M.activate_throwing_error_handler();
+      return { h5, M };
+    } finally {
+      wasm.instantiate = orig;
+    }
   })();
   return h5Loaded;
+}
+
+let h5Exports: WebAssembly.Exports | undefined;
+
+/**
+ * HDF5 errors reach JS as exceptions thrown from inside its C error handler, which skips the C code
+ * after the throw: the wasm stack pointer is never restored and the handler's tmpfile() stream stays
+ * open. After ~2,256 failed opens the stack had run into the heap and every later call, valid files
+ * included, failed with "memory access out of bounds". Call this before a synchronous run of h5wasm
+ * calls; the function it returns (call it in a finally, with no wasm frame active) closes the streams
+ * opened since and puts the stack pointer back.
+ */
+function h5Cleanup(M: H5Module): () => void {
+  const fs = M.FS as unknown as { streams: ({ fd: number } | null)[]; close(s: unknown): void };
+  const open = new Set(fs.streams.flatMap((s, fd) => s ? [fd] : []));
+  const stackGet = h5Exports?.emscripten_stack_get_current as (() => number) | undefined;
+  const stackSet = h5Exports?._emscripten_stack_restore as ((sp: number) => void) | undefined;
+  const sp = stackGet?.();
+  return () => {
+    fs.streams.forEach((s, fd) => {
+      if (s && !open.has(fd)) {
+        try {
+          fs.close(s);
+        } catch { /* already closed */ }
+      }
+    });
+    if (sp !== undefined && stackSet && stackGet?.() !== sp) stackSet(sp);
+  };
 }
 
 /** The innermost message of an HDF5 error stack ("truncated file: eof = …"), or the whole message. */
@@ -319,6 +377,9 @@ function h5Reason(e: unknown): string {
 }
 
 let h5Counter = 0;
+
+/** Most elements read from one HDF5 dataset (ScanObjectNN's largest file holds ~86M). */
+export const MAX_H5_ELEMENTS = 1 << 28;
 
 export interface PointH5 {
   /** [n, P, 3] xyz (the first 3 columns of `data`). */
@@ -346,6 +407,7 @@ export async function readPointH5(path: string): Promise<PointH5> {
   }
   const { h5, M } = await loadH5wasm();
   const memPath = `/point_h5_${++h5Counter}.h5`;
+  const cleanup = h5Cleanup(M); // (everything from here to the finally runs synchronously)
   M.FS.writeFile(memPath, bytes);
   let f: InstanceType<H5wasm["File"]> | undefined;
   try {
@@ -397,6 +459,24 @@ export async function readPointH5(path: string): Promise<PointH5> {
     }
     const numeric = (v: unknown): v is ArrayLike<number | bigint> =>
       ArrayBuffer.isView(v) && !(v instanceof DataView);
+    // Bound what reading allocates by what the file can hold: uncompressed data is in the file
+    // (elements × item size ≤ its bytes); compressed data may be larger, up to MAX_H5_ELEMENTS.
+    const filtered = (ds: typeof data) => {
+      try {
+        return (ds.filters ?? []).length > 0;
+      } catch {
+        return true;
+      }
+    };
+    for (const [ds, name, count] of [[data, "data", n * P * C], [label, "label", n]] as const) {
+      const item = ds.metadata?.size ?? 1;
+      if (count > MAX_H5_ELEMENTS || (!filtered(ds) && count * item > bytes.length)) {
+        throw new Error(
+          `${path}: dataset '${name}' claims ${count} elements of ${item} bytes, more than the ` +
+            `${bytes.length}-byte file can hold: corrupt`,
+        );
+      }
+    }
     const dv = data.value, lv = label.value;
     if (!numeric(dv) || dv.length !== n * P * C) {
       throw new Error(`${path}: dataset 'data' is not numeric (dtype ${JSON.stringify(data.dtype)})`);
@@ -406,7 +486,17 @@ export async function readPointH5(path: string): Promise<PointH5> {
     }
     const points = new Float32Array(n * P * 3);
     for (let i = 0, m = n * P; i < m; i++) {
-      for (let c = 0; c < 3; c++) points[3 * i + c] = Number(dv[i * C + c]);
+      for (let c = 0; c < 3; c++) {
+        const v = Number(dv[i * C + c]);
+        // NaN/Inf coordinates (or values past f32's range) would poison every batch they land in
+        if (!Number.isFinite(v) || !Number.isFinite(Math.fround(v))) {
+          throw new Error(
+            `${path}: dataset 'data' holds ${v} at cloud ${Math.floor(i / P)}, point ${i % P}, ` +
+              `column ${c} (coordinates must be finite f32 values)`,
+          );
+        }
+        points[3 * i + c] = v;
+      }
     }
     const labels = new Int32Array(n);
     for (let i = 0; i < n; i++) {
@@ -421,7 +511,11 @@ export async function readPointH5(path: string): Promise<PointH5> {
     try {
       f?.close();
     } catch { /* a file that failed to open has nothing to close */ }
-    M.FS.unlink(memPath);
+    try {
+      M.FS.unlink(memPath);
+    } finally {
+      cleanup();
+    }
   }
 }
 

@@ -4,11 +4,18 @@
 
 import { Rng } from "../compiler/core/random.ts";
 
+/** Samples of the synthetic task. */
 export interface SyntheticBatch {
+  /** [samples, seq, inDim] inputs. */
   x: Float32Array;
+  /** [samples] labels. */
   labels: Int32Array;
 }
 
+/**
+ * Draws `samples` sequences of `seq` tokens of `inDim` features and labels them with a fixed random
+ * teacher (fixed by teacherSeed; `seed` draws the samples, so train and held-out sets share the rule).
+ */
 export function syntheticTask(
   opts: { samples: number; seq: number; inDim: number; classes: number; seed: number; teacherSeed?: number },
 ): SyntheticBatch {

@@ -12,14 +12,20 @@ const spec = train.trainFlagSpec("image");
 delete spec.resume;
 delete spec.init;
 spec.llm = { ...spec.llm, help: "the checkpoint arm: default (bundled llama-tiny) or a checkpoint dir" };
-spec.out = { type: "string", default: "out/ablate", help: "output directory (table.md + one folder per run)" };
+spec.out = {
+  type: "string",
+  default: "out/ablate",
+  help: "output directory (table.md + one folder per run)",
+};
 spec.seeds = { type: "string", default: "3", help: "seeds per arm (0, 1, ...)" };
 const raw = train.parseFlags("usage: deno run -A examples/ablate.ts [flags]", spec);
 let base: train.RunOptions, seeds: number;
 try {
   base = train.trainOptionsFromFlags("image", raw as Record<string, string | undefined>);
   seeds = Number(raw.seeds);
-  if (!Number.isInteger(seeds) || seeds < 1) throw new train.FlagError(`--seeds: expected an integer ≥ 1, got '${raw.seeds}'`);
+  if (!Number.isInteger(seeds) || seeds < 1) {
+    throw new train.FlagError(`--seeds: expected an integer ≥ 1, got '${raw.seeds}'`);
+  }
 } catch (e) {
   console.error(`ablate: ${(e as Error).message}`);
   Deno.exit(2);
@@ -44,7 +50,11 @@ for (const [label, llm] of arms) {
     accs.push(100 * s.testAccuracy);
     secs += s.seconds;
     if (!quiet) {
-      console.error(`${label} seed ${seed}: ${(100 * s.testAccuracy).toFixed(2)}% (${s.seconds.toFixed(0)} s, ${s.adapter})`);
+      console.error(
+        `${label} seed ${seed}: ${(100 * s.testAccuracy).toFixed(2)}% (${
+          s.seconds.toFixed(0)
+        } s, ${s.adapter})`,
+      );
     }
   }
   const mean = accs.reduce((a, b) => a + b) / accs.length;

@@ -6,7 +6,17 @@
 //   deno task train-block           (same as: deno run -A examples/train_block.ts)
 //   deno run -A examples/train_block.ts --steps 400 --frozen none --out out/block
 
-import { compile, data, type Executable, getGpu, Graph, nn, type Node, ops, train as training } from "../mod.ts";
+import {
+  compile,
+  data,
+  type Executable,
+  getGpu,
+  Graph,
+  nn,
+  type Node,
+  ops,
+  train as training,
+} from "../mod.ts";
 
 const { batchOf, syntheticTask } = data;
 const { cosineLr, Metrics, num, parseFlags, Progress, Trainer } = training;

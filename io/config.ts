@@ -292,6 +292,13 @@ export function parseMetaParams(
   let intermediate = metaIntermediate(hidden, int(j, "multiple_of", file, 256), mult as number | undefined);
   const w1 = find("layers.0.feed_forward.w1.weight");
   if (w1 && w1.shape.length === 2 && w1.shape[0] !== intermediate) intermediate = w1.shape[0];
+  if (!(intermediate <= CONFIG_LIMITS.intermediate)) {
+    throw new CheckpointError(
+      file,
+      `config "dim" / "multiple_of" / "ffn_dim_multiplier" give an MLP width of ${intermediate}, more than ` +
+        `${CONFIG_LIMITS.intermediate} (larger than any supported model: corrupt?)`,
+    );
+  }
   return {
     type: "llama",
     hidden,
@@ -501,6 +508,9 @@ export function checkConfigAgainstTensors(cfg: LlmConfig, src: WeightSource, nam
  */
 export function parseLayerSelection(spec: string, layers: number): number[] {
   const bad = (why: string) => new Error(`bad layer selection '${spec}': ${why}`);
+  if (!Number.isInteger(layers) || layers < 1 || layers > CONFIG_LIMITS.layers) {
+    throw bad(`the model's layer count ${layers} is not an integer in 1..${CONFIG_LIMITS.layers}`);
+  }
   const range = `the model has ${layers} layers (0-${layers - 1})`;
   const index = (s: string): number => {
     if (!/^\d+$/.test(s)) {

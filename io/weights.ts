@@ -42,7 +42,10 @@ export class CheckpointError extends Error {
   override name = "CheckpointError";
   /** `message` is prefixed with the file it concerns. */
   constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
+    // One line, always: text quoted from a corrupt file (a JSON excerpt, a pickled string) may hold
+    // newlines and control characters, which are shown escaped.
+    // deno-lint-ignore no-control-regex
+    super(`${file}: ${message}`.replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1)));
   }
 }
 

@@ -34,13 +34,21 @@
 // skip tiles that are entirely masked. Workgroup counts are folded into 2-D (x + y·GX, foldGroups;
 // grid1d for the direct kernels). attention_bwd_d has one variant (it has no barriers).
 
-import type { Node } from "../compiler/core/ir.ts";
+import type { Node, OpNode } from "../compiler/core/ir.ts";
 import { type AttnAttrs, type AttnDims, attnDims } from "../compiler/ops/attention.ts";
+import {
+  type BufRef,
+  f32lit,
+  foldGroups,
+  grid1d,
+  type KernelsFor,
+  type LowerCtx,
+  type Lowered,
+} from "./kernel.ts";
+import { bind, read, type ShaderIo, write } from "./bindings.ts";
 
 /** A node of one of the attention ops (they share their attributes). */
 type AttnNode = OpNode<AttnAttrs>;
-import { type BufRef, f32lit, foldGroups, grid1d, type KernelsFor, type LowerCtx, type Lowered } from "./kernel.ts";
-import { bind, read, type ShaderIo, write } from "./bindings.ts";
 
 /** Preferred (rows, cols) tiles, largest first; rows get R threads each. */
 const TILES: [number, number][] = [
@@ -807,7 +815,9 @@ function byVariant(
 }
 
 /** The kernel lowerings of this family (entries of kernels/table.ts). */
-export const attentionKernels: KernelsFor<"attention" | "attention_bwd_d" | "attention_bwd_q" | "attention_bwd_kv"> = {
+export const attentionKernels: KernelsFor<
+  "attention" | "attention_bwd_d" | "attention_bwd_q" | "attention_bwd_kv"
+> = {
   attention: byVariant(forward, forwardDirect),
   attention_bwd_d: rowDot,
   attention_bwd_q: byVariant(backwardQ, backwardQDirect),

@@ -24,9 +24,20 @@
 // Alone on [512, 512]: fwd 27-54 → 5-11 ms, sums 16-23 → ~4 ms. Both forms sum in a fixed order (no
 // atomics), so each is deterministic; they differ from each other only in that order (f32 rounding).
 
-import type { Node } from "../compiler/core/ir.ts";
+import type { Node, OpNode } from "../compiler/core/ir.ts";
 import { DROPOUT_HASH, dropThreshold } from "../compiler/ops/batchnorm.ts";
-import { f32lit, foldGroups, grid1d, type KernelOf, type KernelsFor, loadF32, type LowerCtx, type Lowered, WGSL_UNPACK, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  f32lit,
+  foldGroups,
+  grid1d,
+  type KernelOf,
+  type KernelsFor,
+  loadF32,
+  type LowerCtx,
+  type Lowered,
+  WGSL_UNPACK,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
@@ -46,7 +57,7 @@ function colThreads(rows: number, ctx: LowerCtx): number {
   return t;
 }
 
-function trainFwd(n: Node, ctx: LowerCtx): Lowered {
+function trainFwd(n: OpNode<{ eps: number }>, ctx: LowerCtx): Lowered {
   const [x, w, b] = n.inputs;
   const c = x.shape[x.rank - 1];
   const wg = colThreads(x.size / c, ctx);
@@ -65,7 +76,7 @@ function trainFwd(n: Node, ctx: LowerCtx): Lowered {
     const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${g1.stride}
 ${WGSL_UNPACK}
 @compute @workgroup_size(${COL_WG})
@@ -91,7 +102,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${decls}
 ${shapeConsts(x)}
 const GX: u32 = ${grid.gx}u;
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${WGSL_UNPACK}
 ${wgslWorkgroupReduce("col_sum", "f32", wg, (a, c) => `${a} + ${c}`)}
 @compute @workgroup_size(${wg})
@@ -116,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   return { dispatches: [{ label: "batchnorm_fwd", code, bindings, workgroups: grid.workgroups }] };
 }
 
-function evalFwd(n: Node, ctx: LowerCtx): Lowered {
+function evalFwd(n: OpNode<{ eps: number }>, ctx: LowerCtx): Lowered {
   const [x, w, b, rm, rv] = n.inputs;
   const grid = grid1d(x.size, WG, ctx);
   const { wgsl: decls, bindings } = bind({
@@ -130,7 +141,7 @@ function evalFwd(n: Node, ctx: LowerCtx): Lowered {
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${grid.stride}
 ${WGSL_UNPACK}
 @compute @workgroup_size(${WG})
@@ -165,7 +176,7 @@ const batchnormSumsKernel: KernelOf<"batchnorm_sums"> = (n, ctx) => {
     const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${g1.stride}
 @compute @workgroup_size(${COL_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -188,7 +199,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${decls}
 ${shapeConsts(x)}
 const GX: u32 = ${grid.gx}u;
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${wgslWorkgroupReduce("col_sum2", "vec2f", wg, (a, c) => `${a} + ${c}`)}
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -231,7 +242,7 @@ const batchnormBwdKernel: KernelOf<"batchnorm_bwd"> = (n, ctx) => {
     const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${g1.stride}
 ${WGSL_UNPACK}
 @compute @workgroup_size(${COL_WG})
@@ -256,7 +267,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(x)}
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${grid.stride}
 ${WGSL_UNPACK}
 @compute @workgroup_size(${WG})
@@ -285,7 +296,7 @@ const batchnormEvalBwdKernel: KernelOf<"batchnorm_eval_bwd"> = (n, ctx) => {
   const code = /* wgsl */ `
 ${decls}
 ${shapeConsts(dy)}
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${grid.stride}
 ${WGSL_UNPACK}
 @compute @workgroup_size(${WG})
@@ -302,7 +313,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 const batchnormStatsUpdateKernel: KernelOf<"batchnorm_stats_update"> = (n, ctx) => {
   const [rm, rv, mean, vr] = n.inputs;
   const c = rm.size;
-  const m = n.attrs.momentum as number, rows = n.attrs.n as number;
+  const m = n.attrs.momentum, rows = n.attrs.n;
   const grid = grid1d(c, WG, ctx);
   const { wgsl: decls, bindings } = bind({
     rm: write(rm),
@@ -331,7 +342,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 
 const dropoutKernel: KernelOf<"dropout"> = (n, ctx) => {
   const [x, seed] = n.inputs;
-  const p = n.attrs.p as number;
+  const p = n.attrs.p;
   const grid = grid1d(x.size, WG, ctx);
   const { wgsl: decls, bindings } = bind({
     x: read(x),
@@ -363,7 +374,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 };
 
 /** The kernel lowerings of this family (entries of kernels/table.ts). */
-export const batchnormKernels: KernelsFor<"batchnorm" | "batchnorm_sums" | "batchnorm_bwd" | "batchnorm_eval_bwd" | "batchnorm_stats_update" | "dropout"> = {
+export const batchnormKernels: KernelsFor<
+  | "batchnorm"
+  | "batchnorm_sums"
+  | "batchnorm_bwd"
+  | "batchnorm_eval_bwd"
+  | "batchnorm_stats_update"
+  | "dropout"
+> = {
   batchnorm: (n, ctx) => n.attrs.training ? trainFwd(n, ctx) : evalFwd(n, ctx),
   batchnorm_sums: batchnormSumsKernel,
   batchnorm_bwd: batchnormBwdKernel,

@@ -6,7 +6,15 @@
 import { type Node, type Shape, strides } from "../compiler/core/ir.ts";
 import type { NoAttrs } from "../compiler/ops/attrs.ts";
 import type { BinaryOp } from "../compiler/ops/elementwise.ts";
-import { f32lit, grid1d, type KernelLowering, type KernelsFor, loadF32, type LowerCtx, WGSL_UNPACK } from "./kernel.ts";
+import {
+  f32lit,
+  grid1d,
+  type KernelLowering,
+  type KernelsFor,
+  loadF32,
+  type LowerCtx,
+  WGSL_UNPACK,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
@@ -115,6 +123,7 @@ export const elementwiseKernels: KernelsFor<BinaryOp | "scale" | "expand" | "cas
       inPlace,
     ),
   expand: (n, ctx) => elementwise(n, ctx, "expand", "v_x", [{ name: "x", node: n.inputs[0] }]),
-  cast: (n, ctx) => elementwise(n, ctx, `cast_${n.inputs[0].dtype}`, "v_x", [{ name: "x", node: n.inputs[0] }]),
+  cast: (n, ctx) =>
+    elementwise(n, ctx, `cast_${n.inputs[0].dtype}`, "v_x", [{ name: "x", node: n.inputs[0] }]),
   fill: (n, ctx) => elementwise(n, ctx, "fill", f32lit(n.attrs.value), []),
 };

@@ -7,25 +7,11 @@
 // (the matmul's own value, acc + bias) is written too only when something else reads it.
 
 import type { Node } from "../compiler/core/ir.ts";
-import type { Activation } from "../compiler/ops/activation.ts";
 import { ACTIVATION_WGSL } from "./activation.ts";
 import { type BufferVars, read, write } from "./bindings.ts";
+import type { Epilogue } from "./kernel.ts";
 
-export interface Epilogue {
-  /** The consumer whose value the fused kernel writes to `out`. */
-  out: Node;
-  /** out = act(acc + bias). */
-  act?: Activation;
-  /**
-   * out = (acc + bias) · act'(residual[i]): the activation's backward, when the matmul computes its
-   * incoming gradient (dy) and `residual` is the activation's saved input x.
-   */
-  actBwd?: Activation;
-  /** out = acc + bias + residual (same shape as the output); with actBwd, the activation's input. */
-  residual?: Node;
-  /** Also write acc + bias to the matmul node's own storage (`pre`): a backward reads it. */
-  keepPre: boolean;
-}
+export type { Epilogue } from "./kernel.ts";
 
 /** The buffers of a matmul kernel's epilogue (bias, out, pre, res), for matmul node `n`; see bind. */
 export function epilogueVars(n: Node, bias: Node | undefined, e?: Epilogue): BufferVars {

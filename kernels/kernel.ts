@@ -10,8 +10,7 @@
 
 import { type Attrs, byteSize, type DType, type Node, type OpNode } from "../compiler/core/ir.ts";
 import type { OpAttrs, OpName } from "../compiler/ops/attrs.ts";
-import type { Epilogue } from "./epilogue.ts";
-import type { Prologue } from "./prologue.ts";
+import type { Activation } from "../compiler/ops/activation.ts";
 
 /** Which storage a binding refers to. */
 export type BufRef =
@@ -32,12 +31,14 @@ export type BufRef =
    */
   | { auxOf: Node; k: number };
 
+/** One buffer a dispatch binds: the WGSL variable and the storage it refers to. */
 export interface Binding {
   /** The WGSL variable name, e.g. `a`, `out`. */
   name: string;
   ref: BufRef;
 }
 
+/** One compute dispatch: WGSL, entry point, bindings and workgroup counts. */
 export interface Dispatch {
   /** Kernel name shown in plans and errors, e.g. `matmul_fwd`, `layernorm_bwd`. */
   label: string;
@@ -47,6 +48,7 @@ export interface Dispatch {
   workgroups: readonly [number, number, number];
 }
 
+/** What a kernel lowering returns for one node. */
 export interface Lowered {
   dispatches: Dispatch[];
   /** Byte sizes of scratch buffers used by the dispatches ({scratch: i}). */
@@ -63,6 +65,40 @@ export interface LowerCtx {
   isSoftware?: boolean;
   /** maxStorageBuffersPerShaderStage: bounds what fusion may add to one kernel (default 8). */
   maxStorageBuffers?: number;
+}
+
+/**
+ * A matmul epilogue (kernels/epilogue.ts): what the matmul kernel does with each finished
+ * accumulator when the fusion pass (compiler/lower/fuse.ts) hands it its consumer.
+ */
+export interface Epilogue {
+  /** The consumer whose value the fused kernel writes to `out`. */
+  out: Node;
+  /** out = act(acc + bias). */
+  act?: Activation;
+  /**
+   * out = (acc + bias) · act'(residual[i]): the activation's backward, when the matmul computes its
+   * incoming gradient (dy) and `residual` is the activation's saved input x.
+   */
+  actBwd?: Activation;
+  /** out = acc + bias + residual (same shape as the output); with actBwd, the activation's input. */
+  residual?: Node;
+  /** Also write acc + bias to the matmul node's own storage (`pre`): a backward reads it. */
+  keepPre: boolean;
+}
+
+/**
+ * A matmul prologue (kernels/prologue.ts): a norm computed on the fly as the matmul loads its A
+ * operand.
+ */
+export interface Prologue {
+  /** The norm node whose output the matmul reads as A (it gets no storage of its own). */
+  norm: Node;
+  kind: "layernorm" | "rmsnorm";
+  /** The norm's input, bound as the matmul's `a`. */
+  x: Node;
+  weight?: Node;
+  bias?: Node;
 }
 
 /** Fusion facts for one lowering beyond the epilogue (compiler/fuse.ts). */

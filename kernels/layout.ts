@@ -4,7 +4,14 @@
 // (the ops reject 16-bit storage), so every element is one array word and no two threads share one.
 
 import { type Node, type Shape, strides } from "../compiler/core/ir.ts";
-import { type Dispatch, grid1d, type KernelOf, type KernelsFor, type LowerCtx, storageType } from "./kernel.ts";
+import {
+  type Dispatch,
+  grid1d,
+  type KernelOf,
+  type KernelsFor,
+  type LowerCtx,
+  storageType,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;
@@ -76,7 +83,7 @@ const TILE = 16;
 // below stages 16x16 tiles through workgroup memory so both reads and writes are coalesced.
 const permuteKernel: KernelOf<"permute"> = (n, ctx) => {
   const x = n.inputs[0];
-  const perm = n.attrs.perm as number[];
+  const perm = n.attrs.perm;
   const c = canonicalPerm(x.shape, perm);
   const r = c.perm.length;
   const batched = r >= 2 && c.perm[r - 2] === r - 1 && c.perm[r - 1] === r - 2 &&
@@ -157,7 +164,7 @@ function around(s: Shape, axis: number) {
 // slice: output viewed as [OUTER, LEN_OUT, INNER] reads x at [o, start + j, r].
 const sliceKernel: KernelOf<"slice"> = (n, ctx) => {
   const x = n.inputs[0];
-  const axis = n.attrs.axis as number, start = n.attrs.start as number;
+  const axis = n.attrs.axis, start = n.attrs.start;
   const { len: lo, inner } = around(n.shape, axis);
   const li = x.shape[axis];
   const body = `
@@ -175,7 +182,7 @@ const sliceKernel: KernelOf<"slice"> = (n, ctx) => {
 // slice_bwd: one thread per dx element; inside [start, end) on the axis it takes dy, else 0.
 const sliceBwdKernel: KernelOf<"slice_bwd"> = (n, ctx) => {
   const dy = n.inputs[0];
-  const { axis, start, end } = n.attrs as { axis: number; start: number; end: number };
+  const { axis, start, end } = n.attrs;
   const { len: li, inner } = around(n.shape, axis);
   const lo = end - start;
   const body = `
@@ -196,7 +203,7 @@ const sliceBwdKernel: KernelOf<"slice_bwd"> = (n, ctx) => {
 // each copying its input into its own region of the output; the regions are disjoint and together
 // cover the output, so every element is written exactly once.
 const concatKernel: KernelOf<"concat"> = (n, ctx) => {
-  const axis = n.attrs.axis as number;
+  const axis = n.attrs.axis;
   const { len: lo, inner } = around(n.shape, axis);
   let off = 0;
   const dispatches = n.inputs.map((x) => {

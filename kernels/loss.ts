@@ -14,7 +14,8 @@
 // ~11 ms fixed per-dispatch overhead): [256, 1000] fwd 11-15 → ~5 ms; at a training head's [16, 10]
 // both forms are within noise of the overhead (< 1 ms). Both sum in a fixed order (deterministic).
 
-import type { Node } from "../compiler/core/ir.ts";
+import type { OpNode } from "../compiler/core/ir.ts";
+import type { CrossEntropyAttrs } from "../compiler/ops/attrs.ts";
 import { f32lit, foldGroups, grid1d, type KernelOf, type KernelsFor, wgslWorkgroupReduce } from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
@@ -23,8 +24,8 @@ const WG = 128;
 const ROW_WG = 64;
 
 /** Target weights (label, other classes) for a cross_entropy node's attrs. */
-function targetWeights(n: Node, c: number): { on: number; off: number } {
-  const eps = n.attrs.smoothing as number;
+function targetWeights(n: OpNode<CrossEntropyAttrs>, c: number): { on: number; off: number } {
+  const eps = n.attrs.smoothing;
   if (n.attrs.mode === "others") return { on: 1 - eps, off: c > 1 ? eps / (c - 1) : 0 };
   return { on: 1 - eps + eps / c, off: eps / c };
 }

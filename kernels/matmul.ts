@@ -43,7 +43,15 @@
 // one big [batch·M, K] product: better tile occupancy, no batch dimension.
 
 import type { DType, Node } from "../compiler/core/ir.ts";
-import { grid1d, type KernelsFor, loadF32, type LowerCtx, type Lowered, storageType, WGSL_UNPACK } from "./kernel.ts";
+import {
+  grid1d,
+  type KernelsFor,
+  loadF32,
+  type LowerCtx,
+  type Lowered,
+  storageType,
+  WGSL_UNPACK,
+} from "./kernel.ts";
 import { matmulDims } from "../compiler/ops/matmul.ts";
 import { type Epilogue, epilogueVars, epilogueWgsl } from "./epilogue.ts";
 import { type Prologue, prologueVars, prologueWgsl } from "./prologue.ts";
@@ -173,7 +181,7 @@ function softwareVariant({ M, K, N, batch }: MatmulShape): DirectVariant {
 
 /** Label of a matmul node's dispatch: matmul_fwd, matmul_bwd_a (dA) or matmul_bwd_b (dB). */
 function label(n: Node): string {
-  return `matmul_${(n.attrs.role as string | undefined) ?? "fwd"}`;
+  return `matmul_${n.attrs.role}`;
 }
 
 /** What both variants need to know about a node. */

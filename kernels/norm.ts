@@ -14,8 +14,20 @@
 // barrier as a switch between coroutines, so the tree reductions cost more than the arithmetic
 // (layernorm_fwd of 272×192 took ~22 ms there, the row-per-thread form ~1 ms).
 
-import type { Node } from "../compiler/core/ir.ts";
-import { f32lit, foldGroups, grid1d, type KernelsFor, loadF32, type LowerCtx, type Lowered, rowThreads, WGSL_UNPACK, wgslWorkgroupReduce } from "./kernel.ts";
+import type { OpNode } from "../compiler/core/ir.ts";
+import type { NormAttrs } from "../compiler/ops/attrs.ts";
+import {
+  f32lit,
+  foldGroups,
+  grid1d,
+  type KernelsFor,
+  loadF32,
+  type LowerCtx,
+  type Lowered,
+  rowThreads,
+  WGSL_UNPACK,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
 type Kind = "layernorm" | "rmsnorm";
@@ -23,7 +35,7 @@ type Kind = "layernorm" | "rmsnorm";
 /** Threads per workgroup of the software (row-per-thread) variants. */
 const ROW_WG = 64;
 
-function normFwd(n: Node, ctx: LowerCtx, kind: Kind, statsOnly = false): Lowered {
+function normFwd(n: OpNode<NormAttrs>, ctx: LowerCtx, kind: Kind, statsOnly = false): Lowered {
   const [x] = n.inputs;
   const d = x.shape[x.rank - 1];
   const rows = x.size / d;
@@ -53,7 +65,7 @@ function normFwd(n: Node, ctx: LowerCtx, kind: Kind, statsOnly = false): Lowered
 ${io.wgsl}
 const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${g1.stride}
 ${WGSL_UNPACK}
 @compute @workgroup_size(${ROW_WG})
@@ -84,7 +96,7 @@ const ROWS: u32 = ${rows}u;
 const D: u32 = ${d}u;
 const GX: u32 = ${grid.gx}u;
 const WG: u32 = ${wg}u;
-const EPS: f32 = ${f32lit(n.attrs.eps as number)};
+const EPS: f32 = ${f32lit(n.attrs.eps)};
 ${WGSL_UNPACK}
 ${wgslWorkgroupReduce("row_sum", "f32", wg, (a, c) => `${a} + ${c}`)}
 @compute @workgroup_size(${wg})
@@ -119,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   return { dispatches: [{ label, code, bindings, workgroups: grid.workgroups }] };
 }
 
-function normBwd(n: Node, ctx: LowerCtx, kind: Kind): Lowered {
+function normBwd(n: OpNode<{ weight: boolean }>, ctx: LowerCtx, kind: Kind): Lowered {
   const layer = kind === "layernorm";
   const [x, dy] = n.inputs;
   const mean = layer ? n.inputs[2] : undefined;
@@ -208,11 +220,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 
 // Weight gradient partials: workgroup (64 columns × 4 row lanes) per (column block, row block).
 const WCOLS = 64, WLANES = 4;
-function normWgrad(n: Node, ctx: LowerCtx): Lowered {
+function normWgrad(n: OpNode<{ rowsPerBlock: number }>, ctx: LowerCtx): Lowered {
   const [x, dy, rstd, mean] = n.inputs;
   const d = x.shape[x.rank - 1];
   const rows = x.size / d;
-  const rpb = n.attrs.rowsPerBlock as number;
+  const rpb = n.attrs.rowsPerBlock;
   const blocks = n.shape[0];
   const colBlocks = Math.ceil(d / WCOLS);
   const grid = foldGroups(colBlocks * blocks, ctx, "norm_wgrad");
@@ -279,7 +291,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 }
 
 /** The kernel lowerings of this family (entries of kernels/table.ts). */
-export const normKernels: KernelsFor<"layernorm" | "rmsnorm" | "layernorm_bwd" | "rmsnorm_bwd" | "norm_wgrad"> = {
+export const normKernels: KernelsFor<
+  "layernorm" | "rmsnorm" | "layernorm_bwd" | "rmsnorm_bwd" | "norm_wgrad"
+> = {
   layernorm: (n, ctx, _e, _i, extra) => normFwd(n, ctx, "layernorm", extra?.statsOnly),
   rmsnorm: (n, ctx, _e, _i, extra) => normFwd(n, ctx, "rmsnorm", extra?.statsOnly),
   layernorm_bwd: (n, ctx) => normBwd(n, ctx, "layernorm"),

@@ -9,14 +9,18 @@
 //   (eps > 0; with eps = 0 the padding turns NaN, which no real element ever reads).
 // Summation order is fixed (no atomics), so results are deterministic run to run.
 
-import { type BufRef, f32lit, grid1d, type KernelOf, type KernelsFor, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
 import {
-  ADAMW_HYPER,
-  type AdamWAttrs,
-  type AdamWFusedAttrs,
-  adamwFusedParts,
-} from "../compiler/ops/optim.ts";
-import { spanLayout } from "../compiler/lower/plan.ts";
+  type BufRef,
+  f32lit,
+  grid1d,
+  type KernelOf,
+  type KernelsFor,
+  type LowerCtx,
+  type Lowered,
+  spanLayout,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
+import { ADAMW_HYPER, type AdamWAttrs, adamwFusedParts } from "../compiler/ops/optim.ts";
 import { bind, read, write } from "./bindings.ts";
 import type { Node } from "../compiler/core/ir.ts";
 
@@ -80,7 +84,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
 }
 
 const sumsqSpanKernel: KernelOf<"sumsq_span"> = (n) => {
-  const count = n.attrs.count as number;
+  const count = n.attrs.count;
   const xs = n.inputs.slice(0, count);
   return sumsqLowering(n, { span: xs }, spanLayout(xs).bytes / 4, n.inputs[count]);
 };
@@ -94,7 +98,7 @@ const clipCoefKernel: KernelOf<"clip_coef"> = (n) => {
 ${io.wgsl}
 @compute @workgroup_size(1)
 fn main() {
-  out[0] = min(1.0, ${f32lit(n.attrs.maxNorm as number)} / (sqrt(total[0]) + 1e-6));
+  out[0] = min(1.0, ${f32lit(n.attrs.maxNorm)} / (sqrt(total[0]) + 1e-6));
 }
 `,
       bindings: io.bindings,
@@ -164,14 +168,14 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 const adamwKernel: KernelOf<"adamw"> = (n, ctx) => {
   const [p, g, m, v, hyper, coef] = n.inputs;
   const refs = { p: { node: p }, g: { node: g }, m: { node: m }, v: { node: v }, hyper, coef };
-  return adamwLowering("adamw_update", refs, p.size, p.size, n.attrs as unknown as AdamWAttrs, ctx);
+  return adamwLowering("adamw_update", refs, p.size, p.size, n.attrs, ctx);
 };
 
 // adamw_fused: p, g, m, v arenas share one layout (same shapes in the same order), so element i
 // of each belongs to the same param; the decayed params come first.
 const adamwFusedKernel: KernelOf<"adamw_fused"> = (n, ctx) => {
   const { params, grads, ms, vs, hyper, coef } = adamwFusedParts(n.inputs);
-  const a = n.attrs as unknown as AdamWFusedAttrs;
+  const a = n.attrs;
   const layout = spanLayout(params);
   const len = layout.bytes / 4;
   const decayEnd = a.decayed < params.length ? layout.offsets[a.decayed] / 4 : len;

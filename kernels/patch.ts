@@ -2,7 +2,7 @@
 // kernel every image pixel lands in exactly one column slot, so both directions are a gather with one
 // thread per output element and no atomics: each thread decodes its own index and reads the other side.
 
-import type { Node, Shape } from "../compiler/core/ir.ts";
+import type { OpNode, Shape } from "../compiler/core/ir.ts";
 import { grid1d, type KernelOf, type KernelsFor, type LowerCtx, type Lowered } from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
@@ -21,14 +21,20 @@ const L: u32 = ${(H / p) * (W / p)}u;
 const D: u32 = ${C * p * p}u;`;
 }
 
-function gather(n: Node, ctx: LowerCtx, label: string, img: Shape, body: string): Lowered {
+function gather(
+  n: OpNode<{ patch: number }>,
+  ctx: LowerCtx,
+  label: string,
+  img: Shape,
+  body: string,
+): Lowered {
   const x = n.inputs[0];
   const g = grid1d(n.size, WG, ctx);
   const io = bind({ x: read(x), out: write(n) });
   const code = /* wgsl */ `
 ${io.wgsl}
 const TOTAL: u32 = ${n.size}u;
-${consts(img, n.attrs.patch as number)}
+${consts(img, n.attrs.patch)}
 ${g.stride}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {

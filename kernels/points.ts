@@ -24,7 +24,15 @@
 //   atomics; O(B·N·S) index compares, fine for clouds of thousands and groups·k of thousands).
 
 import type { Node } from "../compiler/core/ir.ts";
-import { foldGroups, grid1d, type KernelOf, type KernelsFor, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  foldGroups,
+  grid1d,
+  type KernelOf,
+  type KernelsFor,
+  type LowerCtx,
+  type Lowered,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
 const WG = 256;

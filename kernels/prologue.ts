@@ -22,18 +22,10 @@
 // `pro(x, mu, rs, wb)` / `pro4(x, mu, rs, wb0..wb3)` normalise one element / four consecutive along k.
 
 import type { Node } from "../compiler/core/ir.ts";
-import { loadF32 } from "./kernel.ts";
+import { loadF32, type Prologue } from "./kernel.ts";
 import { type BufferVars, read } from "./bindings.ts";
 
-export interface Prologue {
-  /** The norm node whose output the matmul reads as A (it gets no storage of its own). */
-  norm: Node;
-  kind: "layernorm" | "rmsnorm";
-  /** The norm's input, bound as the matmul's `a`. */
-  x: Node;
-  weight?: Node;
-  bias?: Node;
-}
+export type { Prologue } from "./kernel.ts";
 
 /** The prologue of norm node `n` (its inputs are x, then the weight and bias its attrs list). */
 export function normPrologue(n: Node): Prologue {
@@ -44,7 +36,7 @@ export function normPrologue(n: Node): Prologue {
 
 /** Storage buffers the prologue adds to the matmul (x replaces a, so it adds none). */
 export function prologueBuffers(p: Prologue): number {
-  return (p.weight ? 1 : 0) + (p.bias ? 1 : 0) + (p.kind === "layernorm" ? 2 : 1);
+  return Object.values(prologueVars(p)).filter((v) => v).length;
 }
 
 /**

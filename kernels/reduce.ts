@@ -5,7 +5,14 @@
 
 import { type Node, normAxis, type OpNode } from "../compiler/core/ir.ts";
 import type { AxisAttrs } from "../compiler/ops/attrs.ts";
-import { foldGroups, grid1d, type KernelsFor, type LowerCtx, type Lowered, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  foldGroups,
+  grid1d,
+  type KernelsFor,
+  type LowerCtx,
+  type Lowered,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
 const WG = 64;

@@ -8,8 +8,8 @@
 // angle is first reduced modulo 2π (Cody–Waite: 2π split into parts short enough that k·part is
 // exact for k < 2^16, i.e. angles up to ~4·10^5 rad, degrading gently beyond).
 
-import type { Node } from "../compiler/core/ir.ts";
-import { ropeDims, ropeInvFreq } from "../compiler/ops/rope.ts";
+import type { OpNode } from "../compiler/core/ir.ts";
+import { type RopeAttrs, ropeDims, ropeInvFreq } from "../compiler/ops/rope.ts";
 import { f32lit, grid1d, type KernelsFor, type LowerCtx, type Lowered } from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
@@ -31,12 +31,12 @@ function twoPiParts(): number[] {
 }
 const TWO_PI = twoPiParts();
 
-function ropeKernel(n: Node, ctx: LowerCtx): Lowered {
+function ropeKernel(n: OpNode<RopeAttrs>, ctx: LowerCtx): Lowered {
   const x = n.inputs[0];
   const { B, T, H, Dh } = ropeDims(x, n.attrs);
   const half = Dh / 2;
-  const invFreq = ropeInvFreq(Dh, n.attrs.theta as number, n.attrs.invFreqDtype as "f32" | "bf16" | "f16");
-  const inverse = n.attrs.inverse as boolean;
+  const invFreq = ropeInvFreq(Dh, n.attrs.theta, n.attrs.invFreqDtype);
+  const inverse = n.attrs.inverse;
   const pairs = B * T * H * half;
   const g = grid1d(pairs, WG, ctx);
   const io = bind({ x: read(x), out: write(n) });

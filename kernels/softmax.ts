@@ -9,7 +9,15 @@
 // (Few very long rows would leave threads idle; the training jobs' attention has its own kernels.)
 
 import type { Node } from "../compiler/core/ir.ts";
-import { foldGroups, grid1d, type KernelsFor, type LowerCtx, type Lowered, rowThreads, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  foldGroups,
+  grid1d,
+  type KernelsFor,
+  type LowerCtx,
+  type Lowered,
+  rowThreads,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 import { bind, read, type ShaderIo, write } from "./bindings.ts";
 
 /** Threads per workgroup of the software (row-per-thread) variants. */

@@ -6,7 +6,7 @@
 // (CustomOp); Graph.apply takes them like any op, and kernelOf finds their lowering on the node.
 
 import { type Attrs, type Node, type OpDef, opDef } from "../compiler/core/ir.ts";
-import { isOpName, type OpAttrs, type OpName, OPS } from "../compiler/ops/table.ts";
+import { type AliasOp, isOpName, type OpAttrs, type OpName, OPS } from "../compiler/ops/table.ts";
 import type { KernelLowering } from "./kernel.ts";
 import { activationKernels } from "./activation.ts";
 import { attentionKernels } from "./attention.ts";
@@ -24,8 +24,8 @@ import { reduceKernels } from "./reduce.ts";
 import { ropeKernels } from "./rope.ts";
 import { softmaxKernels } from "./softmax.ts";
 
-/** One lowering per op name. */
-export type KernelTable = { readonly [P in OpName]: KernelLowering<OpAttrs[P]> };
+/** One lowering per op name (alias ops have none). */
+export type KernelTable = { readonly [P in Exclude<OpName, AliasOp>]: KernelLowering<OpAttrs[P]> };
 
 /** Every op's WGSL lowering, by name. */
 export const KERNELS: KernelTable = {
@@ -57,11 +57,15 @@ export interface CustomOp<A = Attrs> extends OpDef<A> {
 
 /** The lowering of op node n: its table entry, or a custom op's own kernel. */
 export function kernelOf(n: Node): KernelLowering {
-  const def: OpDef | CustomOp = opDef(n);
-  if (isOpName(n.op) && OPS[n.op] === (def as unknown)) {
+  const def = opDef(n);
+  if (isOpName(n.op) && n.op !== "reshape" && OPS[n.op] === (def as unknown)) {
     // n was built with OPS[n.op], so its attrs are OpAttrs[n.op]: the entry's attrs type is n's
     return KERNELS[n.op] as unknown as KernelLowering;
   }
-  if ("kernel" in def) return def.kernel;
+  if (isCustom(def)) return def.kernel;
   throw new Error(`kernels: op '${n.op}' is not in the op table and carries no kernel (see CustomOp)`);
+}
+
+function isCustom(def: OpDef): def is CustomOp {
+  return typeof (def as Partial<CustomOp>).kernel === "function";
 }

@@ -20,8 +20,26 @@ export const VIT_PRESETS: Readonly<Record<string, VitConfig>> = {
  * (sized for a software GPU); `pointbert`, Point-BERT's ModelNet40 finetune shape.
  */
 export const POINT_PRESETS: Readonly<Record<string, PointBertConfig>> = {
-  "fmnist-points": { points: 64, groups: 8, groupSize: 8, encoderDim: 64, dim: 64, depth: 2, heads: 4, classes: 10 },
-  pointbert: { points: 1024, groups: 64, groupSize: 32, encoderDim: 256, dim: 384, depth: 12, heads: 6, classes: 40 },
+  "fmnist-points": {
+    points: 64,
+    groups: 8,
+    groupSize: 8,
+    encoderDim: 64,
+    dim: 64,
+    depth: 2,
+    heads: 4,
+    classes: 10,
+  },
+  pointbert: {
+    points: 1024,
+    groups: 64,
+    groupSize: 32,
+    encoderDim: 256,
+    dim: 384,
+    depth: 12,
+    heads: 6,
+    classes: 40,
+  },
 };
 
 /**

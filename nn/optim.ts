@@ -21,11 +21,10 @@
 // gradient arena (and a `sumsq` per other gradient), chained. Learning-rate schedules live with the
 // caller.
 
-import { byteSize, type Graph, type Node } from "../compiler/core/ir.ts";
+import { byteSize, type Graph, type Node, writesOf } from "../compiler/core/ir.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";
 import { adamw, ADAMW_HYPER, adamwFused, clipCoef, sumsq, sumsqSpan } from "../compiler/ops/optim.ts";
 import { aliasRoot, spanLayout } from "../compiler/lower/plan.ts";
-import { writesOf } from "../compiler/ops/registry.ts";
 
 /** Hyper-parameters of `AdamW` (torch.optim.AdamW semantics, timm's no-decay default). */
 export interface AdamWOptions {

@@ -11,6 +11,7 @@ import { grad } from "../compiler/grad.ts";
 import { sumAll } from "../compiler/ops/reduce.ts";
 import { erfc } from "./ref/activation.ts";
 import { interpret } from "./ref/tensor.ts";
+import { OPS } from "../compiler/ops/table.ts";
 
 const ACTS = [["gelu", gelu], ["silu", silu], ["relu", relu]] as const;
 
@@ -52,7 +53,7 @@ test("activation: GPU gelu and its derivative are float32-accurate over [-10, 10
   const g = new Graph();
   const x = g.input("x", [xs.length]);
   const dy = g.input("dy", [xs.length]);
-  const y = gelu(x), dx = g.apply("gelu_bwd", [x, dy]);
+  const y = gelu(x), dx = g.apply(OPS.gelu_bwd, [x, dy], {});
   const exe = await compile([y, dx]);
   exe.write(x, xs);
   exe.write(dy, new Float32Array(xs.length).fill(1));
@@ -75,5 +76,5 @@ test("activation: shape errors name the op and the shapes", () => {
   const idx = g.input("idx", [2, 3], "i32");
   for (const [name, f] of ACTS) assertThrowsMsg(() => f(idx), name, "[2,3]:i32", "f32");
   const x = g.input("x", [2, 3]), dy = g.input("dy", [3, 2]);
-  assertThrowsMsg(() => g.apply("gelu_bwd", [x, dy]), "gelu_bwd", "[2,3]", "[3,2]", "same shape");
+  assertThrowsMsg(() => g.apply(OPS.gelu_bwd, [x, dy], {}), "gelu_bwd", "[2,3]", "[3,2]", "same shape");
 });

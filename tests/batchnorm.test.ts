@@ -16,6 +16,7 @@ import { getGpu } from "../compiler/runtime/device.ts";
 import { randn } from "../compiler/core/random.ts";
 import { interpret } from "./ref/tensor.ts";
 import { dropoutKeeps } from "./ref/batchnorm.ts";
+import { OPS } from "../compiler/ops/table.ts";
 
 /** Running stats [c]: state tensors, by default torch's init (zeros, ones). */
 function stats(g: Graph, c: number, mean?: Float32Array, vr?: Float32Array) {
@@ -39,8 +40,8 @@ test("batchnorm: training forward + gradients (x, weight, bias)", async (t) => {
         ctx,
         build: (g) => {
           // per-channel offsets, so the means matter
-          const x = g.apply("scale", [randParam(g, "x", shape, 2)], { factor: 1, offset: 0.7 });
-          const w = g.apply("scale", [randParam(g, "w", [c], 0.5)], { factor: 1, offset: 1 });
+          const x = g.apply(OPS.scale, [randParam(g, "x", shape, 2)], { factor: 1, offset: 0.7 });
+          const w = g.apply(OPS.scale, [randParam(g, "w", [c], 0.5)], { factor: 1, offset: 1 });
           return batchNorm(x, w, randParam(g, "b", [c]), { training: true, ...stats(g, c) });
         },
       });

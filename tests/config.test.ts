@@ -331,3 +331,63 @@ test("config: layer selection", () => {
   assertThrowsMsg(() => parseLayerSelection("1.5", 32), "'1.5'");
   assert(parseLayerSelection("all", 1).length === 1);
 });
+
+test("config: sizes past any real model and activations the model does not compute are refused", async () => {
+  for (
+    const [key, v] of [
+      ["num_hidden_layers", 2 ** 31],
+      ["hidden_size", 2 ** 20],
+      ["num_attention_heads", 4096],
+      ["intermediate_size", 2 ** 30],
+      ["vocab_size", 2 ** 40],
+      ["max_position_embeddings", 2 ** 40],
+    ] as const
+  ) {
+    const t0 = performance.now();
+    assertThrowsMsg(
+      () => parseHfConfig({ ...LLAMA_CFG, [key]: v }, "d/config.json"),
+      "d/config.json",
+      key,
+      `${v}`,
+    );
+    assert(performance.now() - t0 < 50);
+  }
+  assertThrowsMsg(
+    () => parseMetaParams({ ...META_PARAMS, vocab_size: 128, n_layers: 2 ** 31 }, "m/params.json"),
+    "m/params.json",
+    "n_layers",
+  );
+  assertThrowsMsg(
+    () => parseMetaParams({ ...META_PARAMS, vocab_size: 128, ffn_dim_multiplier: 1e300 }, "m/params.json"),
+    "m/params.json",
+    "ffn_dim_multiplier",
+  );
+  // readConfig on a directory: the message names config.json and the field; `--llm-layers all` on a
+  // huge count fails at once instead of building a 2^31-element array
+  const dir = await Deno.makeTempDir({ prefix: "cfg-huge-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/config.json`,
+      JSON.stringify({ ...LLAMA_CFG, num_hidden_layers: 2 ** 31 }),
+    );
+    await assertRejectsMsg(() => readConfig(dir), `${dir}/config.json`, '"num_hidden_layers" is 2147483648');
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assertThrowsMsg(() => parseLayerSelection("all", 2 ** 31), "2147483648", "1..1024");
+  // activations: LLaMA computes SiLU (HF also calls it "swish"), OPT ReLU; anything else is refused
+  assertEquals(parseHfConfig({ ...LLAMA_CFG, hidden_act: "swish" }, "c.json").activation, "swish");
+  assertThrowsMsg(
+    () => parseHfConfig({ ...LLAMA_CFG, hidden_act: "gelu" }, "x/config.json"),
+    "x/config.json",
+    '"hidden_act" is "gelu"',
+    '"silu"',
+  );
+  assertThrowsMsg(
+    () => parseHfConfig({ ...OPT_CFG, activation_function: "gelu_new" }, "o/config.json"),
+    "o/config.json",
+    '"activation_function" is "gelu_new"',
+    '"relu"',
+  );
+  assertThrowsMsg(() => parseHfConfig({ ...LLAMA_CFG, hidden_act: 7 }, "c.json"), "c.json", "hidden_act");
+});

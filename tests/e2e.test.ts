@@ -4,7 +4,6 @@
 // trains for a few dozen steps and the loss must fall while the frozen weights stay bit-identical.
 
 import "../mod.ts";
-import "./ref/index.ts";
 import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { AdamW } from "../nn/optim.ts";

@@ -1,6 +1,7 @@
 import { checkOp, randParam } from "./harness.ts";
 import { test } from "./testing.ts";
 import { add, div, expand, mul, scale, sub } from "../compiler/ops/elementwise.ts";
+import { OPS } from "../compiler/ops/table.ts";
 
 test("elementwise: add/sub/mul/div with broadcasting, fwd + grad", async (t) => {
   const cases: [string, number[], number[]][] = [
@@ -16,7 +17,7 @@ test("elementwise: add/sub/mul/div with broadcasting, fwd + grad", async (t) => 
           build: (g) => {
             const a = randParam(g, "a", sa);
             const b = name === "div"
-              ? g.apply("scale", [randParam(g, "b", sb, 0.3)], { factor: 1, offset: 2 })
+              ? g.apply(OPS.scale, [randParam(g, "b", sb, 0.3)], { factor: 1, offset: 2 })
               : randParam(g, "b", sb);
             return f(a, b);
           },

@@ -6,7 +6,6 @@
 // The loss is sum(y * c) with a random cotangent c, so every output element matters.
 
 import "../mod.ts";
-import "./ref/index.ts";
 import { Graph, type Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { mul } from "../compiler/ops/elementwise.ts";

@@ -2,7 +2,6 @@
 // gradients exist only for trainable params and flow through frozen ops.
 
 import "../mod.ts";
-import "./ref/index.ts";
 import { Graph } from "../compiler/core/ir.ts";
 import { add, mul, scale } from "../compiler/ops/elementwise.ts";
 import { reshape } from "../compiler/ops/layout.ts";

@@ -10,7 +10,6 @@
 
 import "../mod.ts";
 import { Graph, type Node } from "../compiler/core/ir.ts";
-import "./ref/index.ts";
 import { interpret } from "./ref/tensor.ts";
 import { grad } from "../compiler/grad.ts";
 import { mul } from "../compiler/ops/elementwise.ts";

@@ -107,18 +107,32 @@ async function withVariant<R>(v: MatmulVariant, f: () => Promise<R> | R): Promis
   }
 }
 
+// Forced in every layout and trans combination. Tiled: one or two workgroup buffers, vec4 and scalar
+// staging, one or several loads per thread (with and without the idle-thread guard), 1-5 K steps,
+// partial and several tiles; 2×2 to 4×4 blocks per thread, the same code as the production tiles' 8×8
+// (only fewer unrolled lines), which LLVM compiles in a fraction of their time (2-3 s a case on
+// lavapipe with a cold shader cache). Direct: vec4 and scalar reads along k, m and n, the K tail.
 const VARIANTS: MatmulVariant[] = [
-  { kind: "tiled", WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 },
-  { kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16 },
-  { kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16, double: true }, // two workgroup buffers
+  { kind: "tiled", WX: 16, WY: 16, TM: 2, TN: 2, BK: 16 }, // 256 threads
+  { kind: "tiled", WX: 8, WY: 8, TM: 4, TN: 4, BK: 16, double: true }, // two workgroup buffers
   { kind: "tiled", WX: 16, WY: 8, TM: 2, TN: 4, BK: 32 }, // unequal sides, deeper K step
   { kind: "tiled", WX: 8, WY: 8, TM: 2, TN: 2, BK: 8, double: true }, // 5 K steps: both buffers reused
   { kind: "direct", TM: 4, TN: 4 },
-  { kind: "direct", TM: 8, TN: 8 },
   { kind: "direct", TM: 3, TN: 1 },
 ];
-// the software adapters' big block: ~2 s of shader compile per distinct kernel on lavapipe, so it
-// gets a few layouts (fwd + the dA/dB products of their gradients: 3 more layouts each) below
+// The production blocks with more unrolled lines of the same code (kernels/matmul.ts: HUGE, BIG and
+// BIG with two buffers; the software adapters' 8×8 and 16×16 direct blocks), forced in the cases
+// that reach all of their paths: aligned and odd sizes, a transposed a and b (the dA / dB products of
+// each case's gradient add the other combinations).
+const PRODUCTION: [MatmulVariant, number[], Layout, boolean, boolean][] = [
+  [{ kind: "tiled", WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 }, [12, 40, 20], "shared", true, false],
+  [{ kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16 }, [12, 40, 20], "shared", true, false],
+  [{ kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16, double: true }, [7, 37, 5], "batched", false, false],
+  [{ kind: "direct", TM: 8, TN: 8 }, [12, 40, 20], "shared", true, false],
+  [{ kind: "direct", TM: 8, TN: 8 }, [7, 37, 5], "shared", false, true],
+  [{ kind: "direct", TM: 8, TN: 8 }, [12, 40, 20], "2d", true, true],
+];
+// the software adapters' big block: ~2 s of shader compile per distinct kernel on lavapipe
 const SOFT_BIG: MatmulVariant = { kind: "direct", TM: 16, TN: 16, WG: 32 };
 
 /** Barriers in the tiled variant's K loop: one with two buffers, two with one (+1 before the loop). */
@@ -129,8 +143,10 @@ function barriers(code: string): number {
 test("matmul: every variant, forced, vs the CPU reference (fwd + grads)", async (t) => {
   // [7,37,5]: odd everywhere (scalar reads and staging, K tail, 2-5 K steps of the tiles);
   // [12,40,20]: multiples of 4 (vec4 reads along k, m and n; vec4 staging of the tiles);
-  // [70,19,133]: straddles 64- and 128-wide tiles
-  const sizes = [[7, 37, 5], [12, 40, 20], [70, 19, 133]];
+  // [36,20,44]: several tiles of the deep-K config, partial ones at both edges.
+  // Together with the production blocks below, these reach every line shape and tile geometry
+  // (partial / several tiles, K tail, 1 / 2 / ≥3 K steps, batch strides) of the former 136 cases
+  // (every variant × 3 sizes × 7 layouts, 8×8 blocks included), checked when this set was chosen.
   const combos: [Layout, boolean, boolean][] = [
     ...TRANS.map(([ta, tb]): [Layout, boolean, boolean] => ["batched", ta, tb]),
     ["shared", false, true],
@@ -139,17 +155,16 @@ test("matmul: every variant, forced, vs the CPU reference (fwd + grads)", async 
   ];
   const cases: [MatmulVariant, number[], Layout, boolean, boolean][] = [];
   for (const v of VARIANTS) {
-    for (const mkn of sizes) {
-      // the tile-straddling size costs seconds per step on the CPU reference: the big tiles only
-      if (mkn[0] === 70 && !(v.kind === "tiled" && v.TM === 8)) continue;
-      for (const [layout, ta, tb] of combos) cases.push([v, mkn, layout, ta, tb]);
+    for (const [layout, ta, tb] of combos) {
+      const mkn = layout === "batched" && !ta && !tb
+        ? [7, 37, 5]
+        : v.kind === "tiled" && v.BK === 32 && layout === "shared" && !ta
+        ? [36, 20, 44]
+        : [12, 40, 20];
+      cases.push([v, mkn, layout, ta, tb]);
     }
   }
-  cases.push(
-    [SOFT_BIG, [12, 40, 20], "batched", false, false],
-    [SOFT_BIG, [7, 37, 5], "batched", true, true],
-    [SOFT_BIG, [12, 40, 20], "2d", true, true],
-  );
+  cases.push(...PRODUCTION, [SOFT_BIG, [12, 40, 20], "batched", false, false]);
   for (const [v, mkn, layout, ta, tb] of cases) {
     await t.step(
       `${JSON.stringify(v)} ${layout} ${mkn.join("x")} transA=${ta} transB=${tb}`,
@@ -192,6 +207,9 @@ test("matmul: direct and tiled variants read packed bf16/f16 b, vectorised and s
     for (const dtype of ["bf16", "f16"] as const) {
       for (const [mkn, vec] of [[[8, 16, 12], true], [[5, 13, 7], false]] as const) {
         for (const [layout, ta, tb] of layouts) {
+          // the 8×8 block's own path (two groups of 4 columns) needs vector reads along n; its other
+          // reads are the 4×4 block's code with more unrolled lines (LLVM: seconds per case, cold)
+          if (v.kind === "direct" && v.TN === 8 && (!vec || tb)) continue;
           await t.step(`${v.kind} ${v.TM} ${dtype} ${mkn.join("x")} ${layout} ${ta} ${tb}`, async () => {
             await withVariant(v, async () => {
               const build = (g: Graph) => {

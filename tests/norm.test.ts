@@ -14,8 +14,9 @@ import { kernelLabels, lower } from "../compiler/lower/plan.ts";
 import { compile } from "../compiler/runtime/executable.ts";
 import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
 import { getGpu } from "../compiler/runtime/device.ts";
-import { getKernel } from "../compiler/ops/registry.ts";
-import { DEFAULT_LOWER_CTX } from "../kernels/kernel.ts";
+import { kernelOf } from "../kernels/table.ts";
+import { OPS } from "../compiler/ops/table.ts";
+import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
 import { Rng } from "../compiler/core/random.ts";
 import { interpret } from "./ref/tensor.ts";
 
@@ -41,9 +42,9 @@ test("norm: layerNorm affine / affine-free / weight-only / bias-only, fwd + grad
         await checkOp({
           ctx,
           build: (g) => {
-            const x = g.apply("scale", [randParam(g, "x", shape, 2)], { factor: 1, offset: 0.7 });
+            const x = g.apply(OPS.scale, [randParam(g, "x", shape, 2)], { factor: 1, offset: 0.7 });
             const w = aff.includes("w")
-              ? g.apply("scale", [randParam(g, "w", [d], 0.5)], { factor: 1, offset: 1 })
+              ? g.apply(OPS.scale, [randParam(g, "w", [d], 0.5)], { factor: 1, offset: 1 })
               : undefined;
             const b = aff.includes("b") ? randParam(g, "b", [d]) : undefined;
             return layerNorm(x, w, b);
@@ -115,14 +116,17 @@ test("norm: kernel labels", () => {
   assert.deepEqual(kernelLabels(lower([rmsNorm(x)])), ["rmsnorm_fwd"]);
 });
 
+/** The kernel lowering of node n on its own. */
+const lowerNode = (n: Node, ctx: LowerCtx) => kernelOf(n)(n, ctx);
+
 test("norm: rows beyond maxWorkgroupsPerDim fold into a 2-D grid", async (t) => {
   const ctx = { ...DEFAULT_LOWER_CTX, maxWorkgroupsPerDim: 4 };
   await t.step("lowering: workgroup counts", () => {
     const g = new Graph();
     const x = g.param("x", [7, 5]), big = g.param("big", [13, 70]);
-    assert.deepEqual(getKernel("layernorm")(layerNorm(x), ctx).dispatches[0].workgroups, [4, 2, 1]);
-    assert.deepEqual(getKernel("rmsnorm")(rmsNorm(big), ctx).dispatches[0].workgroups, [4, 4, 1]);
-    assert.deepEqual(getKernel("rmsnorm")(rmsNorm(big), DEFAULT_LOWER_CTX).dispatches[0].workgroups, [
+    assert.deepEqual(lowerNode(layerNorm(x), ctx).dispatches[0].workgroups, [4, 2, 1]);
+    assert.deepEqual(lowerNode(rmsNorm(big), ctx).dispatches[0].workgroups, [4, 4, 1]);
+    assert.deepEqual(lowerNode(rmsNorm(big), DEFAULT_LOWER_CTX).dispatches[0].workgroups, [
       13,
       1,
       1,
@@ -131,9 +135,9 @@ test("norm: rows beyond maxWorkgroupsPerDim fold into a 2-D grid", async (t) => 
     const w = g.param("w", [70]);
     const y = layerNorm(big, w);
     const dy = g.input("dy", [13, 70]);
-    const part = g.apply("norm_wgrad", [big, dy, g.aux(y, 1), g.aux(y, 0)], { rowsPerBlock: 4 });
+    const part = g.apply(OPS.norm_wgrad, [big, dy, g.aux(y, 1), g.aux(y, 0)], { rowsPerBlock: 4 });
     assert.deepEqual(part.shape, [4, 70]);
-    assert.deepEqual(getKernel("norm_wgrad")(part, ctx).dispatches[0].workgroups, [4, 2, 1]);
+    assert.deepEqual(lowerNode(part, ctx).dispatches[0].workgroups, [4, 2, 1]);
   });
   // [13,70] folds the row kernels at 4 per dim; [130,260] at 12 per dim also folds norm_wgrad
   // (5 column blocks × 3 row blocks), and still fits every other kernel of the gradient graph

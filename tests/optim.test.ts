@@ -19,7 +19,7 @@ import { batchNorm, batchNormUpdates } from "../compiler/ops/batchnorm.ts";
 import { AdamW, type AdamWOptions } from "../nn/optim.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";
 import { loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
-import { defineKernel, defineOp } from "../compiler/ops/registry.ts";
+import type { CustomOp } from "../kernels/table.ts";
 import { interpret } from "./ref/tensor.ts";
 
 test("optim: sumsq fwd + grad (one pass and partials), clip_coef", async (t) => {
@@ -461,28 +461,30 @@ test("optim: arena errors (a tensor in two spans, mixed spans, span bindings out
   const plan = lower([sumsqSpan([a, b]), sumsqSpan([a, b], sumsq(c))]);
   assert.equal(plan.buffers.filter((buf) => buf.arena).length, 1);
   // a { span } binding must match a declared arena, in order
-  const bind = (declare: boolean, bound: string) => g.apply("test_span_bind", [a, b], { declare, bound });
+  const bind = (declare: boolean, bound: string) => g.apply(testSpanBind, [a, b], { declare, bound });
   assertThrowsMsg(() => lower([bind(true, "b,a")]), "does not follow");
   assertThrowsMsg(() => lower([bind(false, "a")]), "does not follow");
   assert.equal(lower([bind(true, "a,b")]).dispatches[0].bindings[0].bytes, 256 + 20);
 });
-// binds { span } over its inputs named in attrs.bound ("b,a": input 1 then input 0)
-defineOp({
+// A custom op (kernels/table.ts CustomOp): binds { span } over its inputs named in attrs.bound
+// ("b,a": input 1 then input 0), declaring them a span only when attrs.declare is set.
+const testSpanBind: CustomOp<{ declare: boolean; bound: string }> = {
   name: "test_span_bind",
   infer: () => ({ shape: [1], dtype: "f32" }),
+  grad: "none",
   spans: (n) => n.attrs.declare ? [n.inputs] : [],
-});
-defineKernel("test_span_bind", (n) => ({
-  dispatches: [{
-    label: "test_span_bind",
-    code: "", // never compiled: lower() alone
-    bindings: [{
-      name: "x",
-      ref: { span: (n.attrs.bound as string).split(",").map((k) => n.inputs[k === "a" ? 0 : 1]) },
+  kernel: (n) => ({
+    dispatches: [{
+      label: "test_span_bind",
+      code: "", // never compiled: lower() alone
+      bindings: [{
+        name: "x",
+        ref: { span: n.attrs.bound.split(",").map((k) => n.inputs[k === "a" ? 0 : 1]) },
+      }],
+      workgroups: [1, 1, 1],
     }],
-    workgroups: [1, 1, 1],
-  }],
-}));
+  }),
+};
 
 test("optim: a gradient that is an extra output (batchnorm's weight) takes the per-param path", () => {
   const g = new Graph();

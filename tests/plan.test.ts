@@ -74,7 +74,7 @@ test("plan: an elementwise op takes over the buffer of an input that dies at it,
   assert.ok(s2(b2) !== s2(a2), "relu overwrote a value read later");
   assert.ok(s2(d2.inputs[0]) !== s2(a2), "mul(a, a) overwrote its doubly-read operand");
 
-  // a plan output is never overwritten, even when its last reader is elementwise
+  // a plan output is never overwritten, even when its last reader is elementwise (it lives to the end)
   const plan3 = lower([a2, b2]);
   assert.ok(plan3.storage.get(b2) !== plan3.storage.get(a2));
 });

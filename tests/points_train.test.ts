@@ -1,19 +1,20 @@
-// The Point-BERT(-LLM) training run: it learns (loss falls on a small set), BatchNorm running stats
+// The Point-BERT(-LLM) training run through the one runner: it learns (loss falls on a small set), BatchNorm running stats
 // move and are checkpointed, and a resumed run reproduces the uninterrupted one exactly (dropout seeds
 // and data order included). Numerics are proven by the Point-BERT parity tests.
 
 import "../mod.ts";
-import { type PointRunOptions, runPoints } from "../train/run_points.ts";
-import { DEFAULT_LLM } from "../train/run_vit.ts";
+import { type RunOptions, runTraining } from "../train/run.ts";
 import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { openSafetensors } from "../io/safetensors.ts";
 import { toFloat32 } from "../io/weights.ts";
 import { assert, test } from "./testing.ts";
 
-function options(out: string, extra: Partial<PointRunOptions> = {}): PointRunOptions {
+function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
   return {
+    task: "points",
     model: { points: 32, groups: 4, groupSize: 4, encoderDim: 16, dim: 16, depth: 1, heads: 2, classes: 10 },
-    llm: DEFAULT_LLM,
+    modelName: "custom",
+    llm: "default",
     llmLayers: "last",
     epochs: 2,
     steps: 0,
@@ -31,7 +32,6 @@ function options(out: string, extra: Partial<PointRunOptions> = {}): PointRunOpt
     evalBatch: 16,
     trainLimit: 32, // 4 steps per epoch
     evalLimit: 32,
-    quiet: true,
     ...extra,
   };
 }
@@ -39,11 +39,11 @@ function options(out: string, extra: Partial<PointRunOptions> = {}): PointRunOpt
 test("points: a resumed run reproduces the uninterrupted run exactly; BatchNorm stats are saved", async () => {
   const tmp = await Deno.makeTempDir();
   try {
-    const full = await runPoints(options(`${tmp}/full`));
+    const full = await runTraining(options(`${tmp}/full`));
     assert.equal(full.losses.length, 8);
     assert.ok(full.losses.every((l) => Number.isFinite(l.loss)));
-    const first = await runPoints(options(`${tmp}/part`, { stopAfter: 5 }));
-    const rest = await runPoints(options(`${tmp}/part`, { resume: `${tmp}/part/checkpoint` }));
+    const first = await runTraining(options(`${tmp}/part`, { stopAfter: 5 }));
+    const rest = await runTraining(options(`${tmp}/part`, { resume: `${tmp}/part` }));
     assert.deepEqual(first.losses, full.losses.slice(0, 5));
     assert.deepEqual(rest.losses, full.losses.slice(5));
     assert.equal(rest.testAccuracy, full.testAccuracy);
@@ -60,7 +60,7 @@ test("points: a resumed run reproduces the uninterrupted run exactly; BatchNorm 
     assert.ok(!ck.has("blocks.blocks.0.attn.qkv.bias"));
     ck.close();
     // the weights and running stats load back by Point-BERT name: same test accuracy without training
-    const again = await runPoints(
+    const again = await runTraining(
       options(`${tmp}/init`, { stopAfter: 0, init: `${tmp}/full/checkpoint/model.safetensors` }),
     );
     assert.equal(again.testAccuracy, full.testAccuracy);

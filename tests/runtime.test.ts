@@ -2,7 +2,6 @@
 // device-limit refusals, reflection checks, 16-bit storage, and the no-adapter message.
 
 import "../mod.ts";
-import "./ref/index.ts";
 import { Graph, type Node } from "../compiler/core/ir.ts";
 import { cast, scale } from "../compiler/ops/elementwise.ts";
 import { sum } from "../compiler/ops/reduce.ts";
@@ -10,7 +9,8 @@ import { lower } from "../compiler/lower/plan.ts";
 import { compile } from "../compiler/runtime/executable.ts";
 import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
 import { getGpu, NoAdapterError, openGpu } from "../compiler/runtime/device.ts";
-import { defineKernel, defineOp } from "../compiler/ops/registry.ts";
+import type { CustomOp } from "../kernels/table.ts";
+import { OPS } from "../compiler/ops/table.ts";
 import { grid1d } from "../kernels/kernel.ts";
 import { assert, assertRejectsMsg, assertThrowsMsg, test } from "./testing.ts";
 import { interpret } from "./ref/tensor.ts";
@@ -71,7 +71,7 @@ test("large 1-D launches fold into 2-D grids within maxComputeWorkgroupsPerDimen
   const gpu = await getGpu();
   const g = new Graph();
   const x = g.input("x", [1500]);
-  const y = sum(g.apply("reshape", [scale(x, 2)], { shape: [6, 250] }), 1);
+  const y = sum(g.apply(OPS.reshape, [scale(x, 2)], { shape: [6, 250] }), 1);
   const exe = await compile([y], { ctx: { ...gpu.lowerCtx, maxWorkgroupsPerDim: 3 } });
   for (const d of exe.plan.dispatches) {
     assert.ok(d.workgroups.every((w) => w <= 3), `${d.label} ${d.workgroups}`);
@@ -93,8 +93,14 @@ test("a tensor over maxStorageBufferBindingSize is refused with a clear error", 
 });
 
 test("bindings are checked against the reflected shader", async () => {
-  defineOp({ name: "test_badbind", infer: (i) => ({ shape: i[0].shape, dtype: "f32" }) });
-  defineKernel("test_badbind", (n) => ({
+  // custom ops (kernels/table.ts CustomOp) whose kernels bind wrongly
+  const custom = (name: string, lower: CustomOp["kernel"]): CustomOp => ({
+    name,
+    infer: (i) => ({ shape: i[0].shape, dtype: "f32" }),
+    grad: "none",
+    kernel: lower,
+  });
+  const badBind = custom("test_badbind", (n) => ({
     dispatches: [{
       label: "test_badbind",
       code: `@group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -104,8 +110,7 @@ test("bindings are checked against the reflected shader", async () => {
       workgroups: [1, 1, 1],
     }],
   }));
-  defineOp({ name: "test_badwrite", infer: (i) => ({ shape: i[0].shape, dtype: "f32" }) });
-  defineKernel("test_badwrite", (n) => ({
+  const badWrite = custom("test_badwrite", (n) => ({
     dispatches: [{
       label: "test_badwrite",
       code: `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
@@ -118,13 +123,13 @@ test("bindings are checked against the reflected shader", async () => {
   const g = new Graph();
   const x = g.input("x", [4]);
   await assertRejectsMsg(
-    () => compile([g.apply("test_badbind", [x])]),
+    () => compile([g.apply(badBind, [x], {})]),
     "test_badbind",
     "'input'",
     "declares only",
   );
   await assertRejectsMsg(
-    () => compile([g.apply("test_badwrite", [x])]),
+    () => compile([g.apply(badWrite, [x], {})]),
     "test_badwrite",
     "'x'",
     "must not be written",

@@ -12,7 +12,8 @@ import { grad } from "../compiler/grad.ts";
 import { kernelLabels, lower } from "../compiler/lower/plan.ts";
 import { compile } from "../compiler/runtime/executable.ts";
 import { getGpu } from "../compiler/runtime/device.ts";
-import { getKernel } from "../compiler/ops/registry.ts";
+import { kernelOf } from "../kernels/table.ts";
+import { OPS } from "../compiler/ops/table.ts";
 import { DEFAULT_LOWER_CTX } from "../kernels/kernel.ts";
 import { interpret } from "./ref/tensor.ts";
 
@@ -57,10 +58,10 @@ test("softmax: rows beyond maxWorkgroupsPerDim fold into a 2-D grid", async (t) 
   await t.step("lowering: workgroup counts", () => {
     const g = new Graph();
     const y = softmax(g.param("x", [2, 7, 30]));
-    assert.deepEqual(getKernel("softmax")(y, ctx).dispatches[0].workgroups, [4, 4, 1]);
-    assert.deepEqual(getKernel("softmax")(y, DEFAULT_LOWER_CTX).dispatches[0].workgroups, [14, 1, 1]);
-    const dx = g.apply("softmax_bwd", [y, g.input("dy", [2, 7, 30])]);
-    assert.deepEqual(getKernel("softmax_bwd")(dx, ctx).dispatches[0].workgroups, [4, 4, 1]);
+    assert.deepEqual(kernelOf(y)(y, ctx).dispatches[0].workgroups, [4, 4, 1]);
+    assert.deepEqual(kernelOf(y)(y, DEFAULT_LOWER_CTX).dispatches[0].workgroups, [14, 1, 1]);
+    const dx = g.apply(OPS.softmax_bwd, [y, g.input("dy", [2, 7, 30])], {});
+    assert.deepEqual(kernelOf(dx)(dx, ctx).dispatches[0].workgroups, [4, 4, 1]);
   });
   // the row-per-thread variant folds 64-thread workgroups: 300 rows are 5 workgroups
   const cases = [
@@ -100,5 +101,10 @@ test("softmax: shape errors name the op and the shapes", () => {
   assertThrowsMsg(() => softmax(x, -2), "softmax", "[2,3]", "last axis");
   assertThrowsMsg(() => softmax(x, 2), "softmax", "out of range");
   assertThrowsMsg(() => softmax(g.input("i", [2, 3], "i32")), "softmax", "[2,3]:i32", "f32");
-  assertThrowsMsg(() => g.apply("softmax_bwd", [x, g.input("dy", [3, 2])]), "softmax_bwd", "[2,3]", "[3,2]");
+  assertThrowsMsg(
+    () => g.apply(OPS.softmax_bwd, [x, g.input("dy", [3, 2])], {}),
+    "softmax_bwd",
+    "[2,3]",
+    "[3,2]",
+  );
 });

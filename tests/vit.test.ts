@@ -1,18 +1,23 @@
-// The ViT(-LLM) training run: resuming from a checkpoint continues exactly like an uninterrupted run,
-// and bad inputs (missing data, wrong image size for the model, a checkpoint of another model) give
-// one clear error. The model's numerics are proven by tests/parity.test.ts against PyTorch.
+// The ViT(-LLM) training run through the one runner: resuming from the run directory continues exactly
+// like an uninterrupted run (metrics merged into one file and one chart, one final record), the eval
+// command reports the checkpoint's accuracy, and bad inputs (missing data, wrong image size for the
+// model, a checkpoint of another model, a resumed run with other settings) give one clear error. The
+// model's numerics are proven by tests/parity.test.ts against PyTorch.
 
 import "../mod.ts";
-import { DEFAULT_LLM, MODELS, type RunOptions, runVit } from "../train/run_vit.ts";
+import { type RunOptions, runTraining } from "../train/run.ts";
+import { evaluateCheckpoint } from "../train/evaluate.ts";
+import { VIT_PRESETS } from "../models/presets.ts";
 import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { assert, assertRejectsMsg, test } from "./testing.ts";
 import { openSafetensors, writeSafetensors } from "../io/safetensors.ts";
 
 function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
   return {
-    model: MODELS.fmnist,
+    task: "image",
+    model: VIT_PRESETS.fmnist,
     modelName: "fmnist",
-    llm: DEFAULT_LLM,
+    llm: "default",
     llmLayers: "last",
     epochs: 2,
     steps: 0,
@@ -21,6 +26,7 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     warmup: 3,
     weightDecay: 0.05,
     labelSmoothing: 0.1,
+    dropout: 0,
     clip: 1,
     data: DEFAULT_DATA_DIR,
     out,
@@ -29,33 +35,80 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     evalBatch: 100,
     trainLimit: 96, // 6 steps per epoch
     evalLimit: 100,
-    quiet: true,
     ...extra,
   };
 }
 
-test("vit: a resumed run reproduces the uninterrupted run's losses exactly", async () => {
+const records = async (path: string) =>
+  (await Deno.readTextFile(path)).trim().split("\n").map((l) => JSON.parse(l));
+
+test("vit: resuming from the run directory reproduces the uninterrupted run; metrics and chart merged; eval", async () => {
   const tmp = await Deno.makeTempDir();
   try {
-    const full = await runVit(options(`${tmp}/full`));
+    const full = await runTraining(options(`${tmp}/full`));
     assert.equal(full.steps, 12);
     assert.equal(full.losses.length, 12);
-    const first = await runVit(options(`${tmp}/part`, { stopAfter: 7 }));
+    assert.equal(full.checkpoint, `${tmp}/full/checkpoint`);
+    const first = await runTraining(options(`${tmp}/part`, { stopAfter: 7 }));
     assert.equal(first.steps, 7);
-    const rest = await runVit(options(`${tmp}/part`, { resume: `${tmp}/part/checkpoint` }));
+    const lines: string[] = [];
+    const rest = await runTraining(
+      options(`${tmp}/part`, { resume: `${tmp}/part`, log: (l) => lines.push(l) }),
+    );
     assert.deepEqual(first.losses, full.losses.slice(0, 7));
     assert.deepEqual(rest.losses, full.losses.slice(7));
     assert.equal(rest.testAccuracy, full.testAccuracy);
-    // metrics.jsonl of the resumed run continues the first one's file
-    const lines = (await Deno.readTextFile(`${tmp}/part/metrics.jsonl`)).trim().split("\n").map((l) =>
-      JSON.parse(l)
-    );
+    assert.ok(lines.some((l) => l.includes("resumed from") && l.includes("step 7")), lines.join("\n"));
+    // one metrics file for the whole run: every step once, both evaluations, one final record
+    const recs = await records(`${tmp}/part/metrics.jsonl`);
     assert.deepEqual(
-      lines.filter((r) => r.loss !== undefined).map((r) => r.step),
+      recs.filter((r) => r.loss !== undefined).map((r) => r.step),
       [...Array(12).keys()].map((i) => i + 1),
     );
-    const svg = await Deno.readTextFile(`${tmp}/full/chart.svg`);
+    // evaluations at each epoch end and where the first invocation stopped
+    assert.deepEqual(recs.filter((r) => r.test_accuracy !== undefined && !r.final).map((r) => r.step), [
+      6,
+      7,
+      12,
+    ]);
+    assert.equal(recs.filter((r) => r.final).length, 1);
+    // the chart covers the steps before the resume too: three accuracy markers, a loss line from step 1
+    const svg = await Deno.readTextFile(`${tmp}/part/chart.svg`);
     assert.match(svg, /^<svg[^]*polyline[^]*<\/svg>$/);
+    assert.equal((svg.match(/<circle[^>]*><title>accuracy/g) ?? []).length, 3);
+    assert.match(svg, /<title>loss [0-9.]+ at step 1<\/title>/);
+    assert.ok(!svg.includes(tmp), "the title names the run, not its absolute path");
+    assert.match(svg, />part: ViT fmnist on Fashion-MNIST, frozen LLM: llama-tiny \(layers \d+\)</);
+
+    // the eval command's library half: the checkpoint's settings rebuild the model; same accuracy
+    const ev = await evaluateCheckpoint({ checkpoint: `${tmp}/part`, limit: 100 });
+    assert.equal(ev.top1, full.testAccuracy);
+    assert.ok(ev.top5! >= ev.top1 && ev.top5! <= 1);
+    assert.equal(ev.n, 100);
+    assert.equal(ev.step, 12);
+    // and the command itself
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "examples/eval.ts",
+        "--checkpoint",
+        `${tmp}/part`,
+        "--limit",
+        "100",
+        "--split",
+        "train",
+      ],
+      cwd: new URL("..", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.match(
+      text,
+      /step 12, ViT fmnist on Fashion-MNIST\) on the train split .* \(100 samples\): top-1 accuracy \d+\.\d\d%, top-5 accuracy \d+\.\d\d%/,
+    );
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -65,23 +118,23 @@ test("vit: missing data, wrong image size and a foreign checkpoint give clear er
   const tmp = await Deno.makeTempDir();
   try {
     await assertRejectsMsg(
-      () => runVit(options(`${tmp}/a`, { data: `${tmp}/nowhere` })),
+      () => runTraining(options(`${tmp}/a`, { data: `${tmp}/nowhere` })),
       "not found",
       "--data",
     );
     await assertRejectsMsg(
-      () => runVit(options(`${tmp}/b`, { model: MODELS.tiny, modelName: "tiny" })),
+      () => runTraining(options(`${tmp}/b`, { model: VIT_PRESETS.tiny, modelName: "tiny" })),
       "28×28×1",
       "224×224×3",
       "--model",
     );
-    await runVit(options(`${tmp}/c`, { llm: "none", stopAfter: 1 }));
+    await runTraining(options(`${tmp}/c`, { llm: "none", stopAfter: 1 }));
     await assertRejectsMsg(
       () =>
-        runVit(
+        runTraining(
           options(`${tmp}/d`, {
             llm: "none",
-            model: { ...MODELS.fmnist, dim: 48, heads: 2 },
+            model: { ...VIT_PRESETS.fmnist, dim: 48, heads: 2 },
             resume: `${tmp}/c/checkpoint`,
           }),
         ),
@@ -89,8 +142,13 @@ test("vit: missing data, wrong image size and a foreign checkpoint give clear er
       "shape",
     );
     await assertRejectsMsg(
-      () => runVit(options(`${tmp}/e`, { resume: `${tmp}/c/checkpoint` })),
+      () => runTraining(options(`${tmp}/e`, { resume: `${tmp}/c/checkpoint` })),
       "llama_dim_mapper1.weight",
+    );
+    await assertRejectsMsg(
+      () => runTraining(options(`${tmp}/f`, { resume: `${tmp}/nowhere` })),
+      "nowhere",
+      "not found",
     );
   } finally {
     await Deno.remove(tmp, { recursive: true });
@@ -100,12 +158,13 @@ test("vit: missing data, wrong image size and a foreign checkpoint give clear er
 test("vit: --init imports weights by timm name (other heads and extra tensors skipped, wrong shapes refused)", async () => {
   const tmp = await Deno.makeTempDir();
   try {
-    const a = await runVit(options(`${tmp}/a`, { llm: "none", stopAfter: 2 }));
-    // the same weights through --init, no training step: the same test accuracy
-    const b = await runVit(
+    const a = await runTraining(options(`${tmp}/a`, { llm: "none", stopAfter: 2 }));
+    // the same weights through --init, no training step: the same test accuracy, and no checkpoint claimed
+    const b = await runTraining(
       options(`${tmp}/b`, { llm: "none", stopAfter: 0, init: `${tmp}/a/checkpoint/model.safetensors` }),
     );
     assert.equal(b.testAccuracy, a.testAccuracy);
+    assert.equal(b.checkpoint, undefined);
     // a timm-like file: a 7-class head and a tensor our model does not have
     const src = await openSafetensors(`${tmp}/a/checkpoint/model.safetensors`);
     const tensors = [];
@@ -118,7 +177,7 @@ test("vit: --init imports weights by timm name (other heads and extra tensors sk
     tensors.push({ name: "head.weight", dtype: "F32" as const, shape: [7, 32], data: f32(224) });
     tensors.push({ name: "fc_norm.weight", dtype: "F32" as const, shape: [32], data: f32(32) });
     await writeSafetensors(`${tmp}/timm.safetensors`, tensors);
-    const c = await runVit(
+    const c = await runTraining(
       options(`${tmp}/c`, { llm: "none", stopAfter: 0, init: `${tmp}/timm.safetensors` }),
     );
     assert.ok(c.testAccuracy >= 0 && c.testAccuracy <= 1);
@@ -127,7 +186,7 @@ test("vit: --init imports weights by timm name (other heads and extra tensors sk
     );
     await writeSafetensors(`${tmp}/bad.safetensors`, bad);
     await assertRejectsMsg(
-      () => runVit(options(`${tmp}/d`, { llm: "none", stopAfter: 0, init: `${tmp}/bad.safetensors` })),
+      () => runTraining(options(`${tmp}/d`, { llm: "none", stopAfter: 0, init: `${tmp}/bad.safetensors` })),
       "bad.safetensors",
       "pos_embed",
       "[1,17,32]",

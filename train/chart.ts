@@ -50,7 +50,9 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 export function lineChart(title: string, panels: Panel[]): string {
   const W = 720, PH = 220, M = { l: 60, r: 20, t: 30, b: 30 };
   const H = M.t + panels.length * (PH + M.b) + 10;
-  const xs = panels.flatMap((p) => p.series.flatMap((s) => s.points.map((q) => q[0]))).filter(Number.isFinite);
+  const xs = panels.flatMap((p) => p.series.flatMap((s) => s.points.map((q) => q[0]))).filter(
+    Number.isFinite,
+  );
   const xt = niceTicks(Math.min(0, ...xs), Math.max(1, ...xs), 6).map(Math.round).filter((v, i, a) =>
     a.indexOf(v) === i
   );

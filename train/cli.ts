@@ -23,7 +23,8 @@ export type FlagSpec = Record<
 export function usageText(usage: string, spec: FlagSpec): string {
   return usage + "\n\nflags:\n" +
     Object.entries(spec).map(([k, v]) => {
-      const d = v.defaultText ?? (v.default !== undefined && v.default !== "" ? String(v.default) : undefined);
+      const d = v.defaultText ??
+        (v.default !== undefined && v.default !== "" ? String(v.default) : undefined);
       return `  --${k.padEnd(18)} ${v.help}${d !== undefined ? ` (default ${d})` : ""}`;
     }).join("\n");
 }

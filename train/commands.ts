@@ -14,7 +14,10 @@ import { type TaskName, TASKS } from "./tasks.ts";
 import { evaluateCheckpoint } from "./evaluate.ts";
 
 /** The deno task that trains each task. */
-export const TRAIN_TASK_NAMES: Readonly<Record<TaskName, string>> = { image: "train", points: "train-points" };
+export const TRAIN_TASK_NAMES: Readonly<Record<TaskName, string>> = {
+  image: "train",
+  points: "train-points",
+};
 
 /** Default output directory of each task. */
 const DEFAULT_OUT: Record<TaskName, string> = { image: "out/vit", points: "out/points" };
@@ -53,9 +56,13 @@ export function trainOptionsFromFlags(task: TaskName, raw: Record<string, string
   const presets = TASKS[task].presets;
   const name = o.modelName as string;
   if (!presets[name]) {
-    throw new FlagError(`--model: unknown '${name}' for this task; one of ${Object.keys(presets).join(", ")}`);
+    throw new FlagError(
+      `--model: unknown '${name}' for this task; one of ${Object.keys(presets).join(", ")}`,
+    );
   }
-  const custom = Object.entries(shape).some(([k, v]) => (presets[name] as unknown as PointBertConfig)[k as "dim"] !== v);
+  const custom = Object.entries(shape).some(([k, v]) =>
+    (presets[name] as unknown as PointBertConfig)[k as "dim"] !== v
+  );
   o.model = { ...presets[name], ...shape };
   if (custom) o.modelName = "custom";
   o.out ??= DEFAULT_OUT[task];
@@ -72,7 +79,9 @@ export async function trainCommand(task: TaskName, args: string[] = Deno.args): 
     string | boolean | undefined
   >;
   const quiet = raw.quiet === true;
-  const given = new Set(Object.keys(raw).filter((k) => raw[k] !== undefined && k !== "quiet" && k !== "help"));
+  const given = new Set(
+    Object.keys(raw).filter((k) => raw[k] !== undefined && k !== "quiet" && k !== "help"),
+  );
   const log = quiet ? undefined : (line: string) => console.error(line);
   try {
     let opts = trainOptionsFromFlags(task, raw as Record<string, string | undefined>);
@@ -85,9 +94,15 @@ export async function trainCommand(task: TaskName, args: string[] = Deno.args): 
     const gpu = await getGpu({ quiet: true });
     log?.(`webgpu adapter: ${gpu.adapterName}`);
     const s = await runTraining({ ...opts, log, progress: !quiet });
-    const wrote = s.checkpoint ? "metrics.jsonl, chart.svg and checkpoint/" : "metrics.jsonl and chart.svg (no step ran: no checkpoint)";
+    const wrote = s.checkpoint
+      ? "metrics.jsonl, chart.svg and checkpoint/"
+      : opts.resume
+      ? "metrics.jsonl and chart.svg (the run had already finished: checkpoint/ unchanged)"
+      : "metrics.jsonl and chart.svg (no step ran, so no checkpoint)";
     console.log(
-      `test accuracy ${(100 * s.testAccuracy).toFixed(2)}% after ${s.steps} steps in ${s.seconds.toFixed(1)} s on ` +
+      `test accuracy ${(100 * s.testAccuracy).toFixed(2)}% after ${s.steps} steps in ${
+        s.seconds.toFixed(1)
+      } s on ` +
         `${s.adapter}; frozen LLM: ${s.llm}; ${wrote} in ${opts.out}`,
     );
   } catch (e) {
@@ -103,7 +118,11 @@ export const EVAL_FLAGS: FlagSpec = {
   split: { type: "string", default: "test", help: "split: test | train" },
   limit: { type: "string", default: "0", help: "evaluate the first N samples (0: all)" },
   batch: { type: "string", help: "evaluation batch size", defaultText: "the run's --eval-batch" },
-  "gpu-memory": { type: "string", default: "0", help: "GPU memory budget for frozen LLM weights, e.g. 600MB (0: unlimited)" },
+  "gpu-memory": {
+    type: "string",
+    default: "0",
+    help: "GPU memory budget for frozen LLM weights, e.g. 600MB (0: unlimited)",
+  },
 };
 
 /** Runs the eval command on `args`: prints top-1 (and top-5) accuracy of a checkpoint on a split. */
@@ -113,8 +132,12 @@ export async function evalCommand(args: string[] = Deno.args): Promise<void> {
     string | undefined
   >;
   try {
-    if (!f.checkpoint) throw new FlagError("--checkpoint: which run to evaluate? (a run directory such as out/vit)");
-    if (f.split !== "test" && f.split !== "train") throw new FlagError(`--split: expected test or train, got '${f.split}'`);
+    if (!f.checkpoint) {
+      throw new FlagError("--checkpoint: which run to evaluate? (a run directory such as out/vit)");
+    }
+    if (f.split !== "test" && f.split !== "train") {
+      throw new FlagError(`--split: expected test or train, got '${f.split}'`);
+    }
     const int = (flag: string, min: number) => {
       const v = f[flag] === undefined ? undefined : Number(f[flag]);
       if (v !== undefined && !(f[flag]!.trim() !== "" && Number.isInteger(v) && v >= min)) {

@@ -51,7 +51,9 @@ export interface EvalResult {
 /** Evaluates a saved run on a split. */
 export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalResult> {
   const split = opts.split ?? "test";
-  if (split !== "test" && split !== "train") throw new Error(`--split: expected test or train, got '${split}'`);
+  if (split !== "test" && split !== "train") {
+    throw new Error(`--split: expected test or train, got '${split}'`);
+  }
   for (const [flag, v] of [["limit", opts.limit], ["batch", opts.batch]] as const) {
     if (v !== undefined && !(Number.isInteger(v) && v >= (flag === "batch" ? 1 : 0))) {
       throw new Error(`--${flag}: expected an integer ≥ ${flag === "batch" ? 1 : 0}, got ${v}`);
@@ -77,12 +79,23 @@ export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalResult>
     const llm = ck ? { ck, layers: parseLayerSelection(run.llmLayers, ck.cfg.layers) } : undefined;
     const g = new Graph();
     const m = await task.build(g, run, batch, false, llm);
-    const exe = await compile([m.logits], { weights: m.llm?.loader, gpuMemoryBudget: opts.gpuMemory || undefined });
+    const exe = await compile([m.logits], {
+      weights: m.llm?.loader,
+      gpuMemoryBudget: opts.gpuMemory || undefined,
+    });
     try {
-      await loadCheckpoint(where.checkpoint, exe, [...g.params.filter((p) => p.trainable), ...m.buffers], undefined);
+      await loadCheckpoint(
+        where.checkpoint,
+        exe,
+        [...g.params.filter((p) => p.trainable), ...m.buffers],
+        undefined,
+      );
       const classes = task.classes(run);
       let top1 = 0, top5 = 0;
-      for (const b of new Batcher(samples, { batchSize: batch, seed: 0, augment: false, dropLast: false }).evalBatches()) {
+      for (
+        const b of new Batcher(samples, { batchSize: batch, seed: 0, augment: false, dropLast: false })
+          .evalBatches()
+      ) {
         exe.write(m.input, b.x);
         const [lg] = await exe.run([m.logits]);
         top1 += countTopK(lg, classes, b.labels, b.valid, 1);

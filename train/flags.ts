@@ -11,6 +11,7 @@ import type { TaskName } from "./tasks.ts";
 
 /** A bad option or flag value; the message names the flag. */
 export class FlagError extends Error {
+  /** "FlagError". */
   override name = "FlagError";
 }
 
@@ -114,9 +115,33 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     resume: "hyper",
     help: "training batch size",
   },
-  { flag: "lr", key: "lr", kind: "number", min: Number.MIN_VALUE, default: "1e-3", resume: "hyper", help: "peak learning rate (cosine schedule)" },
-  { flag: "warmup", key: "warmup", kind: "int", min: 0, default: "20", resume: "hyper", help: "learning-rate warmup steps (linear)" },
-  { flag: "weight-decay", key: "weightDecay", kind: "number", min: 0, default: "0.05", resume: "hyper", help: "AdamW weight decay" },
+  {
+    flag: "lr",
+    key: "lr",
+    kind: "number",
+    min: Number.MIN_VALUE,
+    default: "1e-3",
+    resume: "hyper",
+    help: "peak learning rate (cosine schedule)",
+  },
+  {
+    flag: "warmup",
+    key: "warmup",
+    kind: "int",
+    min: 0,
+    default: "20",
+    resume: "hyper",
+    help: "learning-rate warmup steps (linear)",
+  },
+  {
+    flag: "weight-decay",
+    key: "weightDecay",
+    kind: "number",
+    min: 0,
+    default: "0.05",
+    resume: "hyper",
+    help: "AdamW weight decay",
+  },
   {
     flag: "label-smoothing",
     key: "labelSmoothing",
@@ -149,7 +174,15 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     resume: "hyper",
     help: "head dropout probability",
   },
-  { flag: "seed", key: "seed", kind: "int", min: 0, default: "0", resume: "hyper", help: "seed (init, data order, augmentation, dropout)" },
+  {
+    flag: "seed",
+    key: "seed",
+    kind: "int",
+    min: 0,
+    default: "0",
+    resume: "hyper",
+    help: "seed (init, data order, augmentation, dropout)",
+  },
   {
     flag: "train-limit",
     key: "trainLimit",
@@ -177,16 +210,31 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     resume: "stored",
     help: "evaluate on the first N test samples (0: all)",
   },
-  { flag: "eval-batch", key: "evalBatch", kind: "int", min: 1, default: "200", resume: "stored", help: "evaluation batch size" },
+  {
+    flag: "eval-batch",
+    key: "evalBatch",
+    kind: "int",
+    min: 1,
+    default: "200",
+    resume: "stored",
+    help: "evaluation batch size",
+  },
   {
     flag: "init",
     key: "init",
     kind: "string",
     default: "",
     resume: "run",
-    help: "initial weights: a safetensors file with the model's names (timm names for the ViT; a run's model.safetensors)",
+    help:
+      "initial weights: a safetensors file with the model's names (timm names for the ViT; a run's model.safetensors)",
   },
-  { flag: "out", key: "out", kind: "string", resume: "run", help: "output directory (default: out/vit | out/points; with --resume: the resumed run's)" },
+  {
+    flag: "out",
+    key: "out",
+    kind: "string",
+    resume: "run",
+    help: "output directory (default: out/vit | out/points; with --resume: the resumed run's)",
+  },
   {
     flag: "resume",
     key: "resume",
@@ -195,7 +243,15 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     resume: "run",
     help: "continue a run: its directory (or its checkpoint/); its settings are reused",
   },
-  { flag: "log-every", key: "logEvery", kind: "int", min: 1, default: "10", resume: "run", help: "read the loss back every N steps" },
+  {
+    flag: "log-every",
+    key: "logEvery",
+    kind: "int",
+    min: 1,
+    default: "10",
+    resume: "run",
+    help: "read the loss back every N steps",
+  },
   {
     flag: "gpu-memory",
     key: "gpuMemory",
@@ -218,7 +274,11 @@ export function defaultOf(f: TrainFlag, task: TaskName): string | undefined {
 
 /** What a numeric flag expects, for messages: "an integer ≥ 1", "a number in [0, 1)". */
 function expectation(f: TrainFlag): string {
-  const what = f.kind === "int" ? "an integer" : f.kind === "bytes" ? "a size such as 600MB or 1.5GiB" : "a number";
+  const what = f.kind === "int"
+    ? "an integer"
+    : f.kind === "bytes"
+    ? "a size such as 600MB or 1.5GiB"
+    : "a number";
   if (f.kind === "bytes") return what;
   if (f.min !== undefined && f.below !== undefined) return `${what} in [${f.min}, ${f.below})`;
   if (f.min === Number.MIN_VALUE) return `${what} > 0`;
@@ -228,11 +288,15 @@ function expectation(f: TrainFlag): string {
 
 /** Checks a value against a numeric flag's kind and range; returns the error message, or undefined. */
 function badValue(f: TrainFlag, v: unknown): string | undefined {
-  if (f.kind === "string") return typeof v === "string" ? undefined : `--${f.flag}: expected a string, got ${v}`;
+  if (f.kind === "string") {
+    return typeof v === "string" ? undefined : `--${f.flag}: expected a string, got ${v}`;
+  }
   const ok = typeof v === "number" && Number.isFinite(v) && (f.kind !== "int" || Number.isInteger(v)) &&
     (f.min === undefined || v >= f.min) && (f.below === undefined || v < f.below) &&
     (f.kind !== "bytes" || v >= 0);
-  return ok ? undefined : `--${f.flag}: expected ${expectation(f)}, got ${typeof v === "string" ? `'${v}'` : v}`;
+  return ok
+    ? undefined
+    : `--${f.flag}: expected ${expectation(f)}, got ${typeof v === "string" ? `'${v}'` : v}`;
 }
 
 /** Parses one flag's command-line text; throws an Error naming the flag when it is not valid. */
@@ -280,7 +344,9 @@ export function conflictingOption(o: RunConfig, stored: RunConfig): string | und
     if (!same(a, b)) return conflictMessage(f, a, b);
   }
   if (!same(o.model, stored.model)) {
-    return `--model: the run was trained with ${JSON.stringify(stored.model)}, not ${JSON.stringify(o.model)}`;
+    return `--model: the run was trained with ${JSON.stringify(stored.model)}, not ${
+      JSON.stringify(o.model)
+    }`;
   }
   return undefined;
 }

@@ -144,7 +144,9 @@ export async function trainLoop(s: LoopSpec): Promise<LoopResult> {
       const acc = await s.evaluate();
       accs.push([step, acc]);
       s.metrics.log({ step, epoch: step / s.perEpoch, test_accuracy: acc });
-      s.log?.(`step ${step} (epoch ${(step / s.perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`);
+      s.log?.(
+        `step ${step} (epoch ${(step / s.perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`,
+      );
       await s.checkpoint(step);
     }
   }

@@ -19,10 +19,20 @@
 
 export { cosineLr, Trainer, type TrainerOptions } from "./trainer.ts";
 export { type RunConfig, type RunOptions, type RunSummary, runTraining } from "./run.ts";
-export { imageTask, type ModelConfig, pointsTask, type Task, type TaskName, TASKS } from "./tasks.ts";
-export { evaluateCheckpoint, type EvalOptions, type EvalResult } from "./evaluate.ts";
-export { FlagError, type TrainFlag, TRAIN_FLAGS } from "./flags.ts";
+export {
+  imageTask,
+  type ModelConfig,
+  pointsTask,
+  type Task,
+  type TaskConfig,
+  type TaskLlm,
+  type TaskModel,
+  type TaskName,
+  TASKS,
+} from "./tasks.ts";
+export { type EvalOptions, type EvalResult, evaluateCheckpoint } from "./evaluate.ts";
+export { FlagError, type FlagKind, TRAIN_FLAGS, type TrainFlag } from "./flags.ts";
 export { evalCommand, trainCommand, trainFlagSpec, trainOptionsFromFlags } from "./commands.ts";
 export { bytes, type FlagSpec, num, parseBytes, parseFlags } from "./cli.ts";
-export { Metrics, Progress, readMetrics } from "./progress.ts";
+export { Metrics, type MetricsRecord, Progress, readMetrics } from "./progress.ts";
 export { lineChart, type Panel, type Series } from "./chart.ts";

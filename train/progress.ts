@@ -41,6 +41,7 @@ export class Progress {
     }
   }
 
+  /** Writes to the output stream without a newline. */
   private write(s: string): void {
     this.out.writeSync(new TextEncoder().encode(s));
   }

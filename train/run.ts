@@ -14,7 +14,7 @@ import { Batcher, type BatcherState } from "../data/batcher.ts";
 import { Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
 import { closeRunLlm, countCorrect, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
-import { type ModelConfig, type TaskName, type TaskModel, TASKS } from "./tasks.ts";
+import { type ModelConfig, type TaskModel, type TaskName, TASKS } from "./tasks.ts";
 import { checkRunOptions, conflictingOption, FlagError } from "./flags.ts";
 
 /** Every hyper-parameter of a run: what state.json stores, and what a resumed run continues with. */
@@ -159,7 +159,12 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     const saved = [...trainer.grads.keys(), ...m.buffers];
 
     const batcher = new Batcher(trainSet, { batchSize: opts.batch, seed: opts.seed, augment: true });
-    const testBatcher = new Batcher(testSet, { batchSize: opts.evalBatch, seed: 0, augment: false, dropLast: false });
+    const testBatcher = new Batcher(testSet, {
+      batchSize: opts.evalBatch,
+      seed: 0,
+      augment: false,
+      dropLast: false,
+    });
     const perEpoch = batcher.batchesPerEpoch;
     const total = opts.steps > 0 ? opts.steps : opts.epochs * perEpoch;
     const dropoutRng = new Rng(opts.seed * 31 + 5);
@@ -187,14 +192,20 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     const metrics = new Metrics(metricsPath, where !== undefined);
     const frozen = g.params.filter((p) => !p.trainable).reduce((s, p) => s + p.size, 0);
     log(
-      `${task.describe(opts)}: ${trainer.paramCount} trainable params, ${frozen} frozen; frozen LLM: ${llmWhat}` +
+      `${
+        task.describe(opts)
+      }: ${trainer.paramCount} trainable params, ${frozen} frozen; frozen LLM: ${llmWhat}` +
         (llm ? ` layers ${llm.layers}` : "") +
-        `; ${trainer.exe.kernelCount} kernels/step, peak ${(trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1)} MiB` +
+        `; ${trainer.exe.kernelCount} kernels/step, peak ${
+          (trainer.exe.plan.peakBytes / 2 ** 20).toFixed(1)
+        } MiB` +
         (trainer.exe.streaming ? " (streaming frozen weights)" : ""),
     );
 
     const copyWeights = async (from: Graph, into: Graph, model: TaskModel) => {
-      for (const p of into.params) if (p.trainable) evalExe.write(p, await trainer.exe.read(from.byName(p.name!)));
+      for (const p of into.params) {
+        if (p.trainable) evalExe.write(p, await trainer.exe.read(from.byName(p.name!)));
+      }
       for (const b of model.buffers) evalExe.write(b, await trainer.exe.read(from.byName(b.name!)));
     };
     const evaluate = async (): Promise<number> => {
@@ -275,7 +286,9 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
 /** A short name of the frozen LLM for titles: none, random, llama-tiny, or the checkpoint's folder name. */
 function llmLabel(llm: string, layers?: number[]): string {
   if (llm === "none") return "none";
-  const name = llm === "random" ? "random" : llm === "default"
+  const name = llm === "random"
+    ? "random"
+    : llm === "default"
     ? "llama-tiny"
     : llm.replace(/\/+$/, "").split("/").pop();
   return layers ? `${name} (layers ${layers})` : `${name}`;

@@ -107,7 +107,9 @@ export const imageTask: Task = {
       );
     }
     if (m.classes !== 10) {
-      throw new Error(`data: Fashion-MNIST has 10 classes, model '${c.modelName}' has ${m.classes} (--model)`);
+      throw new Error(
+        `data: Fashion-MNIST has 10 classes, model '${c.modelName}' has ${m.classes} (--model)`,
+      );
     }
     return imageSamples(firstSamples(d, limit));
   },
@@ -129,7 +131,9 @@ export const pointsTask: Task = {
   async samples(c, split, limit) {
     const m = c.model as PointBertConfig;
     if (m.classes !== 10) {
-      throw new Error(`data: Fashion-MNIST point clouds have 10 classes, the model has ${m.classes} (--model)`);
+      throw new Error(
+        `data: Fashion-MNIST point clouds have 10 classes, the model has ${m.classes} (--model)`,
+      );
     }
     const d = firstSamples(await loadFashionMnist(c.data, split), limit);
     return pointSamples(fashionPointSource(d, m.points, split === "train" ? c.seed : TEST_POINTS_SEED));

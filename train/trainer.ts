@@ -5,31 +5,46 @@
 import type { Node } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
 import { AdamW, type AdamWOptions } from "../nn/optim.ts";
-import { compile, type Executable, type HostArray, type WeightLoader } from "../compiler/runtime/executable.ts";
+import {
+  compile,
+  type Executable,
+  type HostArray,
+  type WeightLoader,
+} from "../compiler/runtime/executable.ts";
 import type { Gpu } from "../compiler/runtime/device.ts";
 
+/** Options of a Trainer: AdamW's, plus what the compiled step keeps, streams and fuses. */
 export interface TrainerOptions extends AdamWOptions {
   /** Extra nodes to keep readable (e.g. logits for accuracy). */
   outputs?: Node[];
+  /** The device (default: the shared one from getGpu). */
   gpu?: Gpu;
   /** Loader of streamable frozen weights (frozen LLM layers), and their GPU memory budget. */
   weights?: WeightLoader;
+  /** GPU memory budget in bytes for the frozen weights (default: unlimited). */
   gpuMemoryBudget?: number;
   /** In-place updates to run before the optimizer's (e.g. BatchNorm running statistics). */
   effectsBefore?: Node[];
   /** Matmul epilogue fusion and in-place elementwise ops in the plan (default true; see compiler/lower.ts). */
   fuse?: boolean;
+  /** In-place elementwise ops in the plan (default true). */
   inPlace?: boolean;
 }
 
+/** One compiled training step: forward, pruned backward and AdamW, built once and replayed. */
 export class Trainer {
   private constructor(
+    /** The scalar loss. */
     readonly loss: Node,
+    /** Each trainable parameter's gradient node. */
     readonly grads: Map<Node, Node>,
+    /** The optimizer (its moments and step count). */
     readonly opt: AdamW,
+    /** The compiled step. */
     readonly exe: Executable,
   ) {}
 
+  /** Differentiates `loss`, adds AdamW, and compiles the step. */
   static async create(loss: Node, opts: TrainerOptions = {}): Promise<Trainer> {
     const grads = grad(loss);
     if (grads.size === 0) throw new Error(`trainer: the loss depends on no trainable parameter`);

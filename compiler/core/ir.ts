@@ -27,6 +27,7 @@ export type Init = Float32Array | Int32Array | Uint32Array | Uint16Array | ((n: 
 
 /** A shape or dtype mismatch, thrown while a graph is built; the message names the op. */
 export class ShapeError extends Error {
+  /** Always "ShapeError". */
   override name = "ShapeError";
 }
 
@@ -51,6 +52,7 @@ export function fmtShape(s: Shape): string {
 
 /** One value of a graph: an input, a weight, a state tensor, a constant, or the result of an op. */
 export class Node {
+  /** Made by Graph (input, param, state, constant, apply, aux); not meant to be called directly. */
   constructor(
     readonly graph: Graph,
     readonly id: number,
@@ -74,9 +76,11 @@ export class Node {
     /** The op definition this node applies; undefined for inputs, params, state and constants. */
     readonly def?: OpDef,
   ) {}
+  /** Number of elements. */
   get size(): number {
     return numel(this.shape);
   }
+  /** Number of dimensions. */
   get rank(): number {
     return this.shape.length;
   }
@@ -84,6 +88,7 @@ export class Node {
   get persistent(): boolean {
     return this.kind !== "op";
   }
+  /** `name#id[shape]:dtype`, for messages. */
   toString(): string {
     return `${this.name ?? this.op}#${this.id}${fmtShape(this.shape)}:${this.dtype}`;
   }
@@ -91,12 +96,15 @@ export class Node {
 
 /** The shape and dtype of a tensor. */
 export interface TensorSpec {
+  /** The tensor's shape. */
   shape: Shape;
+  /** The tensor's element type. */
   dtype: DType;
 }
 
 /** What an op's shape rule returns: the main output and its extra outputs (read with Graph.aux). */
 export interface OutSpec extends TensorSpec {
+  /** Extra outputs (e.g. statistics saved for the backward pass), in Graph.aux order. */
   aux?: TensorSpec[];
 }
 
@@ -108,7 +116,11 @@ export type OpNode<A = Attrs> = Node & { readonly attrs: A };
  * which inputs need a gradient, return one gradient per input (undefined where not needed). Rules
  * build their result out of other ops of the same IR, so the backward graph is an ordinary graph.
  */
-export type GradRule<A = Attrs> = (node: OpNode<A>, dy: Node, needs: readonly boolean[]) => (Node | undefined)[];
+export type GradRule<A = Attrs> = (
+  node: OpNode<A>,
+  dy: Node,
+  needs: readonly boolean[],
+) => (Node | undefined)[];
 
 /**
  * The definition of an op with attributes A: its shape rule, its gradient rule (or "none": indices,
@@ -172,6 +184,7 @@ export class Graph {
   readonly nodes: Node[] = [];
   private readonly names = new Map<string, Node>();
 
+  /** Validates a spec, numbers the node and records its name. */
   private add(
     op: string,
     kind: NodeKind,

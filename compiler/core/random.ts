@@ -1,8 +1,10 @@
 // Seeded random numbers for reproducible init and data order (mulberry32 + Box-Muller).
 
+/** A seeded generator (mulberry32): the same seed gives the same sequence on every machine. */
 export class Rng {
   private s: number;
   private spare: number | undefined;
+  /** A generator seeded with `seed` (0 is replaced by a fixed non-zero seed). */
   constructor(seed: number) {
     this.s = (seed >>> 0) || 0x9e3779b9;
   }
@@ -35,6 +37,7 @@ export class Rng {
   get state(): number {
     return this.s;
   }
+  /** Restores a state read from `state`. */
   set state(s: number) {
     this.s = s >>> 0;
     this.spare = undefined;
@@ -55,6 +58,7 @@ export function truncNormal(seed: number, std: number): (n: number) => Float32Ar
   };
 }
 
+/** `n` values drawn from N(0, std²) with a generator seeded with `seed`. */
 export function randn(seed: number, n: number, std = 1): Float32Array {
   const r = new Rng(seed);
   const out = new Float32Array(n);
@@ -62,6 +66,7 @@ export function randn(seed: number, n: number, std = 1): Float32Array {
   return out;
 }
 
+/** An init function filling every element with `value`. */
 export function constantInit(value: number): (n: number) => Float32Array {
   return (n) => new Float32Array(n).fill(value);
 }

@@ -3,28 +3,16 @@
 // every parameter, gradient and moment of a model with a handful of bindings). Runs before any other
 // placement: arena members get no buffer of their own.
 
-import { byteSize, type Node } from "../core/ir.ts";
-import { getOp, writesOf } from "../ops/registry.ts";
+import { type Node, opDef, writesOf } from "../core/ir.ts";
+import { SPAN_ALIGN, spanLayout } from "../../kernels/kernel.ts";
 import { aliasRoot } from "./live.ts";
 import type { Storage } from "./storage.ts";
 
 /** Storage-buffer offsets must be multiples of this (WebGPU's minStorageBufferOffsetAlignment). */
-export const OFFSET_ALIGN = 256;
+export const OFFSET_ALIGN = SPAN_ALIGN;
 
-/**
- * Where the nodes of a span (OpDef.spans) lie in their arena: back to back, each at a multiple of
- * 256 bytes (the padding between them stays zero), and the bytes up to the end of the last one.
- */
-export function spanLayout(nodes: readonly Node[]): { offsets: number[]; bytes: number } {
-  const offsets: number[] = [];
-  let end = 0;
-  for (const n of nodes) {
-    const off = Math.ceil(end / OFFSET_ALIGN) * OFFSET_ALIGN;
-    offsets.push(off);
-    end = off + byteSize(n.shape, n.dtype);
-  }
-  return { offsets, bytes: end };
-}
+// spanLayout lives with the kernels, which index arenas by it too
+export { spanLayout };
 
 /**
  * Gives each span the live ops declare (OpDef.spans) one buffer, its nodes at spanLayout's offsets.
@@ -37,7 +25,7 @@ export function spanLayout(nodes: readonly Node[]): { offsets: number[]; bytes: 
 export function placeArenas(ops: readonly Node[], streamed: readonly Node[], storage: Storage): void {
   const spanOf = new Map<Node, string>(); // root → its span's key
   for (const n of ops) {
-    for (const span of getOp(n.op).spans?.(n) ?? []) {
+    for (const span of opDef(n).spans?.(n) ?? []) {
       if (!span.length) continue;
       const roots = span.map(aliasRoot);
       const key = roots.map((r) => r.id).join();

@@ -4,8 +4,8 @@
 // (the slot is picked later, stream.ts), an extra output, a fused norm's statistics, a span of an
 // arena, or scratch. One loop, because an op's scratch buffers come from the same pool.
 
-import { byteSize, fmtShape, type Node } from "../core/ir.ts";
-import { getKernel, writesOf } from "../ops/registry.ts";
+import { byteSize, fmtShape, type Node, writesOf } from "../core/ir.ts";
+import { kernelOf } from "../../kernels/table.ts";
 import type { Dispatch, LowerCtx, Lowered } from "../../kernels/kernel.ts";
 import type { Epilogue } from "../../kernels/epilogue.ts";
 import type { Prologue } from "../../kernels/prologue.ts";
@@ -46,7 +46,7 @@ export function emitDispatches(
       let lowered: Lowered;
       try {
         const extra = pro || statsOnly ? { prologue: pro, statsOnly } : undefined;
-        lowered = getKernel(n.op)(n, env.ctx, epi, placed.inPlace, extra);
+        lowered = kernelOf(n)(n, env.ctx, epi, placed.inPlace, extra);
       } catch (e) {
         throw new Error(`lower: ${n.op} for ${n}: ${(e as Error).message}`);
       }

@@ -3,8 +3,7 @@
 // in creation order, which is a topological order. In-place updates (OpDef.writes) are checked here:
 // they must come after every reader of what they overwrite.
 
-import type { Node } from "../core/ir.ts";
-import { getOp, writesOf } from "../ops/registry.ts";
+import { type Node, opDef, writesOf } from "../core/ir.ts";
 
 /** The live nodes in execution order, and the ops among them (aliases included; they dispatch nothing). */
 export interface Schedule {
@@ -33,7 +32,7 @@ export function schedule(outputs: readonly Node[], effects: readonly Node[]): Sc
 
 /** The node whose storage an alias (reshape, possibly chained) shares. */
 export function aliasRoot(n: Node): Node {
-  while (n.kind === "op" && getOp(n.op).alias) n = n.inputs[0];
+  while (n.kind === "op" && opDef(n).alias) n = n.inputs[0];
   return n;
 }
 

@@ -4,8 +4,7 @@
 // input that dies at it (OpDef.inPlace). The pool is driven op by op (dispatch.ts) because an op's
 // scratch buffers are known only once its kernel is lowered.
 
-import { byteSize, type Node } from "../core/ir.ts";
-import { getOp, writesOf } from "../ops/registry.ts";
+import { byteSize, type Node, opDef, writesOf } from "../core/ir.ts";
 import type { FusionPlan } from "./fuse.ts";
 import type { Storage } from "./storage.ts";
 
@@ -42,7 +41,7 @@ export function lifetimes(ops: readonly Node[], outputs: readonly Node[], fusion
     const n = ops[i];
     const own = Math.max(lastReader.get(n) ?? i, need.get(n) ?? -1);
     need.set(n, own);
-    if (getOp(n.op).alias) {
+    if (opDef(n).alias) {
       const src = n.inputs[0];
       need.set(src, Math.max(need.get(src) ?? -1, own));
     } else if (n.op === "aux") {
@@ -99,7 +98,7 @@ export class Pool {
    */
   place(n: Node, i: number): Placement | undefined {
     const { of, aux } = this.storage;
-    if (getOp(n.op).alias) {
+    if (opDef(n).alias) {
       of.set(n, of.get(n.inputs[0])!);
       return undefined;
     }
@@ -182,7 +181,7 @@ export class Pool {
   #inPlaceInput(n: Node, i: number): number | undefined {
     const { of, buffers, pinned } = this.storage;
     if (pinned.has(n)) return undefined; // its value goes to its arena
-    for (const k of getOp(n.op).inPlace ?? []) {
+    for (const k of opDef(n).inPlace ?? []) {
       const x = n.inputs[k];
       const b = of.get(x);
       if (b === undefined || buffers[b].persistent || !(this.#dieAt.get(i) ?? []).includes(b)) continue;

@@ -6,6 +6,7 @@ import type { PlannedBuffer } from "./types.ts";
 
 /** The plan's buffers as they are created, and where each value lives. */
 export class Storage {
+  /** Every buffer so far; a buffer's id is its index (Plan.buffers). */
   readonly buffers: PlannedBuffer[] = [];
   /** The buffer of each placed node (Plan.storage). */
   readonly of = new Map<Node, number>();

@@ -155,6 +155,9 @@ export interface OpAttrs {
 /** The name of an op of the library. */
 export type OpName = keyof OpAttrs;
 
+/** Ops whose output shares its input's storage (OpDef.alias): no kernel, no CPU reference. */
+export type AliasOp = "reshape";
+
 /** The definition of op P: an OpDef over P's attributes, whose name is P. */
 export type OpDefOf<P extends OpName> = OpDef<OpAttrs[P]> & { readonly name: P };
 

@@ -28,8 +28,11 @@ const FLOATS = ["f32", "f16", "bf16"];
 
 /** Options of batchNorm: mode, the running-stat state tensors, eps and momentum. */
 export interface BatchNormOptions {
+  /** Normalise with the batch statistics and update the running ones (else use the running ones). */
   training: boolean;
+  /** The running mean [C]: an f32 state tensor (g.state). */
   runningMean: Node;
+  /** The running (unbiased) variance [C]: an f32 state tensor (g.state). */
   runningVar: Node;
   /** Added to the variance (default 1e-5, as torch). */
   eps?: number;

@@ -1,14 +1,6 @@
 // Layout ops: reshape (shares storage, no kernel), transpose/permute, slice, concat.
 
-import {
-  fmtShape,
-  type Node,
-  normAxis,
-  numel,
-  type Shape,
-  ShapeError,
-  shapeFail,
-} from "../core/ir.ts";
+import { fmtShape, type Node, normAxis, numel, type Shape, ShapeError, shapeFail } from "../core/ir.ts";
 import { defineOp } from "./attrs.ts";
 
 const reshapeOp = defineOp("reshape", {

@@ -11,10 +11,9 @@
 // (kernels never index with it), so a bad label shows up in the loss instead of reading garbage.
 
 import { type Node, shapeFail } from "../core/ir.ts";
-import { defineOp } from "./attrs.ts";
+import { defineOp, type Smoothing } from "./attrs.ts";
 
 export type { CrossEntropyAttrs, Smoothing } from "./attrs.ts";
-import type { Smoothing } from "./attrs.ts";
 
 /** Options of crossEntropy: label smoothing ε and how it is spread over the classes. */
 export interface CrossEntropyOptions {

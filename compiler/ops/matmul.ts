@@ -20,8 +20,11 @@ export type { MatmulAttrs, MatmulRole } from "./attrs.ts";
 
 /** Options of matmul: transposes of a and b (last two dims), and a bias [N] added to every row. */
 export interface MatmulOpts {
+  /** a is stored [..., K, M]: use its transpose. */
   transA?: boolean;
+  /** b is stored [..., N, K]: use its transpose (PyTorch's Linear weight). */
   transB?: boolean;
+  /** A bias [N] (f32) added to every output row. */
   bias?: Node;
 }
 

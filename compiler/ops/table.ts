@@ -4,7 +4,7 @@
 // here; kernels/table.ts and tests/ref/table.ts use the table to tell library ops from custom ones,
 // and tests use it to apply an op directly (e.g. a backward op).
 
-import type { OpAttrs, OpDefOf, OpName } from "./attrs.ts";
+import type { OpDefOf, OpName } from "./attrs.ts";
 import { activationOps } from "./activation.ts";
 import { attentionOps } from "./attention.ts";
 import { batchnormOps } from "./batchnorm.ts";
@@ -22,7 +22,7 @@ import { reduceOps } from "./reduce.ts";
 import { ropeOps } from "./rope.ts";
 import { softmaxOps } from "./softmax.ts";
 
-export type { OpAttrs, OpDefOf, OpName } from "./attrs.ts";
+export type { AliasOp, OpAttrs, OpDefOf, OpName } from "./attrs.ts";
 
 /** One definition per op name. */
 export type OpTable = { readonly [P in OpName]: OpDefOf<P> };
@@ -51,4 +51,3 @@ export const OPS: OpTable = {
 export function isOpName(name: string): name is OpName {
   return Object.hasOwn(OPS, name);
 }
-

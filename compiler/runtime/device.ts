@@ -6,6 +6,7 @@ import type { LowerCtx } from "../../kernels/kernel.ts";
 
 /** No WebGPU adapter (or no `navigator.gpu`): the message says which driver to install. */
 export class NoAdapterError extends Error {
+  /** Always "NoAdapterError". */
   override name = "NoAdapterError";
 }
 

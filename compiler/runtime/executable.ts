@@ -229,6 +229,7 @@ export class Executable {
     return this.plan.peakBytes;
   }
 
+  /** The buffer holding n's value (its arena or its own). */
   private bufferOf(n: Node): GPUBuffer {
     this.live();
     const id = this.plan.storage.get(n);
@@ -254,6 +255,7 @@ export class Executable {
     this.writeRaw(n, Array.isArray(data) ? Float32Array.from(data) : data);
   }
 
+  /** Uploads a value into n's buffer; any node of the plan, raw u16 words for 16-bit dtypes. */
   private writeRaw(n: Node, data: HostArray | Uint16Array): void {
     const count = numel(n.shape);
     if (data.length !== count) {
@@ -376,6 +378,7 @@ export class Executable {
     this.slotStagingReady[slot] = ready;
   }
 
+  /** Records dispatches [start, end) into one compute pass. */
   private encode(enc: GPUCommandEncoder, start: number, end: number): void {
     const pass = enc.beginComputePass();
     const ds = this.plan.dispatches;
@@ -417,6 +420,7 @@ export class Executable {
     return await this.finishRead(n, s);
   }
 
+  /** Records a copy of n into a free staging buffer (the slot-th read of this submission). */
   private copyOut(enc: GPUCommandEncoder, n: Node, slot: number): GPUBuffer {
     if (!n.persistent && !this.plan.outputs.includes(n)) {
       throw new Error(`runtime: ${n} is an intermediate; list it in compile()'s outputs to read it`);
@@ -439,6 +443,7 @@ export class Executable {
     return st;
   }
 
+  /** Maps a staging buffer and decodes n's value from it. */
   private async finishRead(n: Node, st: GPUBuffer): Promise<HostArray> {
     await st.mapAsync(GPUMapMode.READ);
     const raw = st.getMappedRange().slice(0);
@@ -456,6 +461,7 @@ export class Executable {
     this.buffers = [];
   }
 
+  /** Throws once destroy() has run. */
   private live(): void {
     if (this.destroyed) {
       throw new Error("runtime: this executable was destroyed (destroy() frees its buffers)");

@@ -29,6 +29,7 @@ export class PipelineBuilder {
   private readonly made = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
 
+  /** A builder for one build on `device`. */
   constructor(private readonly device: GPUDevice) {
     this.shared = cacheOf(device);
   }

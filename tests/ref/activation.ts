@@ -1,7 +1,9 @@
 // CPU references (f64) of the activation family. JavaScript has no erf, so erfc is computed here to
 // near double precision: the Maclaurin series of erf for |z| < 2.5 and the Laplace continued
 // fraction of erfc beyond (independent of the kernel's Chebyshev fit).
-import { defineRef, type T, tensor } from "./tensor.ts";
+import type { Activation } from "../../compiler/ops/activation.ts";
+import type { NoAttrs } from "../../compiler/ops/attrs.ts";
+import { type RefFn, type RefsFor, tensor } from "./f64.ts";
 
 /** erfc(z) in f64 (relative error ~1e-15). */
 export function erfc(z: number): number {
@@ -25,13 +27,22 @@ const Phi = (x: number) => 0.5 * erfc(-x / Math.SQRT2);
 const pdf = (x: number) => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
-const ACTS: Record<string, { f: (x: number) => number; df: (x: number) => number }> = {
+const ACTS: Record<Activation, { f: (x: number) => number; df: (x: number) => number }> = {
   gelu: { f: (x) => x * Phi(x), df: (x) => Phi(x) + x * pdf(x) },
   silu: { f: (x) => x * sigmoid(x), df: (x) => sigmoid(x) + x * sigmoid(x) * (1 - sigmoid(x)) },
   relu: { f: (x) => (x > 0 ? x : 0), df: (x) => (x > 0 ? 1 : 0) },
 };
 
-for (const [name, { f, df }] of Object.entries(ACTS)) {
-  defineRef(name, ([x]: T[]) => tensor(x.shape, x.data.map(f)));
-  defineRef(`${name}_bwd`, ([x, dy]: T[]) => tensor(x.shape, x.data.map((v, i) => dy.data[i] * df(v))));
-}
+const forward = (act: Activation): RefFn<NoAttrs> => ([x]) => tensor(x.shape, x.data.map(ACTS[act].f));
+const backward = (act: Activation): RefFn<NoAttrs> => ([x, dy]) =>
+  tensor(x.shape, x.data.map((v, i) => dy.data[i] * ACTS[act].df(v)));
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const activationRefs: RefsFor<Activation | `${Activation}_bwd`> = {
+  gelu: forward("gelu"),
+  gelu_bwd: backward("gelu"),
+  silu: forward("silu"),
+  silu_bwd: backward("silu"),
+  relu: forward("relu"),
+  relu_bwd: backward("relu"),
+};

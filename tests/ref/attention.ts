@@ -1,7 +1,8 @@
 // CPU references (f64) of the attention family: plain loops over (batch, head, query, key) —
 // scores, masked softmax, weighted sum — and the textbook backward through the softmax.
 // Layout: q [B, Tq, H·Dh], k/v [B, Tk, Hkv·Dh]; query head h uses kv head floor(h / (H/Hkv)).
-import { defineRef, type T, tensor } from "./tensor.ts";
+import type { AttnAttrs } from "../../compiler/ops/attrs.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 
 interface Dims {
   B: number;
@@ -14,7 +15,7 @@ interface Dims {
   causal: boolean;
 }
 
-function dims(q: T, k: T, a: Record<string, any>): Dims {
+function dims(q: T, k: T, a: AttnAttrs): Dims {
   const [B, Tq, F] = q.shape;
   return {
     B,
@@ -50,7 +51,7 @@ function score(z: Dims, q: T, k: T, b: number, h: number, i: number, j: number):
   return s * z.scale;
 }
 
-defineRef("attention", ([q, k, v], a) => {
+const attentionRef: RefOf<"attention"> = ([q, k, v], a) => {
   const z = dims(q, k, a);
   const out = tensor(q.shape), lse = tensor([z.B, z.H, z.Tq]);
   for (let b = 0; b < z.B; b++) {
@@ -77,9 +78,9 @@ defineRef("attention", ([q, k, v], a) => {
     }
   }
   return [out, lse];
-});
+};
 
-defineRef("attention_bwd_d", ([o, dy], a) => {
+const attentionBwdDRef: RefOf<"attention_bwd_d"> = ([o, dy], a) => {
   const [B, T, F] = o.shape, H = a.heads, Dh = F / H;
   const D = tensor([B, H, T]);
   for (let b = 0; b < B; b++) {
@@ -92,7 +93,7 @@ defineRef("attention_bwd_d", ([o, dy], a) => {
     }
   }
   return D;
-});
+};
 
 /**
  * Calls f(b, h, hk, i, j, P_ij, dS_ij) for every visible (query, key) pair, where
@@ -101,7 +102,7 @@ defineRef("attention_bwd_d", ([o, dy], a) => {
  */
 function eachPair(
   [q, k, v, dy, L, D]: T[],
-  a: Record<string, any>,
+  a: AttnAttrs,
   f: (b: number, h: number, hk: number, i: number, j: number, p: number, ds: number) => void,
 ) {
   const z = dims(q, k, a);
@@ -125,7 +126,7 @@ function eachPair(
   return z;
 }
 
-defineRef("attention_bwd_q", (ins, a) => {
+const attentionBwdQRef: RefOf<"attention_bwd_q"> = (ins, a) => {
   const [q, k] = ins;
   const dq = tensor(q.shape);
   const z = dims(q, k, a);
@@ -135,9 +136,9 @@ defineRef("attention_bwd_q", (ins, a) => {
     }
   });
   return dq;
-});
+};
 
-defineRef("attention_bwd_kv", (ins, a) => {
+const attentionBwdKvRef: RefOf<"attention_bwd_kv"> = (ins, a) => {
   const [q, k, , dy] = ins;
   const dk = tensor(k.shape), dv = tensor(k.shape);
   const z = dims(q, k, a);
@@ -148,4 +149,14 @@ defineRef("attention_bwd_kv", (ins, a) => {
     }
   });
   return [dk, dv];
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const attentionRefs: RefsFor<
+  "attention" | "attention_bwd_d" | "attention_bwd_q" | "attention_bwd_kv"
+> = {
+  attention: attentionRef,
+  attention_bwd_d: attentionBwdDRef,
+  attention_bwd_q: attentionBwdQRef,
+  attention_bwd_kv: attentionBwdKvRef,
+};

@@ -1,7 +1,7 @@
 // CPU references (f64) of the batchnorm family, written channel by channel from the definitions,
 // and dropout with the documented hash (DROPOUT_HASH) computed with 32-bit integer arithmetic in JS.
 import { DROPOUT_HASH, dropThreshold } from "../../compiler/ops/batchnorm.ts";
-import { defineRef, type T, tensor } from "./tensor.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 
 /** The values of channel ch of x [..., C], one per row. */
 function column(x: T, ch: number): number[] {
@@ -10,7 +10,7 @@ function column(x: T, ch: number): number[] {
 }
 
 // training → [y, mean, biased var]; eval → y from the running stats
-defineRef("batchnorm", (ins, a) => {
+const batchnormRef: RefOf<"batchnorm"> = (ins, a) => {
   const [x, w, b] = ins;
   const c = x.shape[x.shape.length - 1];
   const y = tensor(x.shape), mean = tensor([c]), vr = tensor([c]);
@@ -23,9 +23,9 @@ defineRef("batchnorm", (ins, a) => {
     col.forEach((u, r) => y.data[r * c + ch] = (u - mu) / Math.sqrt(v + a.eps) * w.data[ch] + b.data[ch]);
   }
   return a.training ? [y, mean, vr] : y;
-});
+};
 
-defineRef("batchnorm_sums", ([x, dy, mean, vr], a) => {
+const batchnormSumsRef: RefOf<"batchnorm_sums"> = ([x, dy, mean, vr], a) => {
   const c = x.shape[x.shape.length - 1];
   const sdy = tensor([c]), sdyxh = tensor([c]);
   for (let ch = 0; ch < c; ch++) {
@@ -36,9 +36,9 @@ defineRef("batchnorm_sums", ([x, dy, mean, vr], a) => {
     }
   }
   return [sdy, sdyxh];
-});
+};
 
-defineRef("batchnorm_bwd", ([x, dy, mean, vr, w, sdy, sdyxh], a) => {
+const batchnormBwdRef: RefOf<"batchnorm_bwd"> = ([x, dy, mean, vr, w, sdy, sdyxh], a) => {
   const c = x.shape[x.shape.length - 1];
   const n = x.data.length / c;
   const dx = tensor(x.shape);
@@ -49,25 +49,25 @@ defineRef("batchnorm_bwd", ([x, dy, mean, vr, w, sdy, sdyxh], a) => {
     dx.data[i] = w.data[ch] * rs * (dy.data[i] - sdy.data[ch] / n - xh * sdyxh.data[ch] / n);
   }
   return dx;
-});
+};
 
-defineRef("batchnorm_eval_bwd", ([dy, w, rv], a) => {
+const batchnormEvalBwdRef: RefOf<"batchnorm_eval_bwd"> = ([dy, w, rv], a) => {
   const c = dy.shape[dy.shape.length - 1];
   const dx = tensor(dy.shape);
   for (let i = 0; i < dy.data.length; i++) {
     dx.data[i] = dy.data[i] * w.data[i % c] / Math.sqrt(rv.data[i % c] + a.eps);
   }
   return dx;
-});
+};
 
 // new [running_mean, running_var], torch's update with the unbiased batch variance
-defineRef("batchnorm_stats_update", ([rm, rv, mean, vr], a) => {
+const batchnormStatsUpdateRef: RefOf<"batchnorm_stats_update"> = ([rm, rv, mean, vr], a) => {
   const m = a.momentum, n = a.n;
   return [
     tensor(rm.shape, rm.data.map((v, i) => (1 - m) * v + m * mean.data[i])),
     tensor(rv.shape, rv.data.map((v, i) => (1 - m) * v + m * vr.data[i] * n / (n - 1))),
   ];
-});
+};
 
 /** PCG-RXS-M-XS hash of a u32 (see DROPOUT_HASH). */
 export function pcgHash(v: number): number {
@@ -82,7 +82,24 @@ export function dropoutKeeps(seed: number, i: number, p: number): boolean {
   return pcgHash((pcgHash(i) ^ key) >>> 0) >= dropThreshold(p);
 }
 
-defineRef("dropout", ([x, seed], a) => {
+const dropoutRef: RefOf<"dropout"> = ([x, seed], a) => {
   const s = seed.data[0];
   return tensor(x.shape, x.data.map((v, i) => dropoutKeeps(s, i, a.p) ? v / (1 - a.p) : 0));
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const batchnormRefs: RefsFor<
+  | "batchnorm"
+  | "batchnorm_sums"
+  | "batchnorm_bwd"
+  | "batchnorm_eval_bwd"
+  | "batchnorm_stats_update"
+  | "dropout"
+> = {
+  batchnorm: batchnormRef,
+  batchnorm_sums: batchnormSumsRef,
+  batchnorm_bwd: batchnormBwdRef,
+  batchnorm_eval_bwd: batchnormEvalBwdRef,
+  batchnorm_stats_update: batchnormStatsUpdateRef,
+  dropout: dropoutRef,
+};

@@ -1,6 +1,6 @@
 // CPU references (f64) of the layout family (reshape needs none: it is an alias). Written with
 // explicit coordinates (multi-index loops), independent of the kernels' index arithmetic.
-import { defineRef, strides, type T, tensor } from "./tensor.ts";
+import { type RefOf, type RefsFor, strides, type T, tensor } from "./f64.ts";
 
 /** Row-major coordinates of flat index i. */
 function coords(i: number, shape: number[]): number[] {
@@ -12,9 +12,9 @@ function flat(c: number[], shape: number[]): number {
   return c.reduce((a, v, d) => a + v * st[d], 0);
 }
 
-defineRef("permute", ([x], a, n) => {
+const permuteRef: RefOf<"permute"> = ([x], a, n) => {
   const out = tensor(n.shape);
-  const perm = a.perm as number[];
+  const perm = a.perm;
   for (let i = 0; i < out.data.length; i++) {
     const c = coords(i, out.shape);
     const xc = new Array<number>(perm.length);
@@ -22,9 +22,9 @@ defineRef("permute", ([x], a, n) => {
     out.data[i] = x.data[flat(xc, x.shape)];
   }
   return out;
-});
+};
 
-defineRef("slice", ([x], a, n) => {
+const sliceRef: RefOf<"slice"> = ([x], a, n) => {
   const out = tensor(n.shape);
   for (let i = 0; i < out.data.length; i++) {
     const c = coords(i, out.shape);
@@ -32,9 +32,9 @@ defineRef("slice", ([x], a, n) => {
     out.data[i] = x.data[flat(c, x.shape)];
   }
   return out;
-});
+};
 
-defineRef("slice_bwd", ([dy], a, n) => {
+const sliceBwdRef: RefOf<"slice_bwd"> = ([dy], a, n) => {
   const dx = tensor(n.shape);
   for (let i = 0; i < dy.data.length; i++) {
     const c = coords(i, dy.shape);
@@ -42,9 +42,9 @@ defineRef("slice_bwd", ([dy], a, n) => {
     dx.data[flat(c, dx.shape)] = dy.data[i];
   }
   return dx;
-});
+};
 
-defineRef("concat", (xs: T[], a, n) => {
+const concatRef: RefOf<"concat"> = (xs: T[], a, n) => {
   const out = tensor(n.shape);
   let off = 0;
   for (const x of xs) {
@@ -56,4 +56,12 @@ defineRef("concat", (xs: T[], a, n) => {
     off += x.shape[a.axis];
   }
   return out;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const layoutRefs: RefsFor<"permute" | "slice" | "slice_bwd" | "concat"> = {
+  permute: permuteRef,
+  slice: sliceRef,
+  slice_bwd: sliceBwdRef,
+  concat: concatRef,
+};

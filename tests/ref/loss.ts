@@ -1,9 +1,10 @@
 // CPU references (f64) of the loss family: cross-entropy with label smoothing, written the textbook
 // way (explicit log-softmax and target distribution per row). Out-of-range labels throw here.
-import { defineRef, type T, tensor } from "./tensor.ts";
+import type { CrossEntropyAttrs } from "../../compiler/ops/attrs.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 
 /** Row-wise log-softmax and the smoothed target distribution for cross_entropy attrs. */
-function rows(x: T, labels: T, a: Record<string, any>) {
+function rows(x: T, labels: T, a: CrossEntropyAttrs) {
   const [n, c] = x.shape;
   const eps: number = a.smoothing;
   const out: { logp: number[]; target: number[] }[] = [];
@@ -24,7 +25,7 @@ function rows(x: T, labels: T, a: Record<string, any>) {
   return out;
 }
 
-defineRef("cross_entropy", ([x, labels], a) => {
+const crossEntropyRef: RefOf<"cross_entropy"> = ([x, labels], a) => {
   const r = rows(x, labels, a);
   let total = 0;
   const lse = tensor([r.length]);
@@ -33,10 +34,10 @@ defineRef("cross_entropy", ([x, labels], a) => {
     lse.data[i] = x.data[i * x.shape[1]] - logp[0];
   });
   return [tensor([1], [total / r.length]), lse];
-});
+};
 
 // Recomputes the log-softmax from the logits (ignoring the saved lse) so the GPU's aux is checked too.
-defineRef("cross_entropy_bwd", ([x, labels, _lse, dy], a) => {
+const crossEntropyBwdRef: RefOf<"cross_entropy_bwd"> = ([x, labels, _lse, dy], a) => {
   const r = rows(x, labels, a);
   const dx = tensor(x.shape);
   const c = x.shape[1];
@@ -44,4 +45,10 @@ defineRef("cross_entropy_bwd", ([x, labels, _lse, dy], a) => {
     for (let j = 0; j < c; j++) dx.data[i * c + j] = (Math.exp(logp[j]) - target[j]) * dy.data[0] / r.length;
   });
   return dx;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const lossRefs: RefsFor<"cross_entropy" | "cross_entropy_bwd"> = {
+  cross_entropy: crossEntropyRef,
+  cross_entropy_bwd: crossEntropyBwdRef,
+};

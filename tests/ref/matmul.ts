@@ -1,7 +1,7 @@
 // CPU reference (f64) of the matmul family: the textbook triple loop over explicit indices.
-import { defineRef, type T, tensor } from "./tensor.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 
-defineRef("matmul", ([a, b, bias], attrs, node) => {
+const matmulRef: RefOf<"matmul"> = ([a, b, bias], attrs, node) => {
   const ta = !!attrs.transA, tb = !!attrs.transB, tOut = !!attrs.transOut;
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
@@ -23,4 +23,9 @@ defineRef("matmul", ([a, b, bias], attrs, node) => {
     }
   }
   return out;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const matmulRefs: RefsFor<"matmul"> = {
+  matmul: matmulRef,
+};

@@ -1,5 +1,6 @@
 // CPU references (f64) of the norm family, written row by row straight from the definitions.
-import { defineRef, type T, tensor } from "./tensor.ts";
+import type { NormAttrs } from "../../compiler/ops/attrs.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 
 function rowsOf(x: T) {
   const d = x.shape[x.shape.length - 1];
@@ -9,7 +10,7 @@ const statShape = (x: T) => x.shape.slice(0, -1);
 
 /** layernorm / rmsnorm forward; returns [y, mean, rstd] or [y, rstd]. */
 function normRef(kind: "layernorm" | "rmsnorm") {
-  return (ins: T[], a: Record<string, any>): T[] => {
+  return (ins: T[], a: NormAttrs): T[] => {
     const x = ins[0];
     const w = a.weight ? ins[1] : undefined;
     const b = a.bias ? ins[a.weight ? 2 : 1] : undefined;
@@ -29,13 +30,11 @@ function normRef(kind: "layernorm" | "rmsnorm") {
     return kind === "layernorm" ? [y, mean, rstd] : [y, rstd];
   };
 }
-defineRef("layernorm", normRef("layernorm"));
-defineRef("rmsnorm", normRef("rmsnorm"));
 
 /** dx from the chain rule through x̂ = (x − μ)·ρ, with μ = mean(x) (layernorm) or 0 (rmsnorm) and
  * ρ = (mean((x − μ)²) + eps)^(-1/2):  dx_i = ρ·g_i − ρ·mean(g) [layernorm] − x̂_i·ρ·mean(g·x̂). */
 function normBwdRef(kind: "layernorm" | "rmsnorm") {
-  return (ins: T[], a: Record<string, any>): T => {
+  return (ins: T[], a: { weight: boolean }): T => {
     const [x, dy] = ins;
     const mean = kind === "layernorm" ? ins[2] : undefined;
     const rstd = ins[kind === "layernorm" ? 3 : 2];
@@ -53,10 +52,8 @@ function normBwdRef(kind: "layernorm" | "rmsnorm") {
     return dx;
   };
 }
-defineRef("layernorm_bwd", normBwdRef("layernorm"));
-defineRef("rmsnorm_bwd", normBwdRef("rmsnorm"));
 
-defineRef("norm_wgrad", ([x, dy, rstd, mean], a, n) => {
+const normWgradRef: RefOf<"norm_wgrad"> = ([x, dy, rstd, mean], a, n) => {
   const { d, rows } = rowsOf({ shape: [...x.shape], data: x.data });
   const out = tensor(n.shape);
   for (let r = 0; r < rows; r++) {
@@ -67,4 +64,13 @@ defineRef("norm_wgrad", ([x, dy, rstd, mean], a, n) => {
     }
   }
   return out;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const normRefs: RefsFor<"layernorm" | "rmsnorm" | "layernorm_bwd" | "rmsnorm_bwd" | "norm_wgrad"> = {
+  layernorm: normRef("layernorm"),
+  rmsnorm: normRef("rmsnorm"),
+  layernorm_bwd: normBwdRef("layernorm"),
+  rmsnorm_bwd: normBwdRef("rmsnorm"),
+  norm_wgrad: normWgradRef,
+};

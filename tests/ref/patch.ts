@@ -1,5 +1,5 @@
 // CPU references (f64) of the patch family: im2col and its inverse col2im, by explicit pixel indices.
-import { defineRef, tensor } from "./tensor.ts";
+import { type RefOf, type RefsFor, tensor } from "./f64.ts";
 
 /** Visits every (b, l, col) of the column matrix with the pixel index it comes from. */
 function eachPixel(shape: number[], p: number, f: (colIdx: number, pixIdx: number) => void) {
@@ -21,14 +21,20 @@ function eachPixel(shape: number[], p: number, f: (colIdx: number, pixIdx: numbe
   }
 }
 
-defineRef("im2col", ([img], attrs, node) => {
+const im2colRef: RefOf<"im2col"> = ([img], attrs, node) => {
   const out = tensor(node.shape);
   eachPixel(img.shape, attrs.patch, (ci, pi) => (out.data[ci] = img.data[pi]));
   return out;
-});
+};
 
-defineRef("col2im", ([cols], attrs, node) => {
+const col2imRef: RefOf<"col2im"> = ([cols], attrs, node) => {
   const out = tensor(node.shape);
   eachPixel([...node.shape], attrs.patch, (ci, pi) => (out.data[pi] += cols.data[ci]));
   return out;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const patchRefs: RefsFor<"im2col" | "col2im"> = {
+  im2col: im2colRef,
+  col2im: col2imRef,
+};

@@ -1,10 +1,10 @@
 // CPU references (f64, plain loops) of the point-cloud grouping family: fps (ties → lowest index),
 // knn (nearest first, ties → lower index), gather_points (out of range → zero row) and its backward.
-import { defineRef, tensor } from "./tensor.ts";
+import { type RefOf, type RefsFor, tensor } from "./f64.ts";
 
-defineRef("fps", ([p], a) => {
+const fpsRef: RefOf<"fps"> = ([p], a) => {
   const [B, N] = p.shape;
-  const G = a.groups as number;
+  const G = a.groups;
   const out = tensor([B, G]);
   for (let b = 0; b < B; b++) {
     const at = (i: number, c: number) => p.data[(b * N + i) * 3 + c];
@@ -24,12 +24,12 @@ defineRef("fps", ([p], a) => {
     }
   }
   return out;
-});
+};
 
-defineRef("knn", ([p, ctr], a) => {
+const knnRef: RefOf<"knn"> = ([p, ctr], a) => {
   const [B, N] = p.shape;
   const G = ctr.shape[1];
-  const K = a.k as number;
+  const K = a.k;
   const out = tensor([B, G, K]);
   for (let b = 0; b < B; b++) {
     for (let g = 0; g < G; g++) {
@@ -44,9 +44,9 @@ defineRef("knn", ([p, ctr], a) => {
     }
   }
   return out;
-});
+};
 
-defineRef("gather_points", ([p, idx], _a, n) => {
+const gatherPointsRef: RefOf<"gather_points"> = ([p, idx], _a, n) => {
   const [B, N, C] = p.shape;
   const S = idx.data.length / B;
   const out = tensor(n.shape);
@@ -56,9 +56,9 @@ defineRef("gather_points", ([p, idx], _a, n) => {
     for (let c = 0; c < C; c++) out.data[q * C + c] = p.data[(b * N + v) * C + c];
   });
   return out;
-});
+};
 
-defineRef("gather_points_bwd", ([idx, dy], _a, n) => {
+const gatherPointsBwdRef: RefOf<"gather_points_bwd"> = ([idx, dy], _a, n) => {
   const [B, N, C] = n.shape;
   const S = idx.data.length / B;
   const out = tensor(n.shape);
@@ -68,4 +68,12 @@ defineRef("gather_points_bwd", ([idx, dy], _a, n) => {
     for (let c = 0; c < C; c++) out.data[(b * N + v) * C + c] += dy.data[q * C + c];
   });
   return out;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const pointsRefs: RefsFor<"fps" | "knn" | "gather_points" | "gather_points_bwd"> = {
+  fps: fpsRef,
+  knn: knnRef,
+  gather_points: gatherPointsRef,
+  gather_points_bwd: gatherPointsBwdRef,
+};

@@ -1,6 +1,7 @@
 // CPU references (f64) of the reduce family.
 import { normAxis } from "../../compiler/core/ir.ts";
-import { defineRef, type T, tensor } from "./tensor.ts";
+import type { AxisAttrs } from "../../compiler/ops/attrs.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 
 function view(x: T, axis: number) {
   const a = normAxis("ref", axis, x.shape.length);
@@ -12,7 +13,7 @@ function view(x: T, axis: number) {
 }
 
 function reduce(kind: "sum" | "mean" | "max") {
-  return ([x]: T[], a: Record<string, any>, n: { shape: readonly number[] }): T | T[] => {
+  return ([x]: T[], a: AxisAttrs, n: { shape: readonly number[] }): T | T[] => {
     const { outer, len, inner } = view(x, a.axis);
     const out = tensor(n.shape), arg = tensor(n.shape);
     for (let o = 0; o < outer; o++) {
@@ -31,10 +32,7 @@ function reduce(kind: "sum" | "mean" | "max") {
     return kind === "max" ? [out, arg] : out;
   };
 }
-defineRef("sum", reduce("sum"));
-defineRef("mean", reduce("mean"));
-defineRef("max", reduce("max"));
-defineRef("max_bwd", ([dy, arg], a, n) => {
+const maxBwdRef: RefOf<"max_bwd"> = ([dy, arg], a, n) => {
   const dx = tensor(n.shape);
   const { outer, len, inner } = view(dx, a.axis);
   for (let o = 0; o < outer; o++) {
@@ -44,4 +42,12 @@ defineRef("max_bwd", ([dy, arg], a, n) => {
     }
   }
   return dx;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const reduceRefs: RefsFor<"sum" | "mean" | "max" | "max_bwd"> = {
+  sum: reduce("sum"),
+  mean: reduce("mean"),
+  max: reduce("max"),
+  max_bwd: maxBwdRef,
+};

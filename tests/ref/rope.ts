@@ -3,12 +3,12 @@
 // out = x·cos + rotate_half(x)·sin. The inverse (attr inverse, used by the gradient) uses −sin.
 // Only the angle is kept in f32 — f32(t·inv_freq), HF's f32 product with its f32 inv_freq —
 // the rest is f64.
-import { defineRef, type T, tensor } from "./tensor.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 import { ropeInvFreq } from "../../compiler/ops/rope.ts";
 
-defineRef("rope", ([x], attrs) => {
+const ropeRef: RefOf<"rope"> = ([x], attrs) => {
   const [B, T, F] = x.shape;
-  const H = attrs.heads as number, Dh = F / H, half = Dh / 2;
+  const H = attrs.heads, Dh = F / H, half = Dh / 2;
   const invFreq = ropeInvFreq(Dh, attrs.theta, attrs.invFreqDtype);
   const sign = attrs.inverse ? -1 : 1;
   const out = tensor(x.shape);
@@ -30,4 +30,9 @@ defineRef("rope", ([x], attrs) => {
     }
   }
   return out as T;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const ropeRefs: RefsFor<"rope"> = {
+  rope: ropeRef,
+};

@@ -1,7 +1,7 @@
 // CPU references (f64) of the softmax family.
-import { defineRef, type T, tensor } from "./tensor.ts";
+import { type RefOf, type RefsFor, type T, tensor } from "./f64.ts";
 
-defineRef("softmax", ([x]: T[]) => {
+const softmaxRef: RefOf<"softmax"> = ([x]: T[]) => {
   const d = x.shape[x.shape.length - 1];
   const y = tensor(x.shape);
   for (let r = 0; r < x.data.length / d; r++) {
@@ -12,10 +12,10 @@ defineRef("softmax", ([x]: T[]) => {
     y.data.set(e.map((v) => v / s), r * d);
   }
   return y;
-});
+};
 
 // dx_i = Σ_j dy_j ∂y_j/∂x_i with ∂y_j/∂x_i = y_j(δ_ij − y_i), written as the full Jacobian product
-defineRef("softmax_bwd", ([y, dy]: T[]) => {
+const softmaxBwdRef: RefOf<"softmax_bwd"> = ([y, dy]: T[]) => {
   const d = y.shape[y.shape.length - 1];
   const dx = tensor(y.shape);
   for (let r = 0; r < y.data.length / d; r++) {
@@ -29,4 +29,10 @@ defineRef("softmax_bwd", ([y, dy]: T[]) => {
     }
   }
   return dx;
-});
+};
+
+/** The CPU references of this family (entries of tests/ref/table.ts). */
+export const softmaxRefs: RefsFor<"softmax" | "softmax_bwd"> = {
+  softmax: softmaxRef,
+  softmax_bwd: softmaxBwdRef,
+};

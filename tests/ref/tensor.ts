@@ -1,39 +1,14 @@
-// The CPU reference machinery (tests only): f64 tensors, a table of reference implementations (one
-// per op, in tests/ref/<family>.ts), and an interpreter that evaluates any graph with them. Because
-// backward ops have references too, a whole training graph (forward + autodiff + optimizer) can be
-// evaluated on the CPU in f64 and compared with the GPU, and differentiated numerically.
+// The CPU reference interpreter (tests only): evaluates any graph in f64 with the reference of each
+// op (tests/ref/<family>.ts, collected in the typed table tests/ref/table.ts). Because backward ops
+// have references too, a whole training graph (forward + autodiff + optimizer) can be evaluated on
+// the CPU in f64 and compared with the GPU, and differentiated numerically.
 
-import { type Node, numel, type Shape, strides } from "../../compiler/core/ir.ts";
-import { getOp, writesOf } from "../../compiler/ops/registry.ts";
+import { type Node, opDef, writesOf } from "../../compiler/core/ir.ts";
 import { fromBf16, fromF16, toBf16, toF16 } from "../../compiler/core/dtype.ts";
+import { type T, tensor } from "./f64.ts";
+import { refOf } from "./table.ts";
 
-export interface T {
-  shape: number[];
-  data: Float64Array;
-}
-
-/** A reference returns the output, or [output, ...aux]; ops that write in place return the new
- * values of the written inputs, in the op's `writes` order. */
-export type RefFn = (inputs: T[], attrs: Record<string, any>, node: Node) => T | T[];
-
-const refs = new Map<string, RefFn>();
-
-export function defineRef(op: string, fn: RefFn): void {
-  if (refs.has(op)) throw new Error(`ref: '${op}' defined twice`);
-  refs.set(op, fn);
-}
-
-export function tensor(shape: Shape, data?: ArrayLike<number>): T {
-  const n = numel(shape);
-  const d = new Float64Array(n);
-  if (data) {
-    if (data.length !== n) throw new Error(`tensor: ${data.length} values for shape [${shape}]`);
-    d.set(data as ArrayLike<number>);
-  }
-  return { shape: [...shape], data: d };
-}
-
-export { strides };
+export { strides, type T, tensor } from "./f64.ts";
 
 /** Round to f32 / bf16 / f16 the way storage would (so refs see what the GPU sees). */
 function storageRound(dtype: string, v: Float64Array): Float64Array {
@@ -43,6 +18,7 @@ function storageRound(dtype: string, v: Float64Array): Float64Array {
   return v; // integers are exact
 }
 
+/** The values the interpreter computed, by node. */
 export type Env = Map<Node, T>;
 
 /**
@@ -82,7 +58,7 @@ export function interpret(
       env.set(n, t);
       continue;
     }
-    const def = getOp(n.op);
+    const def = opDef(n);
     if (def.alias) {
       env.set(n, { shape: [...n.shape], data: env.get(n.inputs[0])!.data });
       continue;
@@ -91,9 +67,8 @@ export function interpret(
       env.set(n, auxes.get(n.inputs[0])![n.attrs.index as number]);
       continue;
     }
-    const fn = refs.get(n.op);
-    if (!fn) throw new Error(`interpret: op '${n.op}' has no CPU reference`);
-    const r = fn(n.inputs.map((x) => env.get(x)!), n.attrs as Record<string, any>, n);
+    const fn = refOf(n);
+    const r = fn(n.inputs.map((x) => env.get(x)!), n.attrs, n);
     const writes = writesOf(n);
     if (writes) {
       const arr = Array.isArray(r) ? r : [r];
@@ -108,32 +83,4 @@ export function interpret(
     auxes.set(n, aux);
   }
   return env;
-}
-
-/** Elementwise map over a broadcast pair. */
-export function broadcast2(a: T, b: T, outShape: number[], f: (x: number, y: number) => number): T {
-  const out = tensor(outShape);
-  const r = outShape.length;
-  const os = strides(outShape);
-  const sa = bstr(a.shape, outShape), sb = bstr(b.shape, outShape);
-  for (let i = 0; i < out.data.length; i++) {
-    let rem = i, ia = 0, ib = 0;
-    for (let d = 0; d < r; d++) {
-      const c = Math.floor(rem / os[d]);
-      rem -= c * os[d];
-      ia += c * sa[d];
-      ib += c * sb[d];
-    }
-    out.data[i] = f(a.data[ia], b.data[ib]);
-  }
-  return out;
-}
-
-function bstr(inShape: number[], outShape: number[]): number[] {
-  const st = strides(inShape);
-  const r = outShape.length;
-  return outShape.map((_, d) => {
-    const k = d - (r - inShape.length);
-    return k < 0 || inShape[k] === 1 ? 0 : st[k];
-  });
 }
