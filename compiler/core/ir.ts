@@ -172,6 +172,12 @@ export function opDef(n: Node): OpDef {
   return n.def;
 }
 
+/** Which extra output of its producer (inputs[0]) an aux node is. */
+export function auxIndex(n: Node): number {
+  if (n.op !== "aux") throw new Error(`auxIndex: ${n} is not an aux node`);
+  return (n as OpNode<{ index: number }>).attrs.index;
+}
+
 /** The inputs node n updates in place (OpDef.writes resolved for n); undefined for ordinary ops. */
 export function writesOf(n: Node): readonly number[] | undefined {
   const w = n.def?.writes;

@@ -21,7 +21,7 @@
 //   dispatch; writes every p, m, v (OpDef.writes as a function of the node); spans [p…], [g…], [m…],
 //   [v…]. The first `decayed` params get `weightDecay`, the rest none (the optimizer orders them so),
 //   which keeps one constant boundary instead of a per-element table.
-// The user-facing optimizer (state, hyper input, clipping, per-step host update) is compiler/optim.ts.
+// The user-facing optimizer (state, hyper input, clipping, per-step host update) is nn/optim.ts.
 
 import { fmtShape, type Node, shapeFail } from "../core/ir.ts";
 import { type AdamWAttrs, type AdamWFusedAttrs, defineOp } from "./attrs.ts";
@@ -95,12 +95,15 @@ function checkShared(
     shapeFail(op, inputs, `${what}; hyper = ${hyper} must be an f32 input node`);
   }
   if (coef !== undefined && !isScalar(coef)) shapeFail(op, inputs, `${what}; bad clipCoef ${coef}`);
-  const a = attrs as Partial<AdamWAttrs>;
+  // checked at run time too: attrs may come from untyped callers (a checkpoint, plain JavaScript)
   for (const k of ["beta1", "beta2", "eps", "weightDecay"] as const) {
-    if (typeof a[k] !== "number" || !Number.isFinite(a[k])) shapeFail(op, inputs, `numeric attr ${k}`);
+    if (typeof attrs[k] !== "number" || !Number.isFinite(attrs[k])) {
+      shapeFail(op, inputs, `numeric attr ${k}`);
+    }
   }
-  if (!(a.beta1! >= 0 && a.beta1! < 1 && a.beta2! >= 0 && a.beta2! < 1)) {
-    shapeFail(op, inputs, `betas in [0, 1) (got ${a.beta1}, ${a.beta2})`);
+  const { beta1, beta2 } = attrs;
+  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) {
+    shapeFail(op, inputs, `betas in [0, 1) (got ${beta1}, ${beta2})`);
   }
 }
 

@@ -3,7 +3,7 @@
 // have references too, a whole training graph (forward + autodiff + optimizer) can be evaluated on
 // the CPU in f64 and compared with the GPU, and differentiated numerically.
 
-import { type Node, opDef, writesOf } from "../../compiler/core/ir.ts";
+import { auxIndex, type Node, opDef, writesOf } from "../../compiler/core/ir.ts";
 import { fromBf16, fromF16, toBf16, toF16 } from "../../compiler/core/dtype.ts";
 import { type T, tensor } from "./f64.ts";
 import { refOf } from "./table.ts";
@@ -64,7 +64,7 @@ export function interpret(
       continue;
     }
     if (n.op === "aux") {
-      env.set(n, auxes.get(n.inputs[0])![n.attrs.index as number]);
+      env.set(n, auxes.get(n.inputs[0])![auxIndex(n)]);
       continue;
     }
     const fn = refOf(n);
