@@ -11,7 +11,7 @@ import { CheckpointError } from "../io/weights.ts";
 import { Batcher } from "../data/batcher.ts";
 import type { Split } from "../data/fashion_mnist.ts";
 import { closeRunLlm, countTopK, openRunLlm } from "./loop.ts";
-import type { RunConfig } from "./run.ts";
+import type { RunConfig } from "./config.ts";
 import { TASKS } from "./tasks.ts";
 
 /** What to evaluate. */

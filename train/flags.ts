@@ -6,7 +6,7 @@
 
 import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { parseBytes } from "./cli.ts";
-import type { RunConfig, RunOptions } from "./run.ts";
+import type { RunConfig, RunOptions } from "./config.ts";
 import type { TaskName } from "./tasks.ts";
 
 /** A bad option or flag value; the message names the flag. */

@@ -3,6 +3,8 @@
 // (train/commands.ts) and the ablation call it; so do the tests. It prints nothing unless asked
 // (`log`, `progress`).
 
+export type { RunConfig, RunOptions, RunSummary } from "./config.ts";
+
 import { Graph, type Node } from "../compiler/core/ir.ts";
 import { Rng } from "../compiler/core/random.ts";
 import { compile } from "../compiler/runtime/executable.ts";
@@ -14,88 +16,9 @@ import { Batcher, type BatcherState } from "../data/batcher.ts";
 import { Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
 import { closeRunLlm, countCorrect, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
-import { type ModelConfig, type TaskModel, type TaskName, TASKS } from "./tasks.ts";
+import { type TaskModel, TASKS } from "./tasks.ts";
+import type { RunConfig, RunOptions, RunSummary } from "./config.ts";
 import { checkRunOptions, conflictingOption, FlagError } from "./flags.ts";
-
-/** Every hyper-parameter of a run: what state.json stores, and what a resumed run continues with. */
-export interface RunConfig {
-  /** The kind of run (train/tasks.ts). */
-  task: TaskName;
-  /** The model's shape. */
-  model: ModelConfig;
-  /** The preset it came from (models/presets.ts), or "custom". */
-  modelName: string;
-  /** Frozen LLM: "none", "random" (the default LLM's shape, random weights), "default", or a checkpoint dir. */
-  llm: string;
-  /** LLM layer selection: 31 | 30,31 | last | last:2 | all. */
-  llmLayers: string;
-  /** Epochs (the schedule's length unless `steps` is set). */
-  epochs: number;
-  /** Steps the schedule spans (0: all epochs). */
-  steps: number;
-  /** Training batch size. */
-  batch: number;
-  /** Peak learning rate of the cosine schedule. */
-  lr: number;
-  /** Learning-rate warmup steps (linear). */
-  warmup: number;
-  /** AdamW weight decay. */
-  weightDecay: number;
-  /** Cross-entropy label smoothing. */
-  labelSmoothing: number;
-  /** Head dropout probability (tasks whose model has one). */
-  dropout: number;
-  /** Global gradient-norm clip (0: off). */
-  clip: number;
-  /** Seed of the init, data order, augmentation and dropout. */
-  seed: number;
-  /** Dataset directory. */
-  data: string;
-  /** Train on the first N samples (0: all). */
-  trainLimit: number;
-  /** Evaluate on the first N test samples (0: all). */
-  evalLimit: number;
-  /** Evaluation batch size. */
-  evalBatch: number;
-  /** Initial weights: a safetensors file with the model's parameter names (timm names for the ViT). */
-  init?: string;
-}
-
-/** A run: its configuration, where it writes, and how it reports. */
-export interface RunOptions extends RunConfig {
-  /** Output directory: metrics.jsonl, chart.svg, checkpoint/. */
-  out: string;
-  /** A run directory (or its checkpoint/) to continue exactly where it stopped. */
-  resume?: string;
-  /** Stop (and checkpoint) after this step without changing the schedule (to test resuming). */
-  stopAfter?: number;
-  /** Read the loss back every N steps. */
-  logEvery: number;
-  /** GPU memory budget in bytes for frozen LLM weights (0 or absent: unlimited). */
-  gpuMemory?: number;
-  /** Receives the run's human-readable lines (model summary, init, resume, evaluations); none when absent. */
-  log?: (line: string) => void;
-  /** Draw a progress bar on stderr. */
-  progress?: boolean;
-}
-
-/** What a run did. */
-export interface RunSummary {
-  /** Top-1 accuracy on the (limited) test split at the end. */
-  testAccuracy: number;
-  /** Training time of this invocation in seconds. */
-  seconds: number;
-  /** The step the run ended at. */
-  steps: number;
-  /** The GPU adapter. */
-  adapter: string;
-  /** The frozen LLM, described. */
-  llm: string;
-  /** The losses read back by this invocation. */
-  losses: { step: number; loss: number }[];
-  /** The checkpoint directory written, or undefined when no step ran (nothing to save). */
-  checkpoint?: string;
-}
 
 /** The configuration part of options (what state.json stores). */
 export function runConfigOf(o: RunConfig): RunConfig {

@@ -23,7 +23,7 @@ export { layerNorm, rmsNorm } from "./norm.ts";
 export { batchNorm, type BatchNormOptions, batchNormUpdates, dropout } from "./batchnorm.ts";
 // attention and rotary position embedding
 export { softmax } from "./softmax.ts";
-export { attention, attentionLse, type AttentionOpts } from "./attention.ts";
+export { attention, type AttentionOpts } from "./attention.ts";
 export { rope, type RopeOpts } from "./rope.ts";
 // embedding lookup and its adjoint
 export { gather, scatterAdd } from "./gather.ts";
