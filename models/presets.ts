@@ -15,10 +15,7 @@ export const VIT_PRESETS: Readonly<Record<string, VitConfig>> = {
   base: { img: 224, patch: 16, chans: 3, dim: 768, depth: 12, heads: 12, classes: 1000 },
 };
 
-/**
- * Point-BERT presets: `fmnist-points`, a small encoder for 64-point clouds made from Fashion-MNIST
- * (sized for a software GPU); `pointbert`, Point-BERT's ModelNet40 finetune shape.
- */
+/** Point-BERT presets: `fmnist-points`, a small encoder for 64-point Fashion-MNIST clouds (sized for a software GPU). */
 export const POINT_PRESETS: Readonly<Record<string, PointBertConfig>> = {
   "fmnist-points": {
     points: 64,
@@ -29,16 +26,6 @@ export const POINT_PRESETS: Readonly<Record<string, PointBertConfig>> = {
     depth: 2,
     heads: 4,
     classes: 10,
-  },
-  pointbert: {
-    points: 1024,
-    groups: 64,
-    groupSize: 32,
-    encoderDim: 256,
-    dim: 384,
-    depth: 12,
-    heads: 6,
-    classes: 40,
   },
 };
 

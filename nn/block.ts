@@ -6,12 +6,12 @@
 //   y = h + fc2(act(fc1(norm2(h))))
 
 import type { DType, Graph, Node } from "../compiler/core/ir.ts";
-import { add } from "../compiler/ops/elementwise.ts";
+import { add, mul } from "../compiler/ops/elementwise.ts";
 import { linear } from "../compiler/ops/matmul.ts";
 import { layerNorm } from "../compiler/ops/norm.ts";
 import { attention } from "../compiler/ops/attention.ts";
 import { gelu, relu } from "../compiler/ops/activation.ts";
-import { slice } from "../compiler/ops/layout.ts";
+import { concat, slice } from "../compiler/ops/layout.ts";
 import { mean } from "../compiler/ops/reduce.ts";
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { fromBf16, toBf16 } from "../compiler/core/dtype.ts";
@@ -34,10 +34,20 @@ export interface BlockConfig {
   frozen?: "none" | "attn" | "mlp" | "all";
   /** Storage dtype of frozen weights (bf16 halves their memory; kernels read it as f32). */
   frozenDtype?: DType;
-  /** Bias on the fused qkv linear (timm: yes; Point-BERT: no). */
-  qkvBias?: boolean;
+  /**
+   * Bias on the fused qkv linear: true (timm, `attn.qkv.bias`), false (Point-BERT), or "qv" (BEiT /
+   * VideoMAE: separate `attn.q_bias` and `attn.v_bias`, the key gets none).
+   */
+  qkvBias?: boolean | "qv";
+  /** Layer scale (BEiT / VideoMAE `init_values`): `gamma_1`, `gamma_2` [dim] start at this value. Off if absent or 0. */
+  layerScale?: number;
   /** First seed of the weights' truncated-normal init; each weight takes the next one (default 1). */
   seed?: number;
+  /**
+   * Drop path (stochastic depth): per-sample scales [B, 1, 1] (0 or 1/keep) for the attention and MLP
+   * branches, multiplied in after the layer scale. Training only.
+   */
+  dropPath?: { attn: Node; mlp: Node };
 }
 
 /** Rounds init values to what a 16-bit storage dtype holds, so a bf16 weight means the same everywhere. */
@@ -61,16 +71,45 @@ export function transformerBlock(g: Graph, x: Node, prefix: string, cfg: BlockCo
   const fa = cfg.frozen === "attn" || cfg.frozen === "all", fm = cfg.frozen === "mlp" || cfg.frozen === "all";
 
   const n1 = layerNorm(x, p("norm1.weight", [D], fa, "one"), p("norm1.bias", [D], fa, "b"), eps);
-  const qkvBias = (cfg.qkvBias ?? true) ? p("attn.qkv.bias", [3 * D], fa, "b") : undefined;
+  const qkvBias = cfg.qkvBias === "qv"
+    ? concat([
+      p("attn.q_bias", [D], fa, "b"),
+      x.graph.constant(new Float32Array(D), [D]),
+      p("attn.v_bias", [D], fa, "b"),
+    ], 0)
+    : (cfg.qkvBias ?? true)
+    ? p("attn.qkv.bias", [3 * D], fa, "b")
+    : undefined;
   const qkv = linear(n1, p("attn.qkv.weight", [3 * D, D], fa, "w"), qkvBias);
   const q = slice(qkv, -1, 0, D), k = slice(qkv, -1, D, 2 * D), v = slice(qkv, -1, 2 * D, 3 * D);
   const a = attention(q, k, v, { heads: cfg.heads, causal: cfg.causal ?? false });
-  const h = add(x, linear(a, p("attn.proj.weight", [D, D], fa, "w"), p("attn.proj.bias", [D], fa, "b")));
+  // layer scale: the branch times a learned per-channel gamma before the residual add (then drop path)
+  const scaled = (y: Node, name: string, frozen: boolean) => {
+    const s = cfg.layerScale
+      ? mul(y, g.param(`${prefix}.${name}`, [D], { trainable: !frozen, init: constantInit(cfg.layerScale) }))
+      : y;
+    return cfg.dropPath ? mul(s, cfg.dropPath[name === "gamma_1" ? "attn" : "mlp"]) : s;
+  };
+  const h = add(
+    x,
+    scaled(
+      linear(a, p("attn.proj.weight", [D, D], fa, "w"), p("attn.proj.bias", [D], fa, "b")),
+      "gamma_1",
+      fa,
+    ),
+  );
 
   const n2 = layerNorm(h, p("norm2.weight", [D], fm, "one"), p("norm2.bias", [D], fm, "b"), eps);
   const f1 = linear(n2, p("mlp.fc1.weight", [hidden, D], fm, "w"), p("mlp.fc1.bias", [hidden], fm, "b"));
   const act = (cfg.act ?? "gelu") === "gelu" ? gelu(f1) : relu(f1);
-  return add(h, linear(act, p("mlp.fc2.weight", [D, hidden], fm, "w"), p("mlp.fc2.bias", [D], fm, "b")));
+  return add(
+    h,
+    scaled(
+      linear(act, p("mlp.fc2.weight", [D, hidden], fm, "w"), p("mlp.fc2.bias", [D], fm, "b")),
+      "gamma_2",
+      fm,
+    ),
+  );
 }
 
 /** A block plus the sizes of `sequenceClassifier`'s input and output. */

@@ -188,6 +188,32 @@ const INTERNAL = [
   "layerParams",
 ];
 
+// Public types: one that disappears from mod.ts fails type-checking of this file.
+export type PublicTypes = [
+  api.DType,
+  api.Shape,
+  api.Init,
+  api.OpDef,
+  api.CompileOptions,
+  api.HostArray,
+  api.WeightLoader,
+  api.Gpu,
+  api.GpuOptions,
+  api.ops.CrossEntropyOptions,
+  api.nn.AdamWOptions,
+  api.nn.BlockConfig,
+  api.io.LlmConfig,
+  api.io.LlmCheckpoint,
+  api.io.WeightSource,
+  api.models.VitConfig,
+  api.models.FrozenStack,
+];
+// Internal types stay internal: exporting one makes these directives unused, which is an error.
+// @ts-expect-error: the lowered plan is internal
+export type NoPlan = api.Plan;
+// @ts-expect-error: lowering options are internal
+export type NoLowerOptions = api.LowerOptions;
+
 test("api: mod.ts exports exactly the public names", () => {
   assert.deepEqual(Object.keys(api).sort(), [...ROOT].sort());
   const namespaces = api as unknown as Record<string, Record<string, unknown>>;

@@ -9,6 +9,7 @@ import { lower } from "../compiler/lower/plan.ts";
 import { compile } from "../compiler/runtime/executable.ts";
 import { fromBf16, fromF16, toBf16, toF16 } from "../compiler/core/dtype.ts";
 import { getGpu, NoAdapterError, openGpu } from "../compiler/runtime/device.ts";
+import { sharedPipelineCount } from "../compiler/runtime/pipelines.ts";
 import type { CustomOp } from "../kernels/table.ts";
 import { OPS } from "../compiler/ops/table.ts";
 import { grid1d } from "../kernels/kernel.ts";
@@ -63,6 +64,41 @@ test("one run() is one command buffer and one queue.submit", async () => {
   }
   assert.equal(submits, 3);
   assert.equal(buffers, 3);
+});
+
+test("executables on a device share pipelines of the same WGSL; a destroyed one refuses calls", async () => {
+  const dev = (await getGpu()).device;
+  const orig = dev.createComputePipeline.bind(dev);
+  let made = 0;
+  dev.createComputePipeline = (d: GPUComputePipelineDescriptor) => (made++, orig(d));
+  const { x, y } = chain(4, 96);
+  const again = chain(4, 96); // a new graph of the same shapes lowers to the same kernel text
+  let a, b;
+  try {
+    a = await compile([y]);
+    assert.ok(made >= 1, "the first build makes its pipeline");
+    assert.ok(sharedPipelineCount(dev) >= made);
+    made = 0;
+    b = await compile([again.y]);
+    assert.equal(made, 0, "the second build made no new pipeline");
+  } finally {
+    dev.createComputePipeline = orig;
+  }
+  const data = Float32Array.from({ length: 96 }, (_, i) => i / 7);
+  a.write(x, data);
+  b.write(again.x, data);
+  const [ya] = await a.run([y]);
+  const [yb] = await b.run([again.y]);
+  assert.deepEqual([...yb], [...ya]);
+  assertClose("shared pipelines", yb, interpret([y], new Map([[x, data]])).get(y)!.data, 1e-6);
+  a.destroy();
+  a.destroy(); // idempotent
+  assertThrowsMsg(() => a.run([y]), "destroyed");
+  assertThrowsMsg(() => a.write(x, data), "destroyed");
+  await assertRejectsMsg(() => a.read(y), "destroyed");
+  const [still] = await b.run([again.y]); // b's pipelines and buffers are its own to keep
+  assert.deepEqual([...still], [...ya]);
+  b.destroy();
 });
 
 test("large 1-D launches fold into 2-D grids within maxComputeWorkgroupsPerDimension", async () => {

@@ -4,7 +4,7 @@
 // input that dies at it (OpDef.inPlace). The pool is driven op by op (dispatch.ts) because an op's
 // scratch buffers are known only once its kernel is lowered.
 
-import { byteSize, type Node, opDef, writesOf } from "../core/ir.ts";
+import { auxIndex, byteSize, type Node, opDef, writesOf } from "../core/ir.ts";
 import type { FusionPlan } from "./fuse.ts";
 import type { Storage } from "./storage.ts";
 
@@ -47,7 +47,7 @@ export function lifetimes(ops: readonly Node[], outputs: readonly Node[], fusion
     } else if (n.op === "aux") {
       const src = n.inputs[0];
       const arr = auxNeed.get(src) ?? [];
-      const k = n.attrs.index as number;
+      const k = auxIndex(n);
       arr[k] = Math.max(arr[k] ?? -1, own);
       auxNeed.set(src, arr);
     }
@@ -103,7 +103,7 @@ export class Pool {
       return undefined;
     }
     if (n.op === "aux") {
-      of.set(n, aux.get(n.inputs[0])![n.attrs.index as number]);
+      of.set(n, aux.get(n.inputs[0])![auxIndex(n)]);
       return undefined;
     }
     // computed by its producer's epilogue (fuse.ts), which also gave it storage
