@@ -48,7 +48,7 @@ if (flags.only) {
   }
 }
 
-const gpu = await getGpu({ quiet: flags.json });
+const gpu = await getGpu();
 const adapter = gpu.adapterName;
 const software = /llvmpipe|lavapipe|swiftshader/i.test(adapter);
 const quick = flags.quick || /llvmpipe/i.test(adapter);

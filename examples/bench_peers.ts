@@ -290,7 +290,7 @@ function tfjsLayerStep(x: Float32Array, target: Float32Array, w: Map<string, Flo
 // Run.
 
 const tStart = performance.now();
-const gpu = await getGpu({ quiet: true });
+const gpu = await getGpu();
 await tf.setBackend("webgpu");
 await tf.ready();
 if (tf.getBackend() !== "webgpu") {

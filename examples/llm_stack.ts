@@ -53,6 +53,7 @@ if (dir === "llama7b" || dir.startsWith("random:")) {
 }
 
 const gpu = await getGpu();
+console.error(`webgpu adapter: ${gpu.adapterName}`);
 const ck = await io.openLlm(dir);
 const layers = io.parseLayerSelection(flags["llm-layers"], ck.cfg.layers);
 const { num } = train;

@@ -18,7 +18,7 @@
 // clipping, no warmup). With expected keys in REF it prints the worst error per group and
 // `parity: pass|fail` (exit code 1 on fail).
 
-import { compile, grad, Graph, io, models, nn, type Node, ops, train } from "../mod.ts";
+import { compile, getGpu, grad, Graph, io, models, nn, type Node, ops, train } from "../mod.ts";
 
 const { num } = train;
 
@@ -127,8 +127,11 @@ const opt = new nn.AdamW(g, grads, {
   noDecay: isPoint ? models.pointNoDecay : models.vitNoDecay,
 });
 const gradNodes = [...grads.values()];
+const gpu = await getGpu();
+console.error(`webgpu adapter: ${gpu.adapterName}`);
 // BatchNorm's running-stat updates (point model) run before the optimizer's, in creation order
 const exe = await compile([model.logits, loss, ...gradNodes], {
+  gpu,
   effects: [...bnUpdates, ...opt.effects],
   weights: loader,
 });
