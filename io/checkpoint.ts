@@ -14,6 +14,7 @@ import { exists } from "./fs.ts";
 export interface CheckpointState {
   /** Training steps taken when the checkpoint was written. */
   step: number;
+  /** Whatever else the trainer stores to resume (hyper-parameters, data order, RNG state), as JSON. */
   [key: string]: unknown;
 }
 

@@ -110,11 +110,21 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
 
 /**
  * Unpickles a torch.save state dict: a dict / OrderedDict of name → tensor. Any value that is not a
- * tensor is an error naming its key.
+ * tensor is an error naming its key. With `stateKeys`, a top dict holding one of those keys (the first
+ * present, e.g. VideoMAE's {"model": state_dict, "epoch": ...}) yields that entry instead.
  */
-export function readStateDict(data: Uint8Array, opts: UnpickleOptions): Map<string, TensorRef> {
+export function readStateDict(
+  data: Uint8Array,
+  opts: UnpickleOptions,
+  stateKeys: readonly string[] = [],
+): Map<string, TensorRef> {
   const where = opts.entry ? `${opts.entry}: ` : "";
-  const top = unpickle(data, opts);
+  let top = unpickle(data, opts);
+  if (top instanceof Map) {
+    const dict = top;
+    const key = stateKeys.find((k) => dict.has(k));
+    if (key !== undefined) top = dict.get(key);
+  }
   if (!(top instanceof Map)) {
     throw new CheckpointError(
       opts.file,

@@ -31,10 +31,10 @@ export class PthSource implements WeightSource {
     private readonly tensors: Map<string, PthTensor>,
   ) {}
 
-  static async open(path: string): Promise<PthSource> {
+  static async open(path: string, stateKeys: readonly string[] = []): Promise<PthSource> {
     const zip = await ZipReader.open(path);
     try {
-      return new PthSource(path, zip, await readTensors(zip, path));
+      return new PthSource(path, zip, await readTensors(zip, path, stateKeys));
     } catch (e) {
       zip.close();
       throw e;
@@ -69,9 +69,13 @@ export class PthSource implements WeightSource {
   }
 }
 
-/** Opens a torch.save zip file as a WeightSource (names as stored, e.g. Meta's `layers.0.attention.wq.weight`). */
-export function openPth(path: string): Promise<WeightSource> {
-  return PthSource.open(path);
+/**
+ * Opens a torch.save zip file as a WeightSource (names as stored, e.g. Meta's `layers.0.attention.wq.weight`).
+ * With `stateKeys` (e.g. ["model", "module"]), a training checkpoint's state dict under the first of those
+ * keys present is read instead of the top dict.
+ */
+export function openPth(path: string, stateKeys: readonly string[] = []): Promise<WeightSource> {
+  return PthSource.open(path, stateKeys);
 }
 
 /**
@@ -102,7 +106,11 @@ export async function openMetaCheckpoint(dir: string): Promise<WeightSource> {
   return await openPth(`${dir.replace(/\/+$/, "")}/consolidated.00.pth`);
 }
 
-async function readTensors(zip: ZipReader, path: string): Promise<Map<string, PthTensor>> {
+async function readTensors(
+  zip: ZipReader,
+  path: string,
+  stateKeys: readonly string[],
+): Promise<Map<string, PthTensor>> {
   // torch.save names every entry PREFIX/...; the prefix is the file's stem (or "archive").
   const pkls = zip.entries.filter((e) => /^[^/]+\/data\.pkl$/.test(e.name));
   if (pkls.length !== 1) {
@@ -124,7 +132,11 @@ async function readTensors(zip: ZipReader, path: string): Promise<Map<string, Pt
       );
     }
   }
-  const state = readStateDict(await zip.readWhole(pklName, MAX_PICKLE_BYTES), { file: path, entry: pklName });
+  const state = readStateDict(
+    await zip.readWhole(pklName, MAX_PICKLE_BYTES),
+    { file: path, entry: pklName },
+    stateKeys,
+  );
   const out = new Map<string, PthTensor>();
   for (const [name, t] of state) out.set(name, checkTensor(zip, path, prefix, name, t));
   return out;

@@ -1,4 +1,4 @@
-// Cross-entropy kernels.
+// Cross-entropy kernels (hard labels, and soft targets at the end of the file).
 //   cross_entropy_fwd:  one workgroup per row: row max, then Σexp(x−max) and Σ(x−max) in one pass;
 //                       writes the row's loss to scratch and its log-sum-exp to the aux output.
 //   cross_entropy_mean: one workgroup sums the N row losses (fixed order, deterministic) → out[0].
@@ -16,7 +16,16 @@
 
 import type { OpNode } from "../compiler/core/ir.ts";
 import type { CrossEntropyAttrs } from "../compiler/ops/attrs.ts";
-import { f32lit, foldGroups, grid1d, type KernelOf, type KernelsFor, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  type BufRef,
+  type Dispatch,
+  f32lit,
+  foldGroups,
+  grid1d,
+  type KernelOf,
+  type KernelsFor,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 
 const WG = 128;
@@ -41,6 +50,35 @@ fn or_nan(value: f32, ok: bool) -> f32 {
 }
 `;
 
+/** The dispatch that averages the `rows` row losses in `rowloss` into out[0] (fixed order). */
+function meanDispatch(label: string, n: OpNode, rowloss: BufRef, rows: number, sw?: boolean): Dispatch {
+  const io = bind({ rowloss: read(rowloss, "f32"), out: write(n) });
+  const code = sw
+    ? /* wgsl */ `
+${io.wgsl}
+const ROWS: u32 = ${rows}u;
+@compute @workgroup_size(1)
+fn main() {
+  var s = 0.0;
+  for (var i = 0u; i < ROWS; i++) { s += rowloss[i]; }
+  out[0] = s / ${rows}.0;
+}
+`
+    : /* wgsl */ `
+${io.wgsl}
+const ROWS: u32 = ${rows}u;
+${wgslWorkgroupReduce("wg_sum", "f32", 256, (a, b) => `${a} + ${b}`)}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) t: u32) {
+  var s = 0.0;
+  for (var i = t; i < ROWS; i += 256u) { s += rowloss[i]; }
+  let total = wg_sum(t, s);
+  if (t == 0u) { out[0] = total / ${rows}.0; }
+}
+`;
+  return { label, code, bindings: io.bindings, workgroups: [1, 1, 1] };
+}
+
 const crossEntropyKernel: KernelOf<"cross_entropy"> = (n, ctx) => {
   const [x, labels] = n.inputs;
   const [rows, c] = x.shape;
@@ -56,7 +94,6 @@ const crossEntropyKernel: KernelOf<"cross_entropy"> = (n, ctx) => {
     rowloss: write(rowloss, "f32"),
     lse: write({ aux: 0 }, "f32"),
   });
-  const meanIo = bind({ rowloss: read(rowloss, "f32"), out: write(n) });
   const rowHead = /* wgsl */ `
 ${rowIo.wgsl}
 const ROWS: u32 = ${rows}u;
@@ -115,28 +152,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   if (t == 0u) { finish(row, rmax, sums); }
 }
 `;
-  const meanCode = /* wgsl */ `
-${meanIo.wgsl}
-const ROWS: u32 = ${rows}u;
-${wgslWorkgroupReduce("wg_sum", "f32", 256, (a, b) => `${a} + ${b}`)}
-@compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) t: u32) {
-  var s = 0.0;
-  for (var i = t; i < ROWS; i += 256u) { s += rowloss[i]; }
-  let total = wg_sum(t, s);
-  if (t == 0u) { out[0] = total / ${rows}.0; }
-}
-`;
-  const swMeanCode = /* wgsl */ `
-${meanIo.wgsl}
-const ROWS: u32 = ${rows}u;
-@compute @workgroup_size(1)
-fn main() {
-  var s = 0.0;
-  for (var i = 0u; i < ROWS; i++) { s += rowloss[i]; }
-  out[0] = s / ${rows}.0;
-}
-`;
   return {
     scratch: [4 * rows],
     dispatches: [
@@ -146,12 +161,7 @@ fn main() {
         bindings: rowIo.bindings,
         workgroups: f?.workgroups ?? g1.workgroups,
       },
-      {
-        label: "cross_entropy_mean",
-        code: sw ? swMeanCode : meanCode,
-        bindings: meanIo.bindings,
-        workgroups: [1, 1, 1],
-      },
+      meanDispatch("cross_entropy_mean", n, rowloss, rows, sw),
     ],
   };
 };
@@ -192,8 +202,134 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   };
 };
 
+// soft_cross_entropy: the row pass gathers max, then (Σ exp(x − max), Σ t, Σ t·(x − max)); the row
+// loss is T·log Σexp − Σ t·(x − max) (= T·lse − Σ t·x, on shifted values). Same two layouts as
+// cross_entropy_fwd (workgroup per row; thread per row on software adapters), then meanDispatch.
+const softCrossEntropyKernel: KernelOf<"soft_cross_entropy"> = (n, ctx) => {
+  const [x, t] = n.inputs;
+  const [rows, c] = x.shape;
+  const sw = ctx.isSoftware;
+  const g1 = grid1d(rows, ROW_WG, ctx);
+  const f = sw ? undefined : foldGroups(rows, ctx, "soft_cross_entropy_fwd");
+  const rowloss = { scratch: 0 };
+  const io = bind({
+    x: read(x),
+    t: read(t),
+    rowloss: write(rowloss, "f32"),
+    lse: write({ aux: 0 }, "f32"),
+    tsum: write({ aux: 1 }, "f32"),
+  });
+  const head = /* wgsl */ `
+${io.wgsl}
+const ROWS: u32 = ${rows}u;
+const C: u32 = ${c}u;
+// the row's outputs from its max and (Σ exp(x − max), Σ t, Σ t·(x − max))
+fn finish(row: u32, rmax: f32, sums: vec3f) {
+  let shifted = log(sums.x);
+  lse[row] = rmax + shifted;
+  tsum[row] = sums.y;
+  rowloss[row] = sums.y * shifted - sums.z;
+}
+`;
+  const swCode = /* wgsl */ `
+${head}
+${g1.stride}
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let row = gid.x + gid.y * GRID_STRIDE;
+  if (row >= ROWS) { return; }
+  let base = row * C;
+  var m = -3.4028235e38;
+  for (var j = 0u; j < C; j++) { m = max(m, x[base + j]); }
+  var s = vec3f(0.0);
+  for (var j = 0u; j < C; j++) {
+    let v = x[base + j] - m;
+    let tv = t[base + j];
+    s += vec3f(exp(v), tv, tv * v);
+  }
+  finish(row, m, s);
+}
+`;
+  const wgCode = /* wgsl */ `
+${head}
+const GX: u32 = ${f?.gx ?? 0}u;
+${wgslWorkgroupReduce("wg_max", "f32", WG, (a, b) => `max(${a}, ${b})`)}
+${wgslWorkgroupReduce("wg_sum3", "vec3f", WG, (a, b) => `${a} + ${b}`)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lt: u32) {
+  let row = wid.x + wid.y * GX;
+  if (row >= ROWS) { return; } // uniform per workgroup, so the barriers below stay uniform
+  let base = row * C;
+  var m = -3.4028235e38;
+  for (var j = lt; j < C; j += ${WG}u) { m = max(m, x[base + j]); }
+  let rmax = wg_max(lt, m);
+  var s = vec3f(0.0);
+  for (var j = lt; j < C; j += ${WG}u) {
+    let v = x[base + j] - rmax;
+    let tv = t[base + j];
+    s += vec3f(exp(v), tv, tv * v);
+  }
+  let sums = wg_sum3(lt, s);
+  if (lt == 0u) { finish(row, rmax, sums); }
+}
+`;
+  return {
+    scratch: [4 * rows],
+    dispatches: [
+      {
+        label: "soft_cross_entropy_fwd",
+        code: sw ? swCode : wgCode,
+        bindings: io.bindings,
+        workgroups: f?.workgroups ?? g1.workgroups,
+      },
+      meanDispatch("soft_cross_entropy_mean", n, rowloss, rows, sw),
+    ],
+  };
+};
+
+const softCrossEntropyBwdKernel: KernelOf<"soft_cross_entropy_bwd"> = (n, ctx) => {
+  const [x, t, lse, tsum, dy] = n.inputs;
+  const [rows, c] = x.shape;
+  const logits = n.attrs.wrt === "logits";
+  const g = grid1d(n.size, 256, ctx);
+  const io = bind({
+    x: read(x),
+    t: logits && read(t),
+    lse: read(lse),
+    tsum: logits && read(tsum),
+    dy: read(dy),
+    dx: write(n),
+  });
+  const value = logits ? "exp(x[i] - lse[row]) * tsum[row] - t[i]" : "lse[row] - x[i]";
+  const code = /* wgsl */ `
+${io.wgsl}
+const N: u32 = ${n.size}u;
+const C: u32 = ${c}u;
+${g.stride}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * GRID_STRIDE;
+  if (i >= N) { return; }
+  let row = i / C;
+  dx[i] = (${value}) * (dy[0] / ${rows}.0);
+}
+`;
+  return {
+    dispatches: [{
+      label: `soft_cross_entropy_bwd_${n.attrs.wrt}`,
+      code,
+      bindings: io.bindings,
+      workgroups: g.workgroups,
+    }],
+  };
+};
+
 /** The kernel lowerings of this family (entries of kernels/table.ts). */
-export const lossKernels: KernelsFor<"cross_entropy" | "cross_entropy_bwd"> = {
+export const lossKernels: KernelsFor<
+  "cross_entropy" | "cross_entropy_bwd" | "soft_cross_entropy" | "soft_cross_entropy_bwd"
+> = {
   cross_entropy: crossEntropyKernel,
   cross_entropy_bwd: crossEntropyBwdKernel,
+  soft_cross_entropy: softCrossEntropyKernel,
+  soft_cross_entropy_bwd: softCrossEntropyBwdKernel,
 };

@@ -15,6 +15,9 @@ import { elementwiseKernels } from "./elementwise.ts";
 import { gatherKernels } from "./gather.ts";
 import { layoutKernels } from "./layout.ts";
 import { lossKernels } from "./loss.ts";
+import { dropPathKernels } from "./droppath.ts";
+import { emaKernels } from "./ema.ts";
+import { finiteKernels } from "./finite.ts";
 import { matmulKernels } from "./matmul.ts";
 import { normKernels } from "./norm.ts";
 import { optimKernels } from "./optim.ts";
@@ -44,6 +47,9 @@ export const KERNELS: KernelTable = {
   ...ropeKernels,
   ...pointsKernels,
   ...batchnormKernels,
+  ...dropPathKernels,
+  ...emaKernels,
+  ...finiteKernels,
 };
 
 /**

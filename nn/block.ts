@@ -15,6 +15,7 @@ import { concat, slice } from "../compiler/ops/layout.ts";
 import { mean } from "../compiler/ops/reduce.ts";
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { fromBf16, toBf16 } from "../compiler/core/dtype.ts";
+import { dropPath } from "../compiler/ops/droppath.ts";
 
 /** Shape and freezing of one pre-LN transformer block. */
 export interface BlockConfig {
@@ -47,7 +48,27 @@ export interface BlockConfig {
    * Drop path (stochastic depth): per-sample scales [B, 1, 1] (0 or 1/keep) for the attention and MLP
    * branches, multiplied in after the layer scale. Training only.
    */
-  dropPath?: { attn: Node; mlp: Node };
+  dropPath?: { attn: Node; mlp: Node } | DropPathRate;
+}
+
+/**
+ * Drop path as an IR op (compiler/ops/droppath.ts): both residual branches of the block are dropped
+ * per sample with probability `rate`, masks drawn from `seed` (a u32/i32 input [1] written every step).
+ */
+export interface DropPathRate {
+  /** Drop probability in [0, 1) of this block (see dropPathRates). */
+  rate: number;
+  /** The per-step seed. */
+  seed: Node;
+}
+
+/**
+ * timm's stochastic-depth rule: block i of `depth` drops with rate·i/(depth − 1), i.e.
+ * `torch.linspace(0, drop_path_rate, depth)` (one block: [0], as linspace gives).
+ */
+export function dropPathRates(rate: number, depth: number): number[] {
+  if (!(rate >= 0 && rate < 1)) throw new Error(`dropPathRates: rate must be in [0, 1), got ${rate}`);
+  return Array.from({ length: depth }, (_, i) => depth > 1 ? (rate * i) / (depth - 1) : 0);
 }
 
 /** Rounds init values to what a 16-bit storage dtype holds, so a bf16 weight means the same everywhere. */
@@ -88,7 +109,10 @@ export function transformerBlock(g: Graph, x: Node, prefix: string, cfg: BlockCo
     const s = cfg.layerScale
       ? mul(y, g.param(`${prefix}.${name}`, [D], { trainable: !frozen, init: constantInit(cfg.layerScale) }))
       : y;
-    return cfg.dropPath ? mul(s, cfg.dropPath[name === "gamma_1" ? "attn" : "mlp"]) : s;
+    const dp = cfg.dropPath;
+    if (!dp) return s;
+    if ("rate" in dp) return dropPath(s, dp.rate, dp.seed); // stream: the branch node's id
+    return mul(s, dp[name === "gamma_1" ? "attn" : "mlp"]);
   };
   const h = add(
     x,

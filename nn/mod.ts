@@ -5,6 +5,12 @@
  * @module
  */
 
-export { type BlockConfig, type ClassifierConfig, sequenceClassifier, transformerBlock } from "./block.ts";
-export { AdamW, type AdamWOptions, timmNoDecay } from "./optim.ts";
+export {
+  type BlockConfig,
+  type ClassifierConfig,
+  type DropPathRate,
+  sequenceClassifier,
+  transformerBlock,
+} from "./block.ts";
+export { AdamW, type AdamWOptions, type ParamGroup, timmNoDecay } from "./optim.ts";
 export { constantInit, randn, Rng, truncNormal } from "../compiler/core/random.ts";

@@ -48,11 +48,26 @@ export interface AdamWOptions {
   /** Update the params in few dispatches over arenas (default true); false: one `adamw` per param. */
   fused?: boolean;
   /**
+   * Param groups (torch's optimizer param_groups): a learning-rate multiplier and a weight decay per
+   * param, e.g. layer-wise lr decay (nn/schedule.ts layerDecayGroups). Params with equal settings
+   * share one group; each group gets its own fused updates and `hyper` input (lr × lrScale).
+   * Default: one group, lrScale 1 and `weightDecay`. noDecay params still get no decay.
+   */
+  paramGroup?: (p: Node) => ParamGroup;
+  /**
    * Largest arena (bytes, padding included) one fused update binds; more params are split over
    * several. Default 128 MiB, WebGPU's default maxStorageBufferBindingSize (the graph is built
    * before the device is known).
    */
   maxArenaBytes?: number;
+}
+
+/** The settings of one param group (see AdamWOptions.paramGroup). */
+export interface ParamGroup {
+  /** Multiplies the step's learning rate (default 1). */
+  lrScale?: number;
+  /** Weight decay of the group's decayed params (default: the optimizer's). */
+  weightDecay?: number;
 }
 
 /** Gradient roots placed in an arena by some fused AdamW (a tensor can lie in one arena only). */
@@ -100,6 +115,8 @@ export class AdamW {
   readonly gradSumSq: Node | undefined;
   /** The clip factor applied to every gradient, when clipping. */
   readonly clipCoef: Node | undefined;
+  /** The param groups: settings and per-group hyper input (groups[0].hyper is `hyper`). */
+  readonly groups: { lrScale: number; weightDecay: number; hyper: Node; params: Node[] }[] = [];
   /** Steps taken so far (prepareStep increments it first, so the first step is t = 1). */
   t = 0;
   /** Default learning rate for prepareStep. */
@@ -124,6 +141,20 @@ export class AdamW {
       if (p.kind !== "param" || !p.trainable) throw new Error(`AdamW: ${p} is not a trainable param`);
     }
     this.hyper = g.input(`${prefix}.hyper`, [ADAMW_HYPER.size]);
+    const groupOf = new Map<Node, number>();
+    for (const [p] of pairs) {
+      const s = opts.paramGroup?.(p) ?? {};
+      const [lrScale, weightDecay] = [s.lrScale ?? 1, s.weightDecay ?? wd];
+      if (!(lrScale >= 0) || !(weightDecay >= 0)) throw new Error(`AdamW: bad param group of ${p}`);
+      let k = this.groups.findIndex((x) => x.lrScale === lrScale && x.weightDecay === weightDecay);
+      if (k < 0) {
+        k = this.groups.length;
+        const hyper = k ? g.input(`${prefix}.hyper.${k}`, [ADAMW_HYPER.size]) : this.hyper;
+        this.groups.push({ lrScale, weightDecay, hyper, params: [] });
+      }
+      this.groups[k].params.push(p);
+      groupOf.set(p, k);
+    }
     // fused: the pinnable pairs, decayed params first; the rest get one adamw node each
     const single: (readonly [Node, Node])[] = [];
     const fused: (readonly [Node, Node])[] = [];
@@ -137,8 +168,12 @@ export class AdamW {
     }
     fused.sort((x, y) => Number(noDecay(x[0])) - Number(noDecay(y[0]))); // stable: decayed first
     for (const r of roots) pinnedRoots.add(r);
-    const chunks = chunkByBytes(fused.map(([p]) => p), opts.maxArenaBytes ?? 128 * 2 ** 20)
-      .map(([a, b]) => fused.slice(a, b));
+    // each group's fused pairs split into arenas of at most maxArenaBytes
+    const chunks = this.groups.flatMap((_, k) => {
+      const mine = fused.filter(([p]) => groupOf.get(p) === k);
+      return chunkByBytes(mine.map(([p]) => p), opts.maxArenaBytes ?? 128 * 2 ** 20)
+        .map(([a, b]) => Object.assign(mine.slice(a, b), { group: k }));
+    });
     if (opts.maxGradNorm !== undefined && pairs.length) {
       let total: Node | undefined;
       for (const c of chunks) total = sumsqSpan(c.map(([, gp]) => gp), total);
@@ -157,19 +192,22 @@ export class AdamW {
       const ps = c.map(([p]) => p), gs = c.map(([, gp]) => gp);
       const ms = ps.map((p) => this.moments.get(p)!.m), vs = ps.map((p) => this.moments.get(p)!.v);
       const decayed = ps.filter((p) => !noDecay(p)).length;
-      this.effects.push(adamwFused(ps, gs, ms, vs, this.hyper, { ...attrs, decayed }, this.clipCoef));
+      const { hyper, weightDecay } = this.groups[c.group];
+      this.effects.push(adamwFused(ps, gs, ms, vs, hyper, { ...attrs, weightDecay, decayed }, this.clipCoef));
     }
     for (const [p, gp] of single) {
       const { m, v } = this.moments.get(p)!;
-      const a = { ...attrs, weightDecay: noDecay(p) ? 0 : wd };
-      this.effects.push(adamw(p, gp, m, v, this.hyper, a, this.clipCoef));
+      const { hyper, weightDecay } = this.groups[groupOf.get(p)!];
+      const a = { ...attrs, weightDecay: noDecay(p) ? 0 : weightDecay };
+      this.effects.push(adamw(p, gp, m, v, hyper, a, this.clipCoef));
     }
   }
 
-  /** Advances the step count and writes this step's lr and bias corrections into `hyper`. */
+  /** Advances the step count and writes this step's lr (× each group's lrScale) and bias corrections. */
   prepareStep(exe: Executable, lr: number = this.lr): void {
     this.t++;
-    if (this.effects.length) exe.write(this.hyper, this.hyperValues(lr)); // else hyper is not in the plan
+    if (!this.effects.length) return; // hyper is not in the plan
+    for (const gr of this.groups) exe.write(gr.hyper, this.hyperValues(lr * gr.lrScale));
   }
 
   /** The hyper values for the current step t (ADAMW_HYPER layout). */

@@ -1,9 +1,19 @@
 // One compiled training step: forward, pruned backward, AdamW (+ optional clipping), built once.
 // Each step() uploads the batch and the optimizer's per-step scalars, then submits once; the loss is
 // read back only when asked (every N steps), so the GPU is not stalled on every step.
+//
+// Every step also checks on the GPU that the loss and the gradients are finite (with clipping, the
+// global Σg² the clipping computes anyway; without, one pass over the gradient arenas) and records
+// the first step where they were not in a u32 state (compiler/ops/finite.ts). The flag is read with
+// the loss and before any checkpoint, so a diverged run stops naming the step it diverged at, not
+// the later step at which a loss happened to be read. A step with finite gradients updates the
+// weights by a bounded amount, so weights turn non-finite only through such a step, or through an
+// overflowing update, which the next step's loss shows (and the checkpoint writer refuses on its own).
 
-import type { Node } from "../compiler/core/ir.ts";
+import type { Graph, Node } from "../compiler/core/ir.ts";
+import { opDef } from "../compiler/core/ir.ts";
 import { grad } from "../compiler/grad.ts";
+import { nonfiniteAny, nonfiniteFlag } from "../compiler/ops/finite.ts";
 import { AdamW, type AdamWOptions } from "../nn/optim.ts";
 import {
   compile,
@@ -29,6 +39,54 @@ export interface TrainerOptions extends AdamWOptions {
   fuse?: boolean;
   /** In-place elementwise ops in the plan (default true). */
   inPlace?: boolean;
+  /** Check the loss and the gradients for NaN/Inf on the GPU every step (default true; see step()). */
+  checkFinite?: boolean;
+}
+
+/** A training step produced a non-finite loss or gradient (or weights); `step` is the first such step. */
+export class DivergedError extends Error {
+  /** "DivergedError". */
+  override name = "DivergedError";
+  /** `message` starts with "training diverged" and names the first bad step. */
+  constructor(readonly step: number, detail = "non-finite loss or gradients") {
+    super(`training diverged: ${detail} first at step ${step}`);
+  }
+}
+
+/** The nodes of the per-step finiteness check. */
+interface FiniteCheck {
+  /** u32 input [1]: the step's number, written before each run. */
+  step: Node;
+  /** u32 state [1]: the first step whose check failed (0: none yet). */
+  flag: Node;
+  /** The in-place update of flag (an effect of the step). */
+  effect: Node;
+}
+
+/**
+ * Builds the check of the loss and every gradient: with clipping only the global Σg² (non-finite
+ * exactly when some gradient is, or overflows); otherwise one scan per gradient arena of the fused
+ * updates (their spans, reused as they are) and one per other gradient.
+ */
+function finiteCheck(g: Graph, loss: Node, grads: Map<Node, Node>, opt: AdamW): FiniteCheck {
+  let bad = nonfiniteAny([loss]);
+  if (opt.gradSumSq) bad = nonfiniteAny([opt.gradSumSq], bad);
+  else {
+    const all = new Set(grads.values());
+    const covered = new Set<Node>();
+    for (const e of opt.effects) {
+      for (const span of opDef(e).spans?.(e) ?? []) {
+        if (span.length && span.every((x) => all.has(x)) && !span.some((x) => covered.has(x))) {
+          bad = nonfiniteAny(span, bad, true);
+          for (const x of span) covered.add(x);
+        }
+      }
+    }
+    for (const gp of all) if (!covered.has(gp)) bad = nonfiniteAny([gp], bad);
+  }
+  const step = g.input("trainer.step", [1], "u32");
+  const flag = g.state("trainer.first_nonfinite_step", [1], { dtype: "u32" });
+  return { step, flag, effect: nonfiniteFlag(bad, step, flag) };
 }
 
 /** One compiled training step: forward, pruned backward and AdamW, built once and replayed. */
@@ -42,6 +100,7 @@ export class Trainer {
     readonly opt: AdamW,
     /** The compiled step. */
     readonly exe: Executable,
+    private readonly finite: FiniteCheck | undefined,
   ) {}
 
   /** Differentiates `loss`, adds AdamW, and compiles the step. */
@@ -49,15 +108,16 @@ export class Trainer {
     const grads = grad(loss);
     if (grads.size === 0) throw new Error(`trainer: the loss depends on no trainable parameter`);
     const opt = new AdamW(loss.graph, grads, opts);
+    const finite = opts.checkFinite === false ? undefined : finiteCheck(loss.graph, loss, grads, opt);
     const exe = await compile([loss, ...(opts.outputs ?? [])], {
-      effects: [...(opts.effectsBefore ?? []), ...opt.effects],
+      effects: [...(opts.effectsBefore ?? []), ...opt.effects, ...(finite ? [finite.effect] : [])],
       gpu: opts.gpu,
       weights: opts.weights,
       gpuMemoryBudget: opts.gpuMemoryBudget,
       fuse: opts.fuse,
       inPlace: opts.inPlace,
     });
-    return new Trainer(loss, grads, opt, exe);
+    return new Trainer(loss, grads, opt, exe, finite);
   }
 
   /** Trainable parameter count. */
@@ -67,12 +127,40 @@ export class Trainer {
     return n;
   }
 
-  /** Runs one step. Returns the loss when `readLoss`, else undefined (no readback, no stall). */
+  /**
+   * Runs one step (its number is the optimizer's step count, from 1). Returns the loss when
+   * `readLoss`, else undefined (no readback, no stall). With readLoss the finiteness flag is read in
+   * the same readback: a DivergedError naming the first bad step is thrown once any step so far had a
+   * non-finite loss or gradient.
+   */
   async step(feeds: ReadonlyMap<Node, HostArray>, lr: number, readLoss = false): Promise<number | undefined> {
     for (const [n, v] of feeds) this.exe.write(n, v);
     this.opt.prepareStep(this.exe, lr);
-    const out = await this.exe.run(readLoss ? [this.loss] : []);
-    return readLoss ? out[0][0] : undefined;
+    const f = this.finite;
+    if (f) this.exe.write(f.step, Uint32Array.of(this.opt.t));
+    if (!readLoss) {
+      await this.exe.run([]);
+      return undefined;
+    }
+    const out = await this.exe.run(f ? [this.loss, f.flag] : [this.loss]);
+    if (f && out[1][0] !== 0) throw new DivergedError(out[1][0]);
+    return out[0][0];
+  }
+
+  /**
+   * The first step whose loss or gradients were not finite, or undefined (also without the check).
+   * Reads one word back; the runner calls it before every checkpoint.
+   */
+  async firstNonFiniteStep(): Promise<number | undefined> {
+    if (!this.finite) return undefined;
+    const [v] = await this.exe.read(this.finite.flag);
+    return v === 0 ? undefined : v;
+  }
+
+  /** Throws a DivergedError naming the first bad step when any step so far was not finite. */
+  async assertFinite(): Promise<void> {
+    const bad = await this.firstNonFiniteStep();
+    if (bad !== undefined) throw new DivergedError(bad);
   }
 }
 

@@ -140,6 +140,11 @@ export interface OpDef<A = Attrs> {
    * function when they depend on the node (adamw_fused writes its first k inputs and its m and v).
    */
   readonly writes?: readonly number[] | ((n: OpNode<A>) => readonly number[]);
+  /**
+   * Reads persistent inputs after this step's in-place updates of them on purpose (the model EMA
+   * averages the weights the optimizer just wrote), so the effect-order check lets it.
+   */
+  readonly readsUpdated?: boolean;
   /** Output shares the storage of input 0 (reshape): no kernel, no copy. */
   readonly alias?: boolean;
   /**

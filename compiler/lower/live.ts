@@ -38,7 +38,8 @@ export function aliasRoot(n: Node): Node {
 
 /**
  * In-place updates must come after every reader of the tensors they overwrite (readers through
- * reshapes included), and each tensor may be updated in place only once per step.
+ * reshapes included; ops marked OpDef.readsUpdated excepted), and each tensor may be updated in place
+ * only once per step.
  */
 function checkEffectOrder(ops: Node[]): void {
   const writer = new Map<Node, Node>();
@@ -56,7 +57,7 @@ function checkEffectOrder(ops: Node[]): void {
       }
       writer.set(target, ops[i]);
       for (let j = i + 1; j < ops.length; j++) {
-        if (ops[j].inputs.some((x) => aliasRoot(x) === target)) {
+        if (!opDef(ops[j]).readsUpdated && ops[j].inputs.some((x) => aliasRoot(x) === target)) {
           throw new Error(`lower: ${ops[j]} reads ${target} after ${ops[i]} updated it in place`);
         }
       }

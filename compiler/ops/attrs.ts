@@ -130,12 +130,17 @@ export interface OpAttrs {
   // loss (compiler/ops/loss.ts)
   cross_entropy: CrossEntropyAttrs;
   cross_entropy_bwd: CrossEntropyAttrs;
+  soft_cross_entropy: NoAttrs;
+  soft_cross_entropy_bwd: { wrt: "logits" | "targets" };
   // optimizer (compiler/ops/optim.ts)
   sumsq: NoAttrs;
   sumsq_span: { count: number };
   clip_coef: { maxNorm: number };
   adamw: AdamWAttrs;
   adamw_fused: AdamWFusedAttrs;
+  // finiteness checks of a training step (compiler/ops/finite.ts)
+  nonfinite_any: { count: number; span: boolean };
+  nonfinite_flag: NoAttrs;
   // rotary position embedding (compiler/ops/rope.ts)
   rope: RopeAttrs;
   // point clouds (compiler/ops/points.ts)
@@ -150,6 +155,10 @@ export interface OpAttrs {
   batchnorm_eval_bwd: { eps: number };
   batchnorm_stats_update: { momentum: number; n: number };
   dropout: { p: number };
+  // stochastic depth (compiler/ops/droppath.ts)
+  drop_path: { p: number; stream: number };
+  // model EMA (compiler/ops/ema.ts)
+  ema_update: { decay: number; count: number };
 }
 
 /** The name of an op of the library. */

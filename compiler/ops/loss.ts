@@ -66,9 +66,6 @@ const crossEntropyBwdOp = defineOp("cross_entropy_bwd", {
   },
 });
 
-/** The op definitions of this family (entries of compiler/ops/table.ts). */
-export const lossOps = { cross_entropy: crossEntropyOp, cross_entropy_bwd: crossEntropyBwdOp };
-
 /**
  * Mean cross-entropy of `logits` [N,C] against integer `labels` [N] (i32), as shape [1].
  * `labelSmoothing` ε with `smoothing` "uniform" (PyTorch) or "others" (Point-BERT), see above.
@@ -78,4 +75,70 @@ export function crossEntropy(logits: Node, labels: Node, opts: CrossEntropyOptio
     smoothing: opts.labelSmoothing ?? 0,
     mode: opts.smoothing ?? "uniform",
   });
+}
+
+// soft_cross_entropy(logits [N,C] f32, targets [N,C] f32) → [1]: timm's SoftTargetCrossEntropy,
+//   the mean over rows of loss_i = −Σ_c t_ic · log_softmax(logits_i)_c = T_i·lse_i − Σ_c t_ic·x_ic
+//   with T_i = Σ_c t_ic (1 for Mixup/CutMix targets, but not assumed). Aux outputs: lse [N] and T [N],
+//   so both backward passes are single elementwise passes:
+//   soft_cross_entropy_bwd(logits, targets, lse, T, dy) {wrt: "logits"} → (softmax·T_i − t) · dy / N
+//   soft_cross_entropy_bwd(…)                           {wrt: "targets"} → (lse_i − x) · dy / N
+const softCeSpec = "logits [N,C] f32 and targets [N,C] f32";
+
+const softCrossEntropyOp = defineOp("soft_cross_entropy", {
+  infer: (inputs) => {
+    const [x, t] = inputs;
+    if (inputs.length !== 2 || x.rank !== 2 || x.dtype !== "f32" || t.dtype !== "f32") {
+      shapeFail("soft_cross_entropy", inputs, softCeSpec);
+    }
+    if (t.shape.join() !== x.shape.join()) {
+      shapeFail("soft_cross_entropy", inputs, `${softCeSpec} (same shape)`);
+    }
+    if (x.shape[0] === 0 || x.shape[1] === 0) shapeFail("soft_cross_entropy", inputs, "N >= 1 and C >= 1");
+    const row = { shape: [x.shape[0]], dtype: "f32" as const };
+    return { shape: [1], dtype: "f32", aux: [row, row] };
+  },
+  grad: (n, dy, needs) => {
+    const g = n.graph;
+    const ins = [...n.inputs, g.aux(n, 0), g.aux(n, 1), dy];
+    return [
+      needs[0] ? g.apply(softCrossEntropyBwdOp, ins, { wrt: "logits" }) : undefined,
+      needs[1] ? g.apply(softCrossEntropyBwdOp, ins, { wrt: "targets" }) : undefined,
+    ];
+  },
+});
+
+const softCrossEntropyBwdOp = defineOp("soft_cross_entropy_bwd", {
+  grad: "none",
+  infer: (inputs, attrs) => {
+    const [x, t, lse, tsum, dy] = inputs;
+    const rows = `${x?.shape[0]}`;
+    if (
+      inputs.length !== 5 || x.rank !== 2 || x.dtype !== "f32" || t.dtype !== "f32" ||
+      t.shape.join() !== x.shape.join() || lse.shape.join() !== rows || lse.dtype !== "f32" ||
+      tsum.shape.join() !== rows || tsum.dtype !== "f32" || dy.shape.join() !== "1" || dy.dtype !== "f32"
+    ) {
+      shapeFail("soft_cross_entropy_bwd", inputs, "logits, targets [N,C], lse [N], T [N], dy [1], all f32");
+    }
+    if (attrs.wrt !== "logits" && attrs.wrt !== "targets") {
+      shapeFail("soft_cross_entropy_bwd", inputs, `wrt "logits" or "targets" (got ${attrs.wrt})`);
+    }
+    return { shape: x.shape, dtype: "f32" };
+  },
+});
+
+/** The op definitions of this family (entries of compiler/ops/table.ts). */
+export const lossOps = {
+  cross_entropy: crossEntropyOp,
+  cross_entropy_bwd: crossEntropyBwdOp,
+  soft_cross_entropy: softCrossEntropyOp,
+  soft_cross_entropy_bwd: softCrossEntropyBwdOp,
+};
+
+/**
+ * Mean soft-target cross-entropy of `logits` [N,C] against a target distribution `targets` [N,C]
+ * (f32), as shape [1]: timm's SoftTargetCrossEntropy, the loss of Mixup/CutMix training.
+ */
+export function softCrossEntropy(logits: Node, targets: Node): Node {
+  return logits.graph.apply(softCrossEntropyOp, [logits, targets], {});
 }

@@ -13,6 +13,9 @@ import { elementwiseOps } from "./elementwise.ts";
 import { gatherOps } from "./gather.ts";
 import { layoutOps } from "./layout.ts";
 import { lossOps } from "./loss.ts";
+import { dropPathOps } from "./droppath.ts";
+import { emaOps } from "./ema.ts";
+import { finiteOps } from "./finite.ts";
 import { matmulOps } from "./matmul.ts";
 import { normOps } from "./norm.ts";
 import { optimOps } from "./optim.ts";
@@ -45,6 +48,9 @@ export const OPS: OpTable = {
   ...ropeOps,
   ...pointsOps,
   ...batchnormOps,
+  ...dropPathOps,
+  ...emaOps,
+  ...finiteOps,
 };
 
 /** True when `name` is an op of the library (not a custom op). */

@@ -27,7 +27,7 @@ export interface Gpu {
     maxComputeInvocationsPerWorkgroup: number;
     maxStorageBuffersPerShaderStage: number;
   };
-  /** Lowering facts derived from the device (limits, f16 support, software adapter or not). */
+  /** @internal Lowering facts derived from the device (limits, f16 support, software adapter or not). */
   lowerCtx: LowerCtx;
 }
 

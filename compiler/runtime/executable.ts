@@ -26,7 +26,15 @@ export type WeightLoader = (
 ) => Promise<Map<Node, HostArray | Uint16Array>>;
 
 /** Options of compile(): lowering options plus where and how the plan runs. */
-export interface CompileOptions extends Omit<LowerOptions, "stream"> {
+export interface CompileOptions {
+  /** @internal Lowering facts of the device (default: the gpu's); tests force kernel variants with it. */
+  ctx?: LowerOptions["ctx"];
+  /** Largest single binding (default: the device's maxStorageBufferBindingSize). */
+  maxBindingBytes?: number;
+  /** Fuse matmul epilogues (bias + activation, residual add). Default true. */
+  fuse?: boolean;
+  /** Let elementwise ops overwrite an input that dies at them. Default true. */
+  inPlace?: boolean;
   /** In-place update nodes (optimizer steps) to run after the outputs. */
   effects?: readonly Node[];
   /** The device to build on (default: the process-wide getGpu()). */
@@ -132,7 +140,7 @@ export class Executable {
   constructor(
     /** The GPU the plan is built on. */
     readonly gpu: Gpu,
-    /** The lowered plan (dispatches, buffers, storage of each node). */
+    /** @internal The lowered plan (dispatches, buffers, storage of each node); tests inspect it. */
     readonly plan: Plan,
     private readonly loader?: WeightLoader,
     /** How streamed weights are uploaded (see CompileOptions.upload). */

@@ -52,3 +52,40 @@ export const lossRefs: RefsFor<"cross_entropy" | "cross_entropy_bwd"> = {
   cross_entropy: crossEntropyRef,
   cross_entropy_bwd: crossEntropyBwdRef,
 };
+
+// soft-target cross-entropy, textbook: explicit log-softmax per row → [loss, lse, Σt]
+const softCrossEntropyRef: RefOf<"soft_cross_entropy"> = ([x, t]) => {
+  const [n, c] = x.shape;
+  const lse = tensor([n]), tsum = tensor([n]);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const row = Array.from(x.data.subarray(i * c, (i + 1) * c));
+    const m = Math.max(...row);
+    lse.data[i] = m + Math.log(row.reduce((s, v) => s + Math.exp(v - m), 0));
+    for (let j = 0; j < c; j++) {
+      const tv = t.data[i * c + j];
+      total -= tv * (row[j] - lse.data[i]);
+      tsum.data[i] += tv;
+    }
+  }
+  return [tensor([1], [total / n]), lse, tsum];
+};
+
+// recomputes lse and Σt from the logits and targets (the saved aux is checked by the forward)
+const softCrossEntropyBwdRef: RefOf<"soft_cross_entropy_bwd"> = ([x, t, _lse, _tsum, dy], a) => {
+  const [n, c] = x.shape;
+  const [, lse, tsum] = softCrossEntropyRef([x, t], {}, undefined as never) as T[];
+  const dx = tensor(x.shape);
+  for (let i = 0; i < n * c; i++) {
+    const row = Math.floor(i / c), logp = x.data[i] - lse.data[row];
+    const d = a.wrt === "logits" ? Math.exp(logp) * tsum.data[row] - t.data[i] : -logp;
+    dx.data[i] = d * dy.data[0] / n;
+  }
+  return dx;
+};
+
+/** The CPU references of the soft-target loss (entries of tests/ref/table.ts). */
+export const softLossRefs: RefsFor<"soft_cross_entropy" | "soft_cross_entropy_bwd"> = {
+  soft_cross_entropy: softCrossEntropyRef,
+  soft_cross_entropy_bwd: softCrossEntropyBwdRef,
+};

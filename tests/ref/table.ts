@@ -12,7 +12,10 @@ import { batchnormRefs } from "./batchnorm.ts";
 import { elementwiseRefs } from "./elementwise.ts";
 import { gatherRefs } from "./gather.ts";
 import { layoutRefs } from "./layout.ts";
-import { lossRefs } from "./loss.ts";
+import { lossRefs, softLossRefs } from "./loss.ts";
+import { dropPathRefs } from "./droppath.ts";
+import { emaRefs } from "./ema.ts";
+import { finiteRefs } from "./finite.ts";
 import { matmulRefs } from "./matmul.ts";
 import { normRefs } from "./norm.ts";
 import { optimRefs } from "./optim.ts";
@@ -42,6 +45,10 @@ export const REFS: RefTable = {
   ...ropeRefs,
   ...pointsRefs,
   ...batchnormRefs,
+  ...softLossRefs,
+  ...dropPathRefs,
+  ...emaRefs,
+  ...finiteRefs,
 };
 
 /** The reference of op node n; custom ops (kernels/table.ts CustomOp) have none. */

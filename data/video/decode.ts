@@ -1,0 +1,167 @@
+// Frames of a clip as 8-bit RGB, from (a) a video file (mp4 / webm / ..., as SSv2 and Kinetics ship)
+// decoded by Debian's `ffmpeg` as a subprocess that pipes raw rgb24 frames, sized by `ffprobe`, or (b) a
+// folder of frame images (VideoMAE's extracted-frames layout, e.g. img_00001.jpg), each decoded the
+// same way. Decoding is synchronous (Deno.Command.outputSync), so the Batcher's synchronous write()
+// can read a clip when it needs it. Every failure names the file.
+
+/** Decoded frames: `count` frames of height × width × 3 bytes (rgb24, rows top to bottom). */
+export interface Frames {
+  /** File or folder the frames came from. */
+  path: string;
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** Frames, each width·height·3 bytes. */
+  frames: Uint8Array[];
+}
+
+/** Error for an unreadable or unsuitable video input; the message starts with the path. */
+export class VideoError extends Error {
+  /** Always "VideoError". */
+  override name = "VideoError";
+  constructor(readonly path: string, message: string) {
+    super(`${path}: ${message}`);
+  }
+}
+
+/** Image files a frame folder may hold (decoded by ffmpeg). */
+export const FRAME_EXTENSIONS: readonly string[] = [".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".webp"];
+
+/** The largest decoded clip accepted (frames·width·height·3 bytes), so a huge video fails clearly. */
+export const MAX_DECODED_BYTES = 1 << 30;
+
+function run(path: string, tool: string, args: string[]): Uint8Array {
+  let r: Deno.CommandOutput;
+  try {
+    r = new Deno.Command(tool, { args, stdout: "piped", stderr: "piped", stdin: "null" }).outputSync();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new VideoError(path, `cannot decode: '${tool}' is not installed (apt-get install ffmpeg)`);
+    }
+    throw new VideoError(path, `cannot run ${tool}: ${(e as Error).message}`);
+  }
+  if (!r.success) {
+    const msg = new TextDecoder().decode(r.stderr).trim().split("\n").slice(-2).join(" / ");
+    throw new VideoError(path, `${tool} cannot read it (${msg || `exit code ${r.code}`})`);
+  }
+  return r.stdout;
+}
+
+function exists(path: string): Deno.FileInfo {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    throw new VideoError(path, "no such file or directory");
+  }
+}
+
+/**
+ * Width, height and (with `count`, by decoding it: containers' frame counts are unreliable) frame count
+ * of a video file's first video stream, by ffprobe. Without `count`, frames is 0.
+ */
+export function probeVideo(path: string, count = true): { width: number; height: number; frames: number } {
+  if (!exists(path).isFile) throw new VideoError(path, "not a file");
+  const out = run(path, "ffprobe", [
+    ...["-v", "error", "-select_streams", "v:0", ...(count ? ["-count_frames"] : [])],
+    ...["-show_entries", `stream=width,height${count ? ",nb_read_frames" : ""}`, "-of", "json", path],
+  ]);
+  let s: { width?: number; height?: number; nb_read_frames?: string } | undefined;
+  try {
+    s = JSON.parse(new TextDecoder().decode(out)).streams?.[0];
+  } catch {
+    throw new VideoError(path, "ffprobe gave unreadable output");
+  }
+  if (!s) throw new VideoError(path, "no video stream");
+  const frames = Number(s.nb_read_frames), width = Number(s.width), height = Number(s.height);
+  if (!(width > 0 && height > 0)) throw new VideoError(path, `bad frame size ${s.width}×${s.height}`);
+  if (count && !(frames > 0)) throw new VideoError(path, "the video has no frames");
+  return { width, height, frames: count ? frames : 0 };
+}
+
+/** The ffmpeg scale filter for an output size (or none), plus the size frames come out at. */
+function scaleArgs(w: number, h: number, size?: { width: number; height: number }): string[] {
+  if (!size || (size.width === w && size.height === h)) return [];
+  return ["-vf", `scale=${size.width}:${size.height}:flags=bilinear`];
+}
+
+function splitFrames(path: string, raw: Uint8Array, width: number, height: number): Uint8Array[] {
+  const bytes = width * height * 3;
+  if (raw.length === 0 || raw.length % bytes !== 0) {
+    throw new VideoError(path, `decoded ${raw.length} bytes, not whole ${width}×${height} rgb24 frames`);
+  }
+  return Array.from({ length: raw.length / bytes }, (_, i) => raw.subarray(i * bytes, (i + 1) * bytes));
+}
+
+/**
+ * Decodes every frame of a video file as rgb24, resized to `size` when given (bilinear, by ffmpeg).
+ * Throws a VideoError naming the file if it is missing, unreadable, or empty.
+ */
+export function decodeVideo(path: string, size?: { width: number; height: number }): Frames {
+  const p = probeVideo(path, false);
+  const width = size?.width ?? p.width, height = size?.height ?? p.height;
+  const maxFrames = Math.floor(MAX_DECODED_BYTES / (width * height * 3));
+  const raw = run(path, "ffmpeg", [
+    ...["-v", "error", "-nostdin", "-i", path, "-frames:v", String(maxFrames)],
+    ...scaleArgs(p.width, p.height, size),
+    ...["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+  ]);
+  if (raw.length === 0) throw new VideoError(path, "the video has no frames");
+  return { path, width, height, frames: splitFrames(path, raw, width, height) };
+}
+
+/** The frame images of a folder, in name order (numbers compared as numbers: img_2 before img_10). */
+export function listFrameFiles(dir: string): string[] {
+  if (!exists(dir).isDirectory) throw new VideoError(dir, "not a directory of frames");
+  const names: string[] = [];
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.isFile && FRAME_EXTENSIONS.some((x) => e.name.toLowerCase().endsWith(x))) names.push(e.name);
+  }
+  if (!names.length) throw new VideoError(dir, `no frame images (${FRAME_EXTENSIONS.join(", ")})`);
+  names.sort(new Intl.Collator("en", { numeric: true }).compare);
+  return names.map((n) => `${dir.replace(/\/+$/, "")}/${n}`);
+}
+
+/**
+ * Decodes frames `indices` of a frame folder (each file once), resized to `size` when given. All
+ * frames must have the same size; the error names the first one that differs.
+ */
+export function decodeFrameFolder(
+  dir: string,
+  indices: readonly number[],
+  size?: { width: number; height: number },
+): Frames {
+  const files = listFrameFiles(dir);
+  const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= files.length);
+  if (bad !== undefined) throw new VideoError(dir, `frame ${bad} requested, the folder has ${files.length}`);
+  const cache = new Map<number, Uint8Array>();
+  let width = 0, height = 0;
+  for (const i of new Set(indices)) {
+    const p = probeVideo(files[i], false);
+    if (!width) [width, height] = [p.width, p.height];
+    else if (p.width !== width || p.height !== height) {
+      throw new VideoError(
+        files[i],
+        `frame is ${p.width}×${p.height}, the folder's first is ${width}×${height}`,
+      );
+    }
+    const w = size?.width ?? p.width, h = size?.height ?? p.height;
+    const raw = run(files[i], "ffmpeg", [
+      ...["-v", "error", "-nostdin", "-i", files[i]],
+      ...scaleArgs(p.width, p.height, size),
+      ...["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    ]);
+    cache.set(i, splitFrames(files[i], raw, w, h)[0]);
+  }
+  return {
+    path: dir,
+    width: size?.width ?? width,
+    height: size?.height ?? height,
+    frames: indices.map((i) => cache.get(i)!),
+  };
+}
+
+/** Frame count of a video file or a frame folder. */
+export function frameCount(path: string): number {
+  return exists(path).isDirectory ? listFrameFiles(path).length : probeVideo(path).frames;
+}
