@@ -31,7 +31,9 @@ export function bytesToUnicode(): string[] {
   return out;
 }
 
-const BYTE_CHARS = bytesToUnicode();
+/** bytesToUnicode(), computed once. */
+export const BYTE_LEVEL_CHARS: readonly string[] = bytesToUnicode();
+const BYTE_CHARS = BYTE_LEVEL_CHARS;
 const CHAR_BYTES = new Map(BYTE_CHARS.map((c, b) => [c, b]));
 const UTF8 = new TextEncoder();
 

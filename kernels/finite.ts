@@ -7,7 +7,14 @@
 //   nonfinite_flag:    one thread: flag ← step when bad ≠ 0 and flag = 0.
 // No atomics: the result does not depend on thread timing.
 
-import { type BufRef, type KernelOf, type KernelsFor, type Lowered, spanLayout, wgslWorkgroupReduce } from "./kernel.ts";
+import {
+  type BufRef,
+  type KernelOf,
+  type KernelsFor,
+  type Lowered,
+  spanLayout,
+  wgslWorkgroupReduce,
+} from "./kernel.ts";
 import { bind, read, write } from "./bindings.ts";
 import type { Node } from "../compiler/core/ir.ts";
 

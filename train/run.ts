@@ -11,9 +11,17 @@ import { compile } from "../compiler/runtime/executable.ts";
 import { getGpu } from "../compiler/runtime/device.ts";
 import type { HostArray } from "../compiler/runtime/executable.ts";
 import { parseLayerSelection } from "../io/config.ts";
-import { findCheckpoint, initFromSafetensors, loadCheckpoint, saveCheckpoint } from "../io/checkpoint.ts";
+import {
+  type CheckpointState,
+  findCheckpoint,
+  initFromSafetensors,
+  loadCheckpoint,
+  NonFiniteError,
+  saveCheckpoint,
+} from "../io/checkpoint.ts";
+import { CheckpointError } from "../io/weights.ts";
 import { Batcher, type BatcherState } from "../data/batcher.ts";
-import { Trainer } from "./trainer.ts";
+import { DivergedError, Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
 import { closeRunLlm, countCorrect, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
 import { type TaskModel, TASKS } from "./tasks.ts";
@@ -81,12 +89,18 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     const evalExe = await compile([me.logits], { weights: me.llm?.loader, gpuMemoryBudget: budget });
     const saved = [...trainer.grads.keys(), ...m.buffers];
 
-    const batcher = new Batcher(trainSet, { batchSize: opts.batch, seed: opts.seed, augment: true });
+    const batcher = new Batcher(trainSet, {
+      batchSize: opts.batch,
+      seed: opts.seed,
+      augment: true,
+      name: `the train split of ${opts.data}`,
+    });
     const testBatcher = new Batcher(testSet, {
       batchSize: opts.evalBatch,
       seed: 0,
       augment: false,
       dropLast: false,
+      name: `the test split of ${opts.data}`,
     });
     const perEpoch = batcher.batchesPerEpoch;
     const total = opts.steps > 0 ? opts.steps : opts.epochs * perEpoch;
@@ -100,14 +114,16 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
           (r.skipped.length ? ` (${skipped})` : "") + `; ${r.kept.length} keep their init`,
       );
     }
+    let lastGood: string | undefined;
     if (where) {
       const st = await loadCheckpoint(where.checkpoint, trainer.exe, saved, trainer.opt);
-      const conflict = st.run ? conflictingOption(opts, st.run as RunConfig) : undefined;
-      if (conflict) throw new FlagError(`${conflict} (resuming ${where.runDir})`);
+      checkResumedState(`${where.checkpoint}/state.json`, st, opts, total);
       step = st.step;
       batcher.restore(st.batcher as BatcherState);
       if (typeof st.dropoutRng === "number") dropoutRng.state = st.dropoutRng;
-      log(`resumed from ${where.checkpoint} at step ${step}`);
+      lastGood = `step ${step} in ${where.checkpoint}`;
+      const skipped = where.skipped.length ? ` (passed over: ${where.skipped.join("; ")})` : "";
+      log(`resumed from ${where.checkpoint} at step ${step}${skipped}`);
     }
     await Deno.mkdir(opts.out, { recursive: true });
     const metricsPath = `${opts.out}/metrics.jsonl`;
@@ -126,10 +142,9 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     );
 
     const copyWeights = async (from: Graph, into: Graph, model: TaskModel) => {
-      for (const p of into.params) {
-        if (p.trainable) evalExe.write(p, await trainer.exe.read(from.byName(p.name!)));
-      }
-      for (const b of model.buffers) evalExe.write(b, await trainer.exe.read(from.byName(b.name!)));
+      const nodes = [...into.params.filter((p) => p.trainable), ...model.buffers];
+      const values = await Promise.all(nodes.map((n) => trainer.exe.read(from.byName(n.name!))));
+      nodes.forEach((n, k) => evalExe.write(n, values[k]));
     };
     const evaluate = async (): Promise<number> => {
       await copyWeights(g, ge, me);
@@ -164,14 +179,28 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       },
       evaluate,
       checkpoint: async (step) => {
-        checkpoint = `${opts.out}/checkpoint`;
-        await saveCheckpoint(checkpoint, trainer.exe, saved, trainer.opt, {
-          step,
-          batcher: batcher.state(),
-          dropoutRng: dropoutRng.state,
-          run: runConfigOf(opts),
-        });
+        // never checkpoint a diverged state: the GPU flag names the first bad step, and the writer
+        // itself refuses non-finite values (weights can overflow in the last update)
+        await trainer.assertFinite();
+        const dir = `${opts.out}/checkpoint`;
+        try {
+          await saveCheckpoint(dir, trainer.exe, saved, trainer.opt, {
+            step,
+            batcher: batcher.state(),
+            dropoutRng: dropoutRng.state,
+            run: runConfigOf(opts),
+          });
+        } catch (e) {
+          if (e instanceof NonFiniteError) throw new DivergedError(step, `non-finite weights ('${e.tensor}')`);
+          throw e;
+        }
+        checkpoint = dir;
+        lastGood = `step ${step} in ${dir}`;
       },
+    }).catch((e) => {
+      if (!(e instanceof DivergedError)) throw e;
+      const kept = lastGood ? `the last good checkpoint (${lastGood}) is kept` : "no checkpoint was written";
+      throw new DivergedError(e.step, `${e.message.replace(/^training diverged: | first at step \d+$/g, "")}; ${kept}`);
     });
     const acc = r.accs.at(-1)?.[1] ?? await evaluate();
     metrics.log({
@@ -204,6 +233,35 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   } finally {
     await closeRunLlm(runLlm);
   }
+}
+
+/**
+ * Checks a resumed checkpoint's state against this run: the step within the run, the optimizer's
+ * step count equal to it, the stored settings valid and the same as this run's. Errors name the file
+ * and the field.
+ */
+function checkResumedState(file: string, st: CheckpointState, opts: RunOptions, total: number): void {
+  if (st.step > total) {
+    throw new CheckpointError(file, `field 'step' is ${st.step}, beyond the run's ${total} steps`);
+  }
+  if (st.optimizerStep !== undefined && st.optimizerStep !== st.step) {
+    throw new CheckpointError(
+      file,
+      `field 'optimizerStep' is ${st.optimizerStep}, but 'step' is ${st.step} (one optimizer step per step)`,
+    );
+  }
+  if (typeof st.batcher !== "object" || st.batcher === null) {
+    throw new CheckpointError(file, "field 'batcher' (the data order's position) is missing");
+  }
+  const stored = st.run as RunConfig | undefined;
+  if (!stored) return;
+  try {
+    checkRunOptions({ ...opts, ...stored, out: opts.out });
+  } catch (e) {
+    throw new CheckpointError(file, `field 'run' holds a bad setting: ${(e as Error).message}`);
+  }
+  const conflict = conflictingOption(opts, stored);
+  if (conflict) throw new FlagError(`${conflict} (resuming ${file}, field 'run')`);
 }
 
 /** A short name of the frozen LLM for titles: none, random, llama-tiny, or the checkpoint's folder name. */

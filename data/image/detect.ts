@@ -41,8 +41,11 @@ export async function detectImageDataset(path: string): Promise<DetectedDataset>
     throw new Error(`${path}: not found`);
   }
   if (info.isFile) {
-    for (const [kind, name] of Object.entries(ARCHIVES) as [CifarKind, string][]) {
-      if (path.endsWith(name)) return { format: kind, archive: path };
+    // The archive as downloaded, or renamed but still saying which CIFAR it is (checked 100 first).
+    const base = path.slice(path.lastIndexOf("/") + 1).toLowerCase();
+    if (base.endsWith(".tar.gz") || base.endsWith(".tgz")) {
+      if (/cifar-?100/.test(base)) return { format: "cifar100", archive: path };
+      if (/cifar-?10/.test(base)) return { format: "cifar10", archive: path };
     }
     throw new Error(`${path}: a file, but not ${Object.values(ARCHIVES).join(" or ")}; pass a dataset folder`);
   }
