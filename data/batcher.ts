@@ -30,6 +30,8 @@ export interface BatcherOptions {
   augment: boolean;
   /** Drop the last partial training batch of each epoch (default true); else it is returned short. */
   dropLast?: boolean;
+  /** What the samples are, for error messages (e.g. "the train split of data/fashion-mnist-subset"). */
+  name?: string;
 }
 
 /** A batch: the samples' floats back to back, and their labels. */
@@ -91,21 +93,22 @@ export class Batcher {
   private order: Uint32Array | undefined;
   private orderEpoch = -1;
 
-  /** Checks the options against the data; throws naming what is wrong. */
+  /** Checks the options against the data; throws naming the data (opts.name) and what is wrong. */
   constructor(data: Samples, opts: BatcherOptions) {
     const { batchSize, seed } = opts;
     const { n, sampleSize } = data;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`Batcher: bad batchSize ${batchSize}`);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`Batcher: the split is empty (n=${n})`);
+    const what = `Batcher${opts.name ? ` over ${opts.name}` : ""}`;
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`${what}: bad batchSize ${batchSize}`);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${what}: the split is empty (n=${n})`);
     if (!Number.isInteger(sampleSize) || sampleSize < 1) {
-      throw new Error(`Batcher: bad sampleSize ${sampleSize}`);
+      throw new Error(`${what}: bad sampleSize ${sampleSize}`);
     }
     if (data.labels.length !== n) {
-      throw new Error(`Batcher: data sizes disagree (n=${n}, ${data.labels.length} labels)`);
+      throw new Error(`${what}: data sizes disagree (n=${n}, ${data.labels.length} labels)`);
     }
     this.dropLast = opts.dropLast ?? true;
     if (this.dropLast && batchSize > n) {
-      throw new Error(`Batcher: batchSize ${batchSize} exceeds the ${n} samples and dropLast is set`);
+      throw new Error(`${what}: batchSize ${batchSize} exceeds the ${n} samples and dropLast is set`);
     }
     this.data = data;
     this.batchSize = batchSize;

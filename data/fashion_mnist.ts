@@ -45,7 +45,9 @@ export function splitFiles(split: Split): { images: string; labels: string } {
   return { images: `${p}-images-idx3-ubyte.gz`, labels: `${p}-labels-idx1-ubyte.gz` };
 }
 
-const NOT_FOUND_HINT = `pass --data DIR, or install Debian's dataset-fashion-mnist (${SYSTEM_DATA_DIR})`;
+const NOT_FOUND_HINT =
+  `pass --data DIR, or install Debian's dataset-fashion-mnist (${SYSTEM_DATA_DIR}); the bundled ` +
+  "subset (data/fashion-mnist-subset) comes with a clone of the repository, not with the published package";
 
 // ---------------------------------------------------------------------------------------------------------
 // IDX

@@ -5,6 +5,7 @@ import type { Node } from "../compiler/core/ir.ts";
 import type { HostArray } from "../compiler/runtime/executable.ts";
 import { type LlmCheckpoint, openLlm } from "../io/llm.ts";
 import { DEFAULT_LLM } from "../models/presets.ts";
+import { exists } from "../io/fs.ts";
 import { writeRandomLlama } from "../io/random_llm.ts";
 import { cosineLr, type Trainer } from "./trainer.ts";
 import { type Metrics, Progress, readMetrics } from "./progress.ts";
@@ -28,6 +29,15 @@ export interface RunLlm {
 export async function openRunLlm(llm: string, seed: number): Promise<RunLlm> {
   if (llm === "none") return { what: "none" };
   if (llm === "default") llm = DEFAULT_LLM;
+  if ((llm === DEFAULT_LLM || llm === "random") && !(await exists(DEFAULT_LLM))) {
+    throw new Error(
+      `--llm ${
+        llm === DEFAULT_LLM ? "default" : "random"
+      }: ${DEFAULT_LLM} not found; the bundled llama-tiny comes ` +
+        "with a clone of the repository, not with the published package: pass --llm DIR (a Hugging Face or Meta " +
+        "LLaMA/OPT checkpoint) or --llm none",
+    );
+  }
   if (llm === "random") {
     const base = await openLlm(DEFAULT_LLM);
     const c = base.cfg;

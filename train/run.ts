@@ -119,7 +119,14 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       const st = await loadCheckpoint(where.checkpoint, trainer.exe, saved, trainer.opt);
       checkResumedState(`${where.checkpoint}/state.json`, st, opts, total);
       step = st.step;
-      batcher.restore(st.batcher as BatcherState);
+      try {
+        batcher.restore(st.batcher as BatcherState);
+      } catch (e) {
+        throw new CheckpointError(
+          `${where.checkpoint}/state.json`,
+          `field 'batcher': ${(e as Error).message}`,
+        );
+      }
       if (typeof st.dropoutRng === "number") dropoutRng.state = st.dropoutRng;
       lastGood = `step ${step} in ${where.checkpoint}`;
       const skipped = where.skipped.length ? ` (passed over: ${where.skipped.join("; ")})` : "";
@@ -191,7 +198,9 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
             run: runConfigOf(opts),
           });
         } catch (e) {
-          if (e instanceof NonFiniteError) throw new DivergedError(step, `non-finite weights ('${e.tensor}')`);
+          if (e instanceof NonFiniteError) {
+            throw new DivergedError(step, `non-finite weights ('${e.tensor}')`);
+          }
           throw e;
         }
         checkpoint = dir;
@@ -200,7 +209,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     }).catch((e) => {
       if (!(e instanceof DivergedError)) throw e;
       const kept = lastGood ? `the last good checkpoint (${lastGood}) is kept` : "no checkpoint was written";
-      throw new DivergedError(e.step, `${e.message.replace(/^training diverged: | first at step \d+$/g, "")}; ${kept}`);
+      throw new DivergedError(e.step, e.detail, kept);
     });
     const acc = r.accs.at(-1)?.[1] ?? await evaluate();
     metrics.log({

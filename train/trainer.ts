@@ -47,9 +47,9 @@ export interface TrainerOptions extends AdamWOptions {
 export class DivergedError extends Error {
   /** "DivergedError". */
   override name = "DivergedError";
-  /** `message` starts with "training diverged" and names the first bad step. */
-  constructor(readonly step: number, detail = "non-finite loss or gradients") {
-    super(`training diverged: ${detail} first at step ${step}`);
+  /** `message` starts with "training diverged", says what was not finite and names the first bad step. */
+  constructor(readonly step: number, readonly detail = "non-finite loss or gradients", note?: string) {
+    super(`training diverged: ${detail} first at step ${step}${note ? `; ${note}` : ""}`);
   }
 }
 

@@ -85,10 +85,6 @@ export function decodeEntities(s: string): string {
   });
 }
 
-/** Elements whose whole content is dropped: not prose (code, tables, navigation, scripts). */
-const DROPPED = ["head", "script", "style", "pre", "table", "nav", "code class", "div class=\"navheader",
-  "div class=\"navfooter"];
-
 /**
  * The documents of an HTML page: its text split at headings h1–h4 (one document per section), with
  * paragraphs at block elements. Code blocks, tables, scripts, styles and navigation are removed; inline
@@ -99,8 +95,10 @@ export function htmlToDocs(html: string): Doc[] {
   for (const tag of ["head", "script", "style", "pre", "table", "nav"]) {
     s = s.replace(new RegExp(`<${tag}\\b[\\s\\S]*?</${tag}>`, "gi"), "\n\n");
   }
-  // Navigation bars of DocBook output (header/footer divs hold only links); they nest no divs.
-  s = s.replace(/<div class="nav(?:header|footer)"[\s\S]*?<\/div>/gi, "\n\n");
+  // Navigation bars (DocBook navheader/navfooter and docnav, Texinfo header/nav-panel): links only, and
+  // they nest no element of their own kind.
+  s = s.replace(/<div class="(?:navheader|navfooter|header|nav-panel)"[\s\S]*?<\/div>/gi, "\n\n");
+  s = s.replace(/<ul class="docnav"[\s\S]*?<\/ul>/gi, "\n\n");
   s = s.replace(/<h[1-4]\b/gi, "\u0001$&"); // section boundary marker, removed below
   s = s.replace(/<\/?(?:p|div|li|ul|ol|dl|dt|dd|br|h[1-6]|blockquote|section|tr|td|th|hr)\b[^>]*>/gi, "\n\n");
   s = s.replace(/<[^>]*>/g, "");
