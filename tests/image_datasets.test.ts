@@ -127,7 +127,9 @@ test("CIFAR-10/100 folders: planes to HWC, coarse+fine labels, detection, valida
 
     // The same files through our tar writer + gzip read identically.
     const files: Record<string, Uint8Array> = {};
-    for await (const f of Deno.readDir(c100)) files[`cifar-100-binary/${f.name}`] = Deno.readFileSync(`${c100}/${f.name}`);
+    for await (const f of Deno.readDir(c100)) {
+      files[`cifar-100-binary/${f.name}`] = Deno.readFileSync(`${c100}/${f.name}`);
+    }
     await write(`${dir}/dl/cifar-100-binary.tar.gz`, gzipSync(tar(files)));
     const t = await readCifarTarGz("cifar100", `${dir}/dl/cifar-100-binary.tar.gz`, "train");
     assert.deepEqual(t.pixels, e.pixels);
@@ -148,10 +150,17 @@ test("CIFAR-10/100 folders: planes to HWC, coarse+fine labels, detection, valida
     const badTar = tar(files);
     badTar[10] ^= 1;
     await write(`${dir}/bad/cifar-100-binary.tar.gz`, gzipSync(badTar));
-    await assertRejectsMsg(() => readCifarTarGz("cifar100", `${dir}/bad/cifar-100-binary.tar.gz`, "train"), "checksum");
+    await assertRejectsMsg(
+      () => readCifarTarGz("cifar100", `${dir}/bad/cifar-100-binary.tar.gz`, "train"),
+      "checksum",
+    );
     const gz = gzipSync(tar(files));
     await write(`${dir}/cut/cifar-100-binary.tar.gz`, gz.subarray(0, gz.length - 100));
-    await assertRejectsMsg(() => readCifarTarGz("cifar100", `${dir}/cut/cifar-100-binary.tar.gz`, "val"), "cut/", "gzip");
+    await assertRejectsMsg(
+      () => readCifarTarGz("cifar100", `${dir}/cut/cifar-100-binary.tar.gz`, "val"),
+      "cut/",
+      "gzip",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -162,7 +171,12 @@ test("tar reader: long names via GNU 'L' entries, truncation is an error", () =>
   const h = tar({ "././@LongLink": new TextEncoder().encode(long + "\0"), short: new Uint8Array([1, 2, 3]) });
   h[156] = "L".charCodeAt(0); // turn the first entry into a GNU long-name header; fix its checksum
   h.set(new TextEncoder().encode("        "), 148);
-  h.set(new TextEncoder().encode(h.subarray(0, 512).reduce((a, b) => a + b, 0).toString(8).padStart(6, "0") + "\0 "), 148);
+  h.set(
+    new TextEncoder().encode(
+      h.subarray(0, 512).reduce((a, b) => a + b, 0).toString(8).padStart(6, "0") + "\0 ",
+    ),
+    148,
+  );
   const entries = readTar(h, "t.tar");
   assert.deepEqual(entries.map((e) => e.name), [long]);
   assert.deepEqual(Array.from(entries[0].data), [1, 2, 3]);

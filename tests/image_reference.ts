@@ -29,7 +29,11 @@ export function loadImageReference(): { tensors: Map<string, RefImage>; cases: R
   const tensors = new Map<string, RefImage>();
   for (const [name, v] of Object.entries(header)) {
     if (name === "__metadata__") continue;
-    const { dtype, shape, data_offsets: [b, e] } = v as { dtype: string; shape: number[]; data_offsets: number[] };
+    const { dtype, shape, data_offsets: [b, e] } = v as {
+      dtype: string;
+      shape: number[];
+      data_offsets: number[];
+    };
     if (dtype !== "U8") throw new Error(`reference ${name}: dtype ${dtype}`);
     tensors.set(name, { shape, data: bytes.subarray(base + b, base + e) });
   }

@@ -45,7 +45,11 @@ test("eval transform: a windowed resize equals the crop of the full resize; same
     const part = resizeBicubic(img, w, h, win);
     for (let y = 0; y < win.h; y++) {
       for (let x = 0; x < win.w * 3; x++) {
-        assert.equal(part.data[y * win.w * 3 + x], full.data[((y + win.y0) * w + win.x0) * 3 + x], `${w}x${h}`);
+        assert.equal(
+          part.data[y * win.w * 3 + x],
+          full.data[((y + win.y0) * w + win.x0) * 3 + x],
+          `${w}x${h}`,
+        );
       }
     }
   }
@@ -66,5 +70,8 @@ test("eval transform: ToTensor + Normalize in float32 with torch's rounding, gra
   assert.ok(Math.abs(out[0] - -2.117904) < 1e-6 && Math.abs(out[5] - 2.64) < 1e-6);
   const rgb = { width: 1, height: 1, channels: 3 as const, data: new Uint8Array([10, 128, 250]) };
   const t = evalTransform(rgb, { imgSize: 1, cropPct: 1, mean: [0.5, 0.5, 0.5], std: [0.5, 0.25, 2] });
-  assert.deepEqual(Array.from(t), [10, 128, 250].map((v, c) => Math.fround(Math.fround(Math.fround(v / 255) - 0.5) / [0.5, 0.25, 2][c])));
+  assert.deepEqual(
+    Array.from(t),
+    [10, 128, 250].map((v, c) => Math.fround(Math.fround(Math.fround(v / 255) - 0.5) / [0.5, 0.25, 2][c])),
+  );
 });

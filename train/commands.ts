@@ -87,9 +87,17 @@ export async function trainCommand(task: TaskName, args: string[] = Deno.args): 
     let opts = trainOptionsFromFlags(task, raw as Record<string, string | undefined>);
     if (opts.resume) {
       const where = await findCheckpoint(opts.resume);
+      const file = `${where.checkpoint}/state.json`;
       const stored = (await readCheckpointState(where.checkpoint)).run as RunConfig | undefined;
-      if (stored) opts = resumedOptions(opts, given, stored, where.runDir);
-      else if (!given.has("out")) opts.out = where.runDir;
+      if (stored) {
+        try {
+          opts = resumedOptions(opts, given, stored, where.runDir);
+        } catch (e) {
+          // a conflicting flag: say where the run's own setting is stored
+          if (e instanceof FlagError) throw new FlagError(`${e.message} (stored in ${file}, field 'run')`);
+          throw e;
+        }
+      } else if (!given.has("out")) opts.out = where.runDir;
     }
     const gpu = await getGpu({ quiet: true });
     log?.(`webgpu adapter: ${gpu.adapterName}`);

@@ -18,12 +18,15 @@ export type CifarSplit = "train" | "val";
 
 /** One split of CIFAR in memory. */
 export interface CifarData {
+  /** Which CIFAR. */
   kind: CifarKind;
+  /** Class names (the fine ones for CIFAR-100). */
   classes: string[];
   /** Fine labels (CIFAR-100) or the labels (CIFAR-10), one per image. */
   labels: Int32Array;
   /** CIFAR-100 only: the 20 superclasses and each image's superclass. */
   coarseClasses?: string[];
+  /** CIFAR-100 only: each image's superclass index. */
   coarseLabels?: Int32Array;
   /** N x 32 x 32 x 3, interleaved RGB. */
   pixels: Uint8Array;
@@ -83,16 +86,27 @@ function tarSource(archive: string, entries: TarEntry[]): FileSource {
 
 function parseNames(bytes: Uint8Array, file: string, count: number): string[] {
   const names = new TextDecoder().decode(bytes).split(/\r?\n/).map((s) => s.trim()).filter((s) => s !== "");
-  if (names.length !== count) throw new Error(`${file}: expected ${count} class names, found ${names.length}`);
+  if (names.length !== count) {
+    throw new Error(`${file}: expected ${count} class names, found ${names.length}`);
+  }
   if (new Set(names).size !== count) throw new Error(`${file}: class names are not unique`);
   return names;
 }
 
-async function readCifar(kind: CifarKind, split: CifarSplit, src: FileSource, where: string): Promise<CifarData> {
+async function readCifar(
+  kind: CifarKind,
+  split: CifarSplit,
+  src: FileSource,
+  where: string,
+): Promise<CifarData> {
   const spec = CIFAR_FILES[kind];
   const classes = parseNames(await src(spec.meta), `${where}/${spec.meta}`, spec.classCount);
   const coarseClasses = kind === "cifar100"
-    ? parseNames(await src(CIFAR_FILES.cifar100.coarseMeta), `${where}/${CIFAR_FILES.cifar100.coarseMeta}`, 20)
+    ? parseNames(
+      await src(CIFAR_FILES.cifar100.coarseMeta),
+      `${where}/${CIFAR_FILES.cifar100.coarseMeta}`,
+      20,
+    )
     : undefined;
   const rec = spec.labelBytes + PIXELS;
   const files = split === "train" ? spec.train : spec.val;
@@ -100,7 +114,9 @@ async function readCifar(kind: CifarKind, split: CifarSplit, src: FileSource, wh
   for (const f of files) {
     const b = await src(f);
     if (b.length === 0 || b.length % rec !== 0) {
-      throw new Error(`${where}/${f}: ${b.length} bytes is not a whole number of ${rec}-byte ${kind} records`);
+      throw new Error(
+        `${where}/${f}: ${b.length} bytes is not a whole number of ${rec}-byte ${kind} records`,
+      );
     }
     blobs.push(b);
   }
@@ -115,11 +131,15 @@ async function readCifar(kind: CifarKind, split: CifarSplit, src: FileSource, wh
       const o = r * rec;
       const fine = b[o + spec.labelBytes - 1];
       if (fine >= spec.classCount) {
-        throw new Error(`${where}/${files[fi]}: record ${r} has label ${fine}, but there are ${spec.classCount} classes`);
+        throw new Error(
+          `${where}/${files[fi]}: record ${r} has label ${fine}, but there are ${spec.classCount} classes`,
+        );
       }
       labels[i] = fine;
       if (coarseLabels) {
-        if (b[o] >= 20) throw new Error(`${where}/${files[fi]}: record ${r} has coarse label ${b[o]} (of 20)`);
+        if (b[o] >= 20) {
+          throw new Error(`${where}/${files[fi]}: record ${r} has coarse label ${b[o]} (of 20)`);
+        }
         coarseLabels[i] = b[o];
       }
       const px = o + spec.labelBytes, out = i * PIXELS, plane = CIFAR_SIZE * CIFAR_SIZE;
@@ -144,6 +164,10 @@ export function readCifarFolder(kind: CifarKind, dir: string, split: CifarSplit)
 }
 
 /** Reads a split from the downloaded archive (cifar-10-binary.tar.gz / cifar-100-binary.tar.gz). */
-export async function readCifarTarGz(kind: CifarKind, archive: string, split: CifarSplit): Promise<CifarData> {
+export async function readCifarTarGz(
+  kind: CifarKind,
+  archive: string,
+  split: CifarSplit,
+): Promise<CifarData> {
   return readCifar(kind, split, tarSource(archive, await readTarGz(archive)), archive);
 }

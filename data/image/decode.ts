@@ -10,18 +10,26 @@
 //   which Pillow opens as mode I and whose convert("L") clips to 255 instead.
 
 import initMozjpeg from "@jsquash/jpeg/codec/dec/mozjpeg_dec.js";
-import initPng, { decode as pngDecode, decode_rgba16 as pngDecode16 } from "@jsquash/png/codec/pkg/squoosh_png.js";
+import initPng, {
+  decode as pngDecode,
+  decode_rgba16 as pngDecode16,
+} from "@jsquash/png/codec/pkg/squoosh_png.js";
 
 /** A decoded image: row-major, interleaved channels (1 = gray, 3 = RGB), 8 bits per sample. */
 export interface DecodedImage {
+  /** Columns. */
   width: number;
+  /** Rows. */
   height: number;
+  /** 1 (gray) or 3 (RGB). */
   channels: 1 | 3;
+  /** height * width * channels bytes. */
   data: Uint8Array;
 }
 
 /** A file that cannot be decoded; the message names the file and says why in one line. */
 export class ImageDecodeError extends Error {
+  /** `file` names the image (as the caller passed it); `reason` is the one-line cause. */
   constructor(readonly file: string, readonly reason: string) {
     super(`${file}: ${reason}`);
     this.name = "ImageDecodeError";
@@ -32,7 +40,10 @@ export class ImageDecodeError extends Error {
 export const MAX_PIXELS = 1 << 28;
 
 interface JpegModule {
-  decode(data: Uint8Array, preserveOrientation: boolean): { width: number; height: number; data: Uint8ClampedArray };
+  decode(
+    data: Uint8Array,
+    preserveOrientation: boolean,
+  ): { width: number; height: number; data: Uint8ClampedArray };
 }
 
 let jpegModule: JpegModule | undefined;
@@ -64,7 +75,9 @@ export async function decodeImage(bytes: Uint8Array, name: string): Promise<Deco
 /** decodeImage without the await, for tight loops; initImageDecoders must have finished first. */
 export function decodeImageSync(bytes: Uint8Array, name: string): DecodedImage {
   if (!jpegModule || !pngReady) throw new Error("decodeImageSync: call initImageDecoders() first");
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return decodeJpeg(bytes, name);
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    return decodeJpeg(bytes, name);
+  }
   if (bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b)) return decodePng(bytes, name);
   throw new ImageDecodeError(name, "not a JPEG or PNG file (unrecognised signature)");
 }
@@ -74,7 +87,10 @@ export function decodeImageSync(bytes: Uint8Array, name: string): DecodedImage {
 function decodeJpeg(bytes: Uint8Array, name: string): DecodedImage {
   const { components, width, height } = jpegFrame(bytes, name);
   if (components === 4) {
-    throw new ImageDecodeError(name, "CMYK/YCCK JPEG is not supported; convert it to RGB (e.g. Pillow's convert)");
+    throw new ImageDecodeError(
+      name,
+      "CMYK/YCCK JPEG is not supported; convert it to RGB (e.g. Pillow's convert)",
+    );
   }
   if (components !== 1 && components !== 3) {
     throw new ImageDecodeError(name, `JPEG with ${components} components is not supported`);
@@ -147,7 +163,10 @@ function decodePng(bytes: Uint8Array, name: string): DecodedImage {
     const img = pngDecode(bytes);
     return fromRgba(img.data as Uint8ClampedArray, img.width, img.height, gray ? 1 : 3);
   } catch (e) {
-    throw new ImageDecodeError(name, `corrupt or truncated PNG (${String((e as Error).message ?? e).split("\n")[0]})`);
+    throw new ImageDecodeError(
+      name,
+      `corrupt or truncated PNG (${String((e as Error).message ?? e).split("\n")[0]})`,
+    );
   }
 }
 
@@ -188,9 +207,16 @@ function crc32(b: Uint8Array, start: number, end: number): number {
 }
 
 /** Keeps the first `channels` of each RGBA pixel (gray decoders replicate gray into R, G and B). */
-function fromRgba(rgba: Uint8ClampedArray | Uint8Array, width: number, height: number, channels: 1 | 3): DecodedImage {
+function fromRgba(
+  rgba: Uint8ClampedArray | Uint8Array,
+  width: number,
+  height: number,
+  channels: 1 | 3,
+): DecodedImage {
   const n = width * height;
-  if (rgba.length !== n * 4) throw new Error(`decoder returned ${rgba.length} bytes for ${width}x${height} RGBA`);
+  if (rgba.length !== n * 4) {
+    throw new Error(`decoder returned ${rgba.length} bytes for ${width}x${height} RGBA`);
+  }
   const out = new Uint8Array(n * channels);
   if (channels === 1) {
     for (let p = 0; p < n; p++) out[p] = rgba[p * 4];

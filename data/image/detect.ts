@@ -47,7 +47,9 @@ export async function detectImageDataset(path: string): Promise<DetectedDataset>
       if (/cifar-?100/.test(base)) return { format: "cifar100", archive: path };
       if (/cifar-?10/.test(base)) return { format: "cifar10", archive: path };
     }
-    throw new Error(`${path}: a file, but not ${Object.values(ARCHIVES).join(" or ")}; pass a dataset folder`);
+    throw new Error(
+      `${path}: a file, but not ${Object.values(ARCHIVES).join(" or ")}; pass a dataset folder`,
+    );
   }
   const have = await entries(path);
   for (const kind of ["cifar10", "cifar100"] as const) {
@@ -67,6 +69,8 @@ export async function detectImageDataset(path: string): Promise<DetectedDataset>
   }
   throw new Error(
     `${path}: no dataset found (looked for train/<class>/ or val/<class>/ folders, CIFAR's ` +
-      `${CIFAR_FILES.cifar10.train[0]} / ${CIFAR_FILES.cifar100.train[0]} or their .tar.gz, and *-idx3-ubyte[.gz] files)`,
+      `${CIFAR_FILES.cifar10.train[0]} / ${
+        CIFAR_FILES.cifar100.train[0]
+      } or their .tar.gz, and *-idx3-ubyte[.gz] files)`,
   );
 }

@@ -15,9 +15,11 @@ const UNSUPPORTED_EXTENSIONS = [".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"
 export interface ImageFolderSplit {
   /** The split folder (DIR/train or DIR/val). */
   root: string;
+  /** Sorted class folder names; label i is classes[i]. */
   classes: string[];
   /** Paths relative to `root`, "class/name", in dataset order. */
   files: string[];
+  /** Class index of each file. */
   labels: Int32Array;
 }
 
@@ -68,7 +70,9 @@ async function walkImages(dir: string): Promise<string[]> {
       const ext = extensionOf(n);
       if (IMAGE_EXTENSIONS.includes(ext)) files.push(join(d, n));
       else if (UNSUPPORTED_EXTENSIONS.includes(ext)) {
-        throw new Error(`${join(d, n)}: ${ext} images are not supported (only JPEG and PNG); convert or remove it`);
+        throw new Error(
+          `${join(d, n)}: ${ext} images are not supported (only JPEG and PNG); convert or remove it`,
+        );
       }
     }
   }
@@ -79,8 +83,12 @@ async function walkImages(dir: string): Promise<string[]> {
 export async function listImageFolder(dir: string, split: string): Promise<ImageFolderSplit> {
   const root = join(dir, split);
   const classes: string[] = [];
-  for (const e of await readDirSorted(root)) if (await isDirectory(join(root, e.name), e)) classes.push(e.name);
-  if (classes.length === 0) throw new Error(`${root}: no class folders (expected ${root}/<class>/<image files>)`);
+  for (const e of await readDirSorted(root)) {
+    if (await isDirectory(join(root, e.name), e)) classes.push(e.name);
+  }
+  if (classes.length === 0) {
+    throw new Error(`${root}: no class folders (expected ${root}/<class>/<image files>)`);
+  }
   const files: string[] = [], labels: number[] = [];
   for (const [label, cls] of classes.entries()) {
     const found = await walkImages(join(root, cls));
@@ -106,11 +114,16 @@ async function checkSameClasses(dir: string, split: string, classes: string[]): 
     return;
   }
   const theirs: string[] = [];
-  for (const e of await readDirSorted(otherRoot)) if (await isDirectory(join(otherRoot, e.name), e)) theirs.push(e.name);
-  const missing = theirs.filter((c) => !classes.includes(c)), extra = classes.filter((c) => !theirs.includes(c));
+  for (const e of await readDirSorted(otherRoot)) {
+    if (await isDirectory(join(otherRoot, e.name), e)) theirs.push(e.name);
+  }
+  const missing = theirs.filter((c) => !classes.includes(c)),
+    extra = classes.filter((c) => !theirs.includes(c));
   if (missing.length || extra.length) {
     throw new Error(
-      `${join(dir, split)}: class folders differ from ${otherRoot} (only in ${other}: ${missing.join(", ") || "-"}; ` +
+      `${join(dir, split)}: class folders differ from ${otherRoot} (only in ${other}: ${
+        missing.join(", ") || "-"
+      }; ` +
         `only in ${split}: ${extra.join(", ") || "-"}), so labels would not match`,
     );
   }

@@ -9,7 +9,9 @@ export const MAX_TAR_BYTES = 1 << 30;
 
 /** One regular file of an archive: its path and a view of its bytes. */
 export interface TarEntry {
+  /** Path inside the archive (pax / GNU long names applied, "./" dropped). */
   name: string;
+  /** The file's bytes (a view into the archive). */
   data: Uint8Array;
 }
 
@@ -18,7 +20,9 @@ const ascii = (b: Uint8Array) => new TextDecoder().decode(b).replace(/\0[\s\S]*$
 function octal(b: Uint8Array, what: string, archive: string): number {
   if (b[0] & 0x80) throw new Error(`${archive}: corrupt tar (${what} in base-256 form is not supported)`);
   const s = ascii(b).trim();
-  if (s !== "" && !/^[0-7]+$/.test(s)) throw new Error(`${archive}: corrupt tar (${what} '${s}' is not octal)`);
+  if (s !== "" && !/^[0-7]+$/.test(s)) {
+    throw new Error(`${archive}: corrupt tar (${what} '${s}' is not octal)`);
+  }
   return s === "" ? 0 : parseInt(s, 8);
 }
 

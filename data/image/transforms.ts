@@ -15,10 +15,14 @@ export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
 const PRECISION_BITS = 22;
 
 /** A rectangle of the output: columns x0..x0+w, rows y0..y0+h. */
-interface Window {
+export interface Window {
+  /** First column. */
   x0: number;
+  /** First row. */
   y0: number;
+  /** Width. */
   w: number;
+  /** Height. */
   h: number;
 }
 
@@ -60,7 +64,9 @@ function coeffs(inSize: number, outSize: number): Coeffs {
     for (let x = 0; x < xmax; x++) {
       const v = ww !== 0 ? w[x] / ww : w[x];
       // (int)(±0.5 + v * 2^22): round half away from zero by truncation.
-      k[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS)) : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
+      k[xx * ksize + x] = v < 0
+        ? Math.trunc(-0.5 + v * (1 << PRECISION_BITS))
+        : Math.trunc(0.5 + v * (1 << PRECISION_BITS));
     }
     bounds[xx * 2] = xmin;
     bounds[xx * 2 + 1] = xmax;
@@ -100,14 +106,27 @@ export function resizeBicubic(img: DecodedImage, outW: number, outH: number, win
     midX0 = 0;
     mid = new Uint8Array((yLast - yFirst) * midW * C);
     const half = 1 << (PRECISION_BITS - 1);
+    const hk = hor.k;
     for (let y = yFirst; y < yLast; y++) {
       const rowIn = y * inW * C, rowOut = (y - yFirst) * midW * C;
       for (let xx = 0; xx < midW; xx++) {
         const o = xx + win.x0, xmin = hor.bounds[o * 2], n = hor.bounds[o * 2 + 1], kb = o * hor.ksize;
-        for (let c = 0; c < C; c++) {
+        if (C === 3) { // the common case, all three sums in one pass over the taps
+          let s0 = half, s1 = half, s2 = half;
+          for (let x = 0, p = rowIn + xmin * 3; x < n; x++, p += 3) {
+            const k = hk[kb + x];
+            s0 += data[p] * k;
+            s1 += data[p + 1] * k;
+            s2 += data[p + 2] * k;
+          }
+          const q = rowOut + xx * 3;
+          mid[q] = clip8(s0);
+          mid[q + 1] = clip8(s1);
+          mid[q + 2] = clip8(s2);
+        } else {
           let ss = half;
-          for (let x = 0, p = rowIn + xmin * C + c; x < n; x++, p += C) ss += data[p] * hor.k[kb + x];
-          mid[rowOut + xx * C + c] = clip8(ss);
+          for (let x = 0, p = rowIn + xmin; x < n; x++, p++) ss += data[p] * hk[kb + x];
+          mid[rowOut + xx] = clip8(ss);
         }
       }
     }
@@ -125,13 +144,20 @@ export function resizeBicubic(img: DecodedImage, outW: number, outH: number, win
   }
   const half = 1 << (PRECISION_BITS - 1);
   const stride = midW * C;
+  // Row at a time: acc += tap row * k, walking memory in order (sums stay within int32, as in C).
+  const rowLen = win.w * C, acc = new Int32Array(rowLen);
   for (let yy = 0; yy < win.h; yy++) {
-    const o = yy + win.y0, ymin = vert.bounds[o * 2] - yFirst, n = vert.bounds[o * 2 + 1], kb = o * vert.ksize;
-    for (let i = 0; i < win.w * C; i++) {
-      let ss = half;
-      for (let y = 0, p = ymin * stride + midX0 * C + i; y < n; y++, p += stride) ss += mid[p] * vert.k[kb + y];
-      out[yy * win.w * C + i] = clip8(ss);
+    const o = yy + win.y0,
+      ymin = vert.bounds[o * 2] - yFirst,
+      n = vert.bounds[o * 2 + 1],
+      kb = o * vert.ksize;
+    acc.fill(half);
+    for (let y = 0; y < n; y++) {
+      const k = vert.k[kb + y], base = (ymin + y) * stride + midX0 * C;
+      for (let i = 0; i < rowLen; i++) acc[i] += mid[base + i] * k;
     }
+    const ob = yy * rowLen;
+    for (let i = 0; i < rowLen; i++) out[ob + i] = clip8(acc[i]);
   }
   return { width: win.w, height: win.h, channels: C, data: out };
 }
@@ -143,7 +169,9 @@ export function crop(img: DecodedImage, x0: number, y0: number, w: number, h: nu
     throw new Error(`crop ${w}x${h}+${x0}+${y0} outside the ${width}x${height} image`);
   }
   const out = new Uint8Array(w * h * C);
-  for (let y = 0; y < h; y++) out.set(data.subarray(((y0 + y) * width + x0) * C, ((y0 + y) * width + x0 + w) * C), y * w * C);
+  for (let y = 0; y < h; y++) {
+    out.set(data.subarray(((y0 + y) * width + x0) * C, ((y0 + y) * width + x0 + w) * C), y * w * C);
+  }
   return { width: w, height: h, channels: C, data: out };
 }
 

@@ -66,10 +66,14 @@ export function shortSideSize(w: number, h: number, s: number): { width: number;
 }
 
 /** A crop box in pixels of the resized frames. */
-interface Box {
+export interface Box {
+  /** Left edge. */
   x: number;
+  /** Top edge. */
   y: number;
+  /** Width. */
   w: number;
+  /** Height. */
   h: number;
 }
 

@@ -20,6 +20,7 @@ export interface Frames {
 export class VideoError extends Error {
   /** Always "VideoError". */
   override name = "VideoError";
+  /** `message` is prefixed with the path it concerns. */
   constructor(readonly path: string, message: string) {
     super(`${path}: ${message}`);
   }

@@ -42,16 +42,21 @@ export interface MovingOptions {
 export interface Trajectory {
   /** Garment image index in the split. */
   image: number;
-  /** Centre x, y (pixels) at the start and end. */
+  /** Centre x (pixels) at the first frame. */
   x0: number;
+  /** Centre y (pixels, down) at the first frame. */
   y0: number;
+  /** Centre x at the last frame. */
   x1: number;
+  /** Centre y at the last frame. */
   y1: number;
-  /** Rotation (radians, clockwise on screen) at the start and end. */
+  /** Rotation (radians, clockwise on screen) at the first frame. */
   a0: number;
+  /** Rotation at the last frame. */
   a1: number;
-  /** Scale (relative to `object`) at the start and end. */
+  /** Scale (relative to `object`) at the first frame. */
   s0: number;
+  /** Scale at the last frame. */
   s1: number;
 }
 
