@@ -7,6 +7,13 @@
 //   deno task parity --ref REF --out OUT --model point --points 64 --groups 8 --group-size 8 \
 //     --encoder-dim 32 --dim 32 --depth 2 --heads 2 --classes 5 --llm CHECKPOINT_DIR --llm-layers 2 \
 //     --label-smoothing 0.2 --lr 1e-3 --weight-decay 0.05
+//   deno task parity --ref REF --out OUT --model video --frames 4 --tubelet 2 --img 28 --patch 7 --chans 1 \
+//     --dim 32 --depth 2 --heads 2 --classes 10 --llm CHECKPOINT_DIR --llm-layers 1 \
+//     --label-smoothing 0.1 --lr 1e-3 --weight-decay 0.05 [--init-values 0.1]
+//
+// For --model video (models/video.ts, VideoMAE names), inputs are clips [B, C, T, H, W]; layer scale
+// (gamma_1/gamma_2) exists when --init-values > 0 (default 0: none, as VideoMAE's fine-tuning); the
+// weight decay applies to params with ≥ 2 dims only (VideoMAE's groups).
 //
 // For --model point, inputs are [B, points, 3], BatchNorm runs in training mode, REF also holds
 // buffer.<name> (running stats) and OUT adds nextbuffer.<name>; the loss uses Point-BERT's smoothing
@@ -28,7 +35,10 @@ const flags = train.parseFlags("usage: deno task parity --ref REF --out OUT [fla
     help: "reference safetensors (param.*, inputs, labels, optionally expected results)",
   },
   out: { type: "string", help: "output safetensors" },
-  model: { type: "string", default: "vit", help: "vit | point" },
+  model: { type: "string", default: "vit", help: "vit | point | video" },
+  frames: { type: "string", default: "4", help: "frames per clip (video)" },
+  tubelet: { type: "string", default: "2", help: "frames per tubelet (video)" },
+  "init-values": { type: "string", default: "0", help: "layer scale init; 0: no gamma_1/gamma_2 (video)" },
   points: { type: "string", default: "64", help: "points per cloud (point)" },
   groups: { type: "string", default: "8", help: "FPS groups (point)" },
   "group-size": { type: "string", default: "8", help: "kNN group size (point)" },
@@ -55,11 +65,11 @@ if (!flags.ref || !flags.out) {
   console.error("parity: --ref and --out are required (see --help)");
   Deno.exit(2);
 }
-if (flags.model !== "vit" && flags.model !== "point") {
-  console.error(`parity: --model ${flags.model} is not supported (vit | point)`);
+if (flags.model !== "vit" && flags.model !== "point" && flags.model !== "video") {
+  console.error(`parity: --model ${flags.model} is not supported (vit | point | video)`);
   Deno.exit(2);
 }
-const isPoint = flags.model === "point";
+const isPoint = flags.model === "point", isVideo = flags.model === "video";
 const cfg = {
   img: num("img", flags.img),
   patch: num("patch", flags.patch),
@@ -76,9 +86,11 @@ const ref = await io.openSafetensors(flags.ref);
 const read = async (src: io.WeightSource, name: string) => io.toFloat32(src.info(name), await src.read(name));
 const inputsInfo = ref.info("inputs");
 const B = inputsInfo.shape[0];
-const want = isPoint ? `[B, ${flags.points}, 3]` : `[B, ${cfg.chans}, ${cfg.img}, ${cfg.img}]`;
+const frames = isVideo ? [num("frames", flags.frames)] : [];
+const sampleShape = isPoint ? [num("points", flags.points), 3] : [cfg.chans, ...frames, cfg.img, cfg.img];
+const want = `[B, ${sampleShape.join(", ")}]`;
 const got = inputsInfo.shape.slice(1).join();
-if (got !== (isPoint ? `${flags.points},3` : `${cfg.chans},${cfg.img},${cfg.img}`)) {
+if (got !== sampleShape.join()) {
   throw new Error(`${flags.ref}: inputs have shape [${inputsInfo.shape}], but the model expects ${want}`);
 }
 
@@ -110,6 +122,15 @@ if (isPoint) {
     m.bnUpdates,
     m.llm?.loader,
   ];
+} else if (isVideo) {
+  const video = {
+    ...cfg,
+    frames: frames[0],
+    tubelet: num("tubelet", flags.tubelet),
+    initValues: num("init-values", flags["init-values"]),
+  };
+  const m = await models.buildVideoVit(g, video, B, { llm: llmOpt });
+  [input, logitsNode, loader] = [m.clips, m.logits, m.llm?.loader];
 } else {
   const m = await models.buildVit(g, cfg, B, { llm: llmOpt });
   [input, logitsNode, loader] = [m.images, m.logits, m.llm?.loader];
@@ -124,7 +145,7 @@ const grads = grad(loss);
 const opt = new nn.AdamW(g, grads, {
   lr,
   weightDecay: wd,
-  noDecay: isPoint ? models.pointNoDecay : models.vitNoDecay,
+  noDecay: isPoint ? models.pointNoDecay : isVideo ? models.videoNoDecay : models.vitNoDecay,
 });
 const gradNodes = [...grads.values()];
 const gpu = await getGpu();

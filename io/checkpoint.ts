@@ -174,10 +174,11 @@ export async function readCheckpointState(dir: string): Promise<CheckpointState>
 /**
  * Checks a checkpoint directory before it is trusted: its manifest (every file present with the
  * recorded size and SHA-256, the same step as state.json), state.json, and the safetensors headers.
- * A directory without a manifest (written before manifests existed) is checked without it. Returns
- * its state; throws a CheckpointError naming the file and what is wrong.
+ * A directory without a manifest (one written before manifests existed) is checked without it unless
+ * `requireManifest` (an interrupted save's directories are complete only with theirs). Returns its
+ * state; throws a CheckpointError naming the file and what is wrong.
  */
-export async function validateCheckpoint(dir: string): Promise<CheckpointState> {
+export async function validateCheckpoint(dir: string, requireManifest = false): Promise<CheckpointState> {
   const mfile = `${dir}/${MANIFEST}`;
   if (await exists(mfile)) {
     let m: Manifest;
@@ -221,6 +222,7 @@ export async function validateCheckpoint(dir: string): Promise<CheckpointState> 
   if (!(await exists(`${dir}/model.safetensors`))) {
     throw new CheckpointError(dir, "no model.safetensors: not a checkpoint directory");
   }
+  if (requireManifest) throw new CheckpointError(dir, `no ${MANIFEST}: an unfinished (or half-removed) save`);
   const st = await readCheckpointState(dir);
   await checkSafetensors(`${dir}/model.safetensors`);
   return st;
@@ -283,7 +285,7 @@ export async function findCheckpoint(path: string): Promise<CheckpointLocation> 
   const refused: string[] = [], valid: { dir: string; step: number }[] = [];
   for (const dir of candidates) {
     try {
-      const st = await validateCheckpoint(dir);
+      const st = await validateCheckpoint(dir, dir !== base);
       valid.push({ dir, step: st.step });
       if (!best || st.step > best.step) best = { dir, step: st.step };
     } catch (e) {

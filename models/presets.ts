@@ -2,6 +2,7 @@
 
 import type { VitConfig } from "./vit.ts";
 import type { PointBertConfig } from "./pointbert.ts";
+import type { VideoConfig } from "./video.ts";
 
 /**
  * ViT presets: models for 28×28×1 images (`fmnist`, the small default; `tiny-28`, ViT-tiny's width and
@@ -26,6 +27,37 @@ export const POINT_PRESETS: Readonly<Record<string, PointBertConfig>> = {
     depth: 2,
     heads: 4,
     classes: 10,
+  },
+};
+
+/**
+ * Video ViT presets: `mfmnist`, a small model for moving Fashion-MNIST clips (8 frames of 28×28×1, 8
+ * motion classes; sized for a software GPU), and VideoMAE's SSv2 fine-tuning shapes (16 frames of
+ * 224×224×3, patch 16, tubelet 2, 174 classes): `small-ssv2` (ViT-S, the paper's) and `base-ssv2` (ViT-B).
+ */
+export const VIDEO_PRESETS: Readonly<Record<string, VideoConfig>> = {
+  mfmnist: { frames: 8, tubelet: 2, img: 28, patch: 7, chans: 1, dim: 64, depth: 2, heads: 4, classes: 8 },
+  "small-ssv2": {
+    frames: 16,
+    tubelet: 2,
+    img: 224,
+    patch: 16,
+    chans: 3,
+    dim: 384,
+    depth: 12,
+    heads: 6,
+    classes: 174,
+  },
+  "base-ssv2": {
+    frames: 16,
+    tubelet: 2,
+    img: 224,
+    patch: 16,
+    chans: 3,
+    dim: 768,
+    depth: 12,
+    heads: 12,
+    classes: 174,
   },
 };
 

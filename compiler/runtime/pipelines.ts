@@ -4,16 +4,18 @@
 // the pipeline again would repeat the WGSL validation and translation, and on software adapters
 // (lavapipe) the LLVM compile of the kernel at its first dispatch — seconds for a large unrolled one.
 // The key is the WGSL text and entry point: the bind group layout is reflected from the text, so the
-// same text always means the same layout.
+// same text always means the same layout. The cache holds pipelines weakly: one lives as long as an
+// executable uses it or the garbage collector has not yet come by (holding hundreds of them strongly
+// to the end of a process made lavapipe corrupt its heap at exit).
 
 import type { ShaderInfo } from "./reflect.ts";
 
-/** Most pipelines kept per device; the least recently used go first (executables keep their own). */
-const MAX_PIPELINES = 512;
+/** Most entries kept per device; the least recently used go first (executables keep their own). */
+const MAX_PIPELINES = 1024;
 
-const byDevice = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+const byDevice = new WeakMap<GPUDevice, Map<string, WeakRef<GPUComputePipeline>>>();
 
-function cacheOf(device: GPUDevice): Map<string, GPUComputePipeline> {
+function cacheOf(device: GPUDevice): Map<string, WeakRef<GPUComputePipeline>> {
   let c = byDevice.get(device);
   if (!c) byDevice.set(device, c = new Map());
   return c;
@@ -25,7 +27,7 @@ function cacheOf(device: GPUDevice): Map<string, GPUComputePipeline> {
  * handed to a later build (whose error scopes would not see the error).
  */
 export class PipelineBuilder {
-  private readonly shared: Map<string, GPUComputePipeline>;
+  private readonly shared: Map<string, WeakRef<GPUComputePipeline>>;
   private readonly made = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
 
@@ -46,10 +48,13 @@ export class PipelineBuilder {
     node = "",
   ): Promise<GPUComputePipeline> {
     const key = entry + "\u0000" + code;
-    const hit = this.made.get(key) ?? this.shared.get(key);
-    if (hit) {
-      // most recently used last, so eviction takes the oldest
-      if (this.shared.delete(key)) this.shared.set(key, hit);
+    const made = this.made.get(key);
+    if (made) return made;
+    const ref = this.shared.get(key);
+    const hit = ref?.deref();
+    if (ref) this.shared.delete(key); // re-added last (most recently used), or dropped when collected
+    if (ref && hit) {
+      this.shared.set(key, ref);
       return hit;
     }
     const dev = this.device;
@@ -85,7 +90,7 @@ export class PipelineBuilder {
 
   /** Shares the pipelines this build made with later builds on the device. */
   commit(): void {
-    for (const [key, pipe] of this.made) this.shared.set(key, pipe);
+    for (const [key, pipe] of this.made) this.shared.set(key, new WeakRef(pipe));
     for (const key of this.shared.keys()) {
       if (this.shared.size <= MAX_PIPELINES) break;
       this.shared.delete(key);
@@ -94,9 +99,9 @@ export class PipelineBuilder {
   }
 }
 
-/** Number of pipelines the device's shared cache holds now (for tests). */
+/** Number of pipelines the device's shared cache can hand out now (for tests). */
 export function sharedPipelineCount(device: GPUDevice): number {
-  return byDevice.get(device)?.size ?? 0;
+  return [...byDevice.get(device)?.values() ?? []].filter((r) => r.deref()).length;
 }
 
 function numbered(code: string): string {

@@ -4,6 +4,9 @@
 //     [--out .data/tokenizer/tokenizer.json] [--special "<|endoftext|>"]...
 //
 // Reads CORPUS/train.txt; reports the training time and the tokens per byte on CORPUS/valid.txt.
+// The committed reference tokenizer (data/corpus/reference/) is this run on the committed sample:
+//   deno run -A data/corpus/train_tokenizer.ts --train data/corpus/sample.txt --valid data/corpus/sample.txt \
+//     --vocab 1024 --out data/corpus/reference/tokenizer-1k.json
 
 import { BpeTokenizer } from "../../io/tokenizer.ts";
 import { trainBpe, WordCounts } from "./bpe.ts";
@@ -13,6 +16,8 @@ const HELP = `Usage: deno run -A data/corpus/train_tokenizer.ts [options]
   --vocab N         vocabulary size: 256 bytes + merges + special tokens (default 4096)
   --min-frequency N pairs seen fewer times are not merged (default 2)
   --special TOKEN   a special token (repeatable; default <|endoftext|>, the document separator)
+  --train FILE      training text instead of CORPUS/train.txt
+  --valid FILE      held-out text instead of CORPUS/valid.txt
   --out FILE        output tokenizer.json (default .data/tokenizer/tokenizer.json)`;
 
 /** Feeds text to the counter in ~1 MB pieces cut before a blank line, where a pre-token always ends. */
@@ -27,6 +32,7 @@ function countWords(text: string, words: WordCounts): void {
 
 async function main() {
   let corpus = ".data/corpus", vocab = 4096, minFrequency = 2, out = ".data/tokenizer/tokenizer.json";
+  let trainFile = "", validFile = "";
   const specials: string[] = [];
   const argv = Deno.args;
   for (let i = 0; i < argv.length; i++) {
@@ -47,6 +53,12 @@ async function main() {
       case "--special":
         specials.push(value());
         break;
+      case "--train":
+        trainFile = value();
+        break;
+      case "--valid":
+        validFile = value();
+        break;
       case "--out":
         out = value();
         break;
@@ -59,12 +71,14 @@ async function main() {
     }
   }
   if (!specials.length) specials.push("<|endoftext|>");
+  trainFile ||= `${corpus}/train.txt`;
+  validFile ||= `${corpus}/valid.txt`;
   let train: string;
   try {
-    train = await Deno.readTextFile(`${corpus}/train.txt`);
+    train = await Deno.readTextFile(trainFile);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${corpus}/train.txt not found: build the corpus first (deno run -A data/corpus/build.ts)`);
+      throw new Error(`${trainFile} not found: build the corpus first (deno run -A data/corpus/build.ts)`);
     }
     throw e;
   }
@@ -87,7 +101,7 @@ async function main() {
   await Deno.mkdir(out.slice(0, Math.max(0, out.lastIndexOf("/"))) || ".", { recursive: true });
   await tok.save(out);
   const reloaded = await BpeTokenizer.load(out);
-  const valid = await Deno.readTextFile(`${corpus}/valid.txt`);
+  const valid = await Deno.readTextFile(validFile);
   const t3 = performance.now();
   const ids = reloaded.encode(valid);
   const t4 = performance.now();
