@@ -33,9 +33,13 @@ export interface MixupOptions {
 
 /** A CutMix box: rows [yl, yh), columns [xl, xh). */
 export interface Box {
+  /** First row. */
   yl: number;
+  /** End row (exclusive). */
   yh: number;
+  /** First column. */
   xl: number;
+  /** End column (exclusive). */
   xh: number;
 }
 

@@ -171,7 +171,10 @@ for (const p of grads.keys()) {
   exe.write(p, await read(ref, `param.${p.name}`));
 }
 if (refParams.size) {
-  throw new Error(`${flags.ref}: params the model does not have: ${[...refParams].join(", ")}`);
+  const hint = [...refParams].some((n) => /\.gamma_[12]$/.test(n))
+    ? " (layer scale: pass --init-values > 0)"
+    : "";
+  throw new Error(`${flags.ref}: params the model does not have: ${[...refParams].join(", ")}${hint}`);
 }
 exe.write(input, await read(ref, "inputs"));
 for (const b of buffers) {

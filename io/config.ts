@@ -502,9 +502,9 @@ export function checkConfigAgainstTensors(cfg: LlmConfig, src: WeightSource, nam
 
 /**
  * Parses a layer selection against a model with `layers` layers: "31", "30,31", "last", "last:2" (the
- * last two, in order), "all", ranges "0-3", or comma-separated mixes ("0-1,5"). The result is strictly
- * increasing (layers run in model order); duplicates, descending order and out-of-range indices are
- * errors.
+ * last two, in order), "middle" (⌊(layers − 1)/2⌋: LLaMA-7B's 15, the paper's video layer), "all",
+ * ranges "0-3", or comma-separated mixes ("0-1,5"). The result is strictly increasing (layers run in
+ * model order); duplicates, descending order and out-of-range indices are errors.
  */
 export function parseLayerSelection(spec: string, layers: number): number[] {
   const bad = (why: string) => new Error(`bad layer selection '${spec}': ${why}`);
@@ -514,7 +514,7 @@ export function parseLayerSelection(spec: string, layers: number): number[] {
   const range = `the model has ${layers} layers (0-${layers - 1})`;
   const index = (s: string): number => {
     if (!/^\d+$/.test(s)) {
-      throw bad(`'${s}' is not a layer index, a range A-B, 'last', 'last:N' or 'all'`);
+      throw bad(`'${s}' is not a layer index, a range A-B, 'last', 'last:N', 'middle' or 'all'`);
     }
     const i = Number(s);
     if (i >= layers) throw bad(`layer ${i} is out of range: ${range}`);
@@ -528,6 +528,9 @@ export function parseLayerSelection(spec: string, layers: number): number[] {
       for (let i = 0; i < layers; i++) out.push(i);
     } else if (p === "last") {
       out.push(layers - 1);
+    } else if (p === "middle") {
+      // the paper's video choice: LLaMA-7B's layer 15 of 0..31
+      out.push(Math.floor((layers - 1) / 2));
     } else if (p.startsWith("last:")) {
       const n = p.slice(5);
       if (!/^\d+$/.test(n) || Number(n) < 1) throw bad(`'${p}' needs a count of at least 1`);

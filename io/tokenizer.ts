@@ -104,10 +104,14 @@ export class BpeTokenizer {
     this.addPrefixSpace = opts.addPrefixSpace ?? false;
     for (const [tok, id] of vocab) {
       if (!Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) {
-        throw new TokenizerFormatError(`token ${JSON.stringify(tok)} has id ${id}: ids must be 0..${MAX_VOCAB - 1}`);
+        throw new TokenizerFormatError(
+          `token ${JSON.stringify(tok)} has id ${id}: ids must be 0..${MAX_VOCAB - 1}`,
+        );
       }
       if (this.#idToToken[id] !== undefined) {
-        throw new TokenizerFormatError(`id ${id} is used by ${JSON.stringify(this.#idToToken[id])} and ${JSON.stringify(tok)}`);
+        throw new TokenizerFormatError(
+          `id ${id} is used by ${JSON.stringify(this.#idToToken[id])} and ${JSON.stringify(tok)}`,
+        );
       }
       this.#idToToken[id] = tok;
     }
@@ -125,7 +129,9 @@ export class BpeTokenizer {
       const ia = vocab.get(a), ib = vocab.get(b), im = vocab.get(a + b);
       if (ia === undefined || ib === undefined || im === undefined) {
         const missing = ia === undefined ? a : ib === undefined ? b : a + b;
-        throw new TokenizerFormatError(`merge ${rank} "${a} ${b}": ${JSON.stringify(missing)} is not in the vocabulary`);
+        throw new TokenizerFormatError(
+          `merge ${rank} "${a} ${b}": ${JSON.stringify(missing)} is not in the vocabulary`,
+        );
       }
       const key = ia * MAX_VOCAB + ib;
       if (!this.#rank.has(key)) {
@@ -145,7 +151,9 @@ export class BpeTokenizer {
       this.#specialIds.add(s.id);
     }
     // Longest first, so that a special token containing another one wins.
-    const alts = specials.map((s) => s.content).filter((c) => c.length > 0).sort((a, b) => b.length - a.length);
+    const alts = specials.map((s) => s.content).filter((c) => c.length > 0).sort((a, b) =>
+      b.length - a.length
+    );
     this.#specialSplit = alts.length
       ? new RegExp(`(${alts.map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`, "u")
       : null;
@@ -194,7 +202,9 @@ export class BpeTokenizer {
     };
     for (const id of ids) {
       const tok = this.#idToToken[id];
-      if (tok === undefined) throw new RangeError(`token id ${id} is not in the vocabulary (size ${this.size})`);
+      if (tok === undefined) {
+        throw new RangeError(`token id ${id} is not in the vocabulary (size ${this.size})`);
+      }
       if (this.#specialIds.has(id)) {
         flush();
         if (!opts.skipSpecial) text += tok;
@@ -202,7 +212,9 @@ export class BpeTokenizer {
       }
       for (const ch of tok) {
         const b = CHAR_BYTES.get(ch);
-        if (b === undefined) throw new TokenizerFormatError(`token ${id} contains ${JSON.stringify(ch)}, not a byte character`);
+        if (b === undefined) {
+          throw new TokenizerFormatError(`token ${id} contains ${JSON.stringify(ch)}, not a byte character`);
+        }
         bytes.push(b);
       }
     }
@@ -239,7 +251,12 @@ export class BpeTokenizer {
 
   /** The Hugging Face tokenizer.json object (serialize with JSON.stringify). */
   toJSON(): Record<string, unknown> {
-    const byteLevel = { type: "ByteLevel", add_prefix_space: this.addPrefixSpace, trim_offsets: true, use_regex: true };
+    const byteLevel = {
+      type: "ByteLevel",
+      add_prefix_space: this.addPrefixSpace,
+      trim_offsets: true,
+      use_regex: true,
+    };
     const vocab: Record<string, number> = {};
     for (const [tok, id] of [...this.vocab].sort((a, b) => a[1] - b[1])) vocab[tok] = id;
     return {
@@ -286,10 +303,16 @@ export class BpeTokenizer {
     };
     if (!j || typeof j !== "object") fail("not a JSON object");
     const model = j.model;
-    if (!model || model.type !== "BPE") fail(`model.type is ${JSON.stringify(model?.type)}; only "BPE" is supported`);
+    if (!model || model.type !== "BPE") {
+      fail(`model.type is ${JSON.stringify(model?.type)}; only "BPE" is supported`);
+    }
     if (model.dropout) fail("BPE dropout is not supported");
-    if (model.continuing_subword_prefix || model.end_of_word_suffix) fail("subword prefixes/suffixes are not supported");
-    if (j.normalizer != null) fail(`normalizer ${JSON.stringify(j.normalizer?.type)} is not supported (expected null)`);
+    if (model.continuing_subword_prefix || model.end_of_word_suffix) {
+      fail("subword prefixes/suffixes are not supported");
+    }
+    if (j.normalizer != null) {
+      fail(`normalizer ${JSON.stringify(j.normalizer?.type)} is not supported (expected null)`);
+    }
     const pre = j.pre_tokenizer;
     if (!pre || pre.type !== "ByteLevel") {
       fail(`pre_tokenizer.type is ${JSON.stringify(pre?.type)}; only "ByteLevel" is supported`);
@@ -311,7 +334,9 @@ export class BpeTokenizer {
       return fail(`merge ${i} ${JSON.stringify(m)} is neither "left right" nor [left, right]`);
     });
     const specials: SpecialToken[] = ((j.added_tokens ?? []) as Record<string, unknown>[]).map((t) => {
-      if (typeof t.id !== "number" || typeof t.content !== "string") fail(`added token ${JSON.stringify(t)} lacks id/content`);
+      if (typeof t.id !== "number" || typeof t.content !== "string") {
+        fail(`added token ${JSON.stringify(t)} lacks id/content`);
+      }
       return { id: t.id as number, content: t.content as string };
     });
     return new BpeTokenizer(vocab, merges, specials, { addPrefixSpace: !!pre.add_prefix_space });

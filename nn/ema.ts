@@ -13,7 +13,8 @@
 // On the GPU the update is one `ema_update` dispatch per arena: the shadows lie back to back in their
 // own arena, and the sources in theirs — the fused AdamW's param arenas when they are there (an
 // update must bind exactly that list, so each fused AdamW chunk gets its own ema_update), otherwise a
-// new arena. The effects run after the optimizer's (creation order), so they average the new weights.
+// new arena. The effects run after the optimizer's (creation order), so they average the new weights
+// (ema_update is marked OpDef.readsUpdated: reading a tensor after its in-place update is allowed).
 
 import { byteSize, type Graph, type Node, opDef } from "../compiler/core/ir.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";

@@ -114,3 +114,114 @@ test("checkpoint: a process that exits right after checkpoint/ became checkpoint
   await runTraining(opts);
   assert.deepEqual(await finalBytes(run), want);
 });
+
+/** Rewrites `file` of checkpoint `ck` with `edit`, and its manifest entry to match (a "valid" forgery). */
+async function forge(ck: string, file: string, edit: (b: Uint8Array) => Uint8Array, manifestStep?: number) {
+  const bytes = edit(await Deno.readFile(`${ck}/${file}`));
+  await Deno.writeFile(`${ck}/${file}`, bytes);
+  const m = JSON.parse(await Deno.readTextFile(`${ck}/manifest.json`));
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  m.files[file] = {
+    bytes: bytes.length,
+    sha256: Array.from(d, (b) => b.toString(16).padStart(2, "0")).join(""),
+  };
+  if (manifestStep !== undefined) m.step = manifestStep;
+  await Deno.writeTextFile(`${ck}/manifest.json`, JSON.stringify(m));
+}
+
+const text = (s: string) => new TextEncoder().encode(s);
+
+test("checkpoint: resume refuses a bad step, a NaN weight, another --seed/--batch, naming file and field", async () => {
+  const src = `${tmpRoot}/forged-src`;
+  await runTraining(tinyRun(src, { stopAfter: 2 })); // a checkpoint at step 2 of 6
+  let k = 0;
+  const copy = async () => {
+    const run = `${tmpRoot}/forged-${k++}`;
+    await Deno.mkdir(`${run}/checkpoint`, { recursive: true });
+    for await (const f of Deno.readDir(`${src}/checkpoint`)) {
+      await Deno.copyFile(`${src}/checkpoint/${f.name}`, `${run}/checkpoint/${f.name}`);
+    }
+    return run;
+  };
+  const state = async (run: string, step: unknown, manifestStep: number) => {
+    await forge(`${run}/checkpoint`, "state.json", (b) => {
+      const st = JSON.parse(new TextDecoder().decode(b));
+      return text(JSON.stringify({ ...st, step }));
+    }, manifestStep);
+    return run;
+  };
+  const resume = (run: string, extra: Partial<RunOptions> = {}) => () =>
+    runTraining(tinyRun(run, { resume: run, ...extra }));
+  // step beyond the run, negative, a string
+  await assertRejectsMsg(
+    resume(await state(await copy(), 500, 500)),
+    "state.json",
+    "field 'step'",
+    "500",
+    "6 steps",
+  );
+  await assertRejectsMsg(resume(await state(await copy(), -3, -3)), "state.json", "field 'step'", "-3");
+  await assertRejectsMsg(resume(await state(await copy(), "5", 5)), "state.json", "field 'step'", '"5"');
+  // an edit the manifest does not know of: refused as corrupt, naming the file
+  const tampered = await copy(), cut = await copy();
+  const st = await Deno.readTextFile(`${tampered}/checkpoint/state.json`);
+  assert.ok(st.includes('"step": 2'));
+  await Deno.writeTextFile(`${tampered}/checkpoint/state.json`, st.replace('"step": 2', '"step": 4'));
+  await assertRejectsMsg(resume(tampered), `${tampered}/checkpoint/state.json`, "SHA-256");
+  await Deno.writeTextFile(`${cut}/checkpoint/state.json`, st.slice(0, 18));
+  await assertRejectsMsg(resume(cut), `${cut}/checkpoint/state.json`, "18 bytes", "incomplete");
+  // a NaN weight (the first f32 of the data section)
+  const nan = await copy();
+  await forge(`${nan}/checkpoint`, "model.safetensors", (b) => {
+    const headLen = Number(new DataView(b.buffer).getBigUint64(0, true));
+    new DataView(b.buffer).setFloat32(8 + headLen, NaN, true);
+    return b;
+  });
+  await assertRejectsMsg(resume(nan), `${nan}/checkpoint/model.safetensors`, "NaN", "element 0");
+  // another seed or batch than the run had
+  const ok = await copy();
+  await assertRejectsMsg(resume(ok, { seed: 2 }), "--seed", "state.json", "field 'run'");
+  await assertRejectsMsg(resume(ok, { batch: 2 }), "--batch", "state.json", "field 'run'");
+  // a stored setting that is out of range
+  const badRun = await copy();
+  await forge(`${badRun}/checkpoint`, "state.json", (b) => {
+    const st = JSON.parse(new TextDecoder().decode(b));
+    return text(JSON.stringify({ ...st, run: { ...st.run, batch: -1 } }));
+  });
+  await assertRejectsMsg(resume(badRun), "state.json", "field 'run'", "--batch");
+  // the untouched copy resumes
+  assert.equal(await runTraining(tinyRun(ok, { resume: ok })).then((r) => r.steps), 6);
+});
+
+test("checkpoint: messages name their file: truncated state.json, a full disk, an empty split; --log-every 0", async () => {
+  const dir = `${tmpRoot}/truncated`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/state.json`, '{"step": 3, "run": {"task": "ima\n');
+  await assertRejectsMsg(() => readCheckpointState(dir), `${dir}/state.json`, "not valid JSON");
+  await assertRejectsMsg(() => writeFileSynced("/dev/full", "x".repeat(10)), "/dev/full", "No space left");
+  const empty = { n: 0, labels: [], sampleSize: 4, write() {} };
+  assertThrowsMsg(
+    () => new Batcher(empty, { batchSize: 2, seed: 0, augment: false, name: "the train split of data/x" }),
+    "the train split of data/x",
+    "empty",
+  );
+  assertThrowsMsg(() => checkRunOptions(trainOptionsFromFlags("image", { "log-every": "0" })), "--log-every");
+});
+
+test("checkpoint: a diverging run stops at its first bad step and keeps the last good checkpoint", async () => {
+  // lr 1e3 diverges at step 7 (of 2-step epochs); the loss is never read before, but the flag is
+  const runs = [];
+  for (const logEvery of [1, 100]) {
+    const run = `${tmpRoot}/diverge-${logEvery}`;
+    const e = await assertRejectsMsg(
+      () => runTraining(tinyRun(run, { lr: 1e3, epochs: 10, logEvery, dropout: 0 })),
+      "training diverged",
+      "the last good checkpoint (step 6",
+    );
+    runs.push(e.message.match(/first at step (\d+)/)![1]);
+    const where = await findCheckpoint(run);
+    assert.equal(where.step, 6);
+    assert.deepEqual((await entries(run)).filter((x) => x.startsWith("checkpoint")), ["checkpoint"]);
+  }
+  assert.deepEqual(runs, ["7", "7"]);
+});

@@ -1,7 +1,8 @@
 // The parity tool against our PyTorch references (tests/fixtures/parity/gen_parity*.py): a ViT with
 // no LLM, with a LLaMA layer, and with two OPT layers, and Point-BERT with and without a LLaMA layer,
 // one training step each — logits, loss, every gradient, every weight after AdamW (and BatchNorm's
-// running stats). Run as users run it (a subprocess with the documented flags).
+// running stats) — and the video ViT (gen_video.py) with layer scale and no LLM, and with a middle
+// LLaMA layer (the issue's exact command). Run as users run it (a subprocess with the documented flags).
 
 import { assert, test } from "./testing.ts";
 
@@ -9,6 +10,8 @@ const ROOT = new URL("../", import.meta.url).pathname;
 
 const VIT =
   "--model vit --img 28 --patch 7 --chans 1 --dim 32 --depth 2 --heads 2 --classes 10 --label-smoothing 0.1";
+const VIDEO =
+  "--model video --frames 4 --tubelet 2 --img 28 --patch 7 --chans 1 --dim 32 --depth 2 --heads 2 --classes 10 --label-smoothing 0.1";
 const POINT =
   "--model point --points 64 --groups 8 --group-size 8 --encoder-dim 32 --dim 32 --depth 2 --heads 2 --classes 5 --label-smoothing 0.2";
 
@@ -67,6 +70,29 @@ test("parity: Point-BERT with BatchNorm running stats matches PyTorch (no LLM, a
       assert.match(r.text, /buffer\s+worst/);
     });
   }
+});
+
+test("parity: the video ViT matches PyTorch (layer scale without an LLM; a middle LLaMA layer)", async (t) => {
+  for (
+    const [ref, llm, layers, extra] of [
+      ["parity-video-none.safetensors", "none", "1", ["--init-values", "0.1"]],
+      ["parity-video-llama.safetensors", `${ROOT}tests/fixtures/llama-tiny`, "1", []],
+    ] as const
+  ) {
+    await t.step(ref, async () => {
+      const r = await parity(ref, llm, layers, [...extra], VIDEO);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.text, /parity: pass/);
+      for (const group of ["logits", "loss", "grad", "next"]) {
+        assert.match(r.text, new RegExp(`${group}\\s+worst`));
+      }
+    });
+  }
+  await t.step("without --init-values the layer-scale params are named as missing", async () => {
+    const r = await parity("parity-video-none.safetensors", "none", "1", [], VIDEO);
+    assert.notEqual(r.code, 0);
+    assert.match(r.text, /params the model does not have: blocks\.0\.gamma_1.*pass --init-values/);
+  });
 });
 
 test("parity: a wrong setting fails, and a REF of another shape is refused clearly", async () => {

@@ -8,7 +8,16 @@ import { findCheckpoint, readCheckpointState } from "../io/checkpoint.ts";
 import type { Split } from "../data/fashion_mnist.ts";
 import type { PointBertConfig } from "../models/pointbert.ts";
 import { type FlagSpec, parseBytes, parseFlags } from "./cli.ts";
-import { defaultOf, FlagError, flagsOf, parseFlagValue, resumedOptions, type TrainFlag } from "./flags.ts";
+import {
+  checkRunOptions,
+  defaultOf,
+  FlagError,
+  flagsOf,
+  parseFlagValue,
+  resumedOptions,
+  type TrainFlag,
+} from "./flags.ts";
+import { CheckpointError } from "../io/weights.ts";
 import { type RunConfig, type RunOptions, runTraining } from "./run.ts";
 import { type TaskName, TASKS } from "./tasks.ts";
 import { evaluateCheckpoint } from "./evaluate.ts";
@@ -17,10 +26,11 @@ import { evaluateCheckpoint } from "./evaluate.ts";
 export const TRAIN_TASK_NAMES: Readonly<Record<TaskName, string>> = {
   image: "train",
   points: "train-points",
+  video: "train-video",
 };
 
 /** Default output directory of each task. */
-const DEFAULT_OUT: Record<TaskName, string> = { image: "out/vit", points: "out/points" };
+const DEFAULT_OUT: Record<TaskName, string> = { image: "out/vit", points: "out/points", video: "out/video" };
 
 function helpOf(f: TrainFlag, task: TaskName): { help: string; defaultText?: string } {
   const own = f.taskDefault?.[task];
@@ -96,6 +106,11 @@ export async function trainCommand(task: TaskName, args: string[] = Deno.args): 
           // a conflicting flag: say where the run's own setting is stored
           if (e instanceof FlagError) throw new FlagError(`${e.message} (stored in ${file}, field 'run')`);
           throw e;
+        }
+        try {
+          checkRunOptions(opts); // the flags were checked already: a bad value here is a stored one
+        } catch (e) {
+          throw new CheckpointError(file, `field 'run' holds a bad setting: ${(e as Error).message}`);
         }
       } else if (!given.has("out")) opts.out = where.runDir;
     }

@@ -1,10 +1,10 @@
 // The shape of a training run's settings, shared by the runner, the flag table and evaluation (types
 // only, so that neither imports the other).
 
-import type { ModelConfig, TaskName } from "./tasks.ts";
+import type { ModelConfig, TaskName, VideoSettings } from "./tasks.ts";
 
 /** Every hyper-parameter of a run: what state.json stores, and what a resumed run continues with. */
-export interface RunConfig {
+export interface RunConfig extends VideoSettings {
   /** The kind of run (train/tasks.ts). */
   task: TaskName;
   /** The model's shape. */

@@ -30,6 +30,10 @@ export interface TrainFlag {
   min?: number;
   /** Values must be below this (numbers; e.g. probabilities < 1). */
   below?: number;
+  /** Values must be at most this (numbers). */
+  max?: number;
+  /** The values a string flag may take. */
+  choices?: readonly string[];
   /** Default (as typed on a command line); undefined: none (the preset's value, or unset). */
   default?: string;
   /** A task's recipe default where it differs, with the reason --help shows. */
@@ -47,15 +51,24 @@ export interface TrainFlag {
   help: string;
 }
 
-/** Point-BERT model-shape flags: each overrides one field of the preset's PointBertConfig. */
-const POINT_SHAPE: [string, string, string][] = [
-  ["points", "points", "points per cloud"],
-  ["groups", "groups", "FPS groups (tokens)"],
-  ["group-size", "groupSize", "kNN points per group"],
-  ["encoder-dim", "encoderDim", "mini-PointNet output dim"],
-  ["dim", "dim", "transformer dim"],
-  ["depth", "depth", "transformer blocks"],
-  ["heads", "heads", "attention heads"],
+/**
+ * Model-shape flags of Point-BERT and the video ViT: each overrides one field of the preset's config
+ * (PointBertConfig, VideoConfig): [flag, key, help, tasks].
+ */
+const SHAPE: [string, string, string, TaskName[]][] = [
+  ["points", "points", "points per cloud", ["points"]],
+  ["groups", "groups", "FPS groups (tokens)", ["points"]],
+  ["group-size", "groupSize", "kNN points per group", ["points"]],
+  ["encoder-dim", "encoderDim", "mini-PointNet output dim", ["points"]],
+  ["frames", "frames", "frames per clip", ["video"]],
+  ["tubelet", "tubelet", "frames per tubelet (the patch embedding's temporal kernel)", ["video"]],
+  ["img", "img", "frame side in pixels", ["video"]],
+  ["patch", "patch", "patch side in pixels", ["video"]],
+  ["chans", "chans", "channels per frame (1 or 3)", ["video"]],
+  ["classes", "classes", "classes", ["video"]],
+  ["dim", "dim", "transformer dim", ["points", "video"]],
+  ["depth", "depth", "transformer blocks", ["points", "video"]],
+  ["heads", "heads", "attention heads", ["points", "video"]],
 ];
 
 /** Every training flag. */
@@ -64,20 +77,31 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     flag: "model",
     key: "modelName",
     kind: "string",
-    taskDefault: { image: ["fmnist", ""], points: ["fmnist-points", ""] },
+    taskDefault: { image: ["fmnist", ""], points: ["fmnist-points", ""], video: ["mfmnist", ""] },
     resume: "hyper",
     help: "model preset (models/presets.ts)",
   },
-  ...POINT_SHAPE.map(([flag, key, help]): TrainFlag => ({
+  ...SHAPE.map(([flag, key, help, tasks]): TrainFlag => ({
     flag,
     key,
     kind: "int",
     min: 1,
-    tasks: ["points"],
+    tasks,
     resume: "hyper",
     shape: true,
     help: `${help} (default: the preset's)`,
   })),
+  {
+    flag: "init-values",
+    key: "initValues",
+    kind: "number",
+    min: 0,
+    default: "0",
+    tasks: ["video"],
+    resume: "hyper",
+    shape: true,
+    help: "layer scale init (VideoMAE init_values; 0: no gamma_1/gamma_2)",
+  },
   {
     flag: "llm",
     key: "llm",
@@ -91,8 +115,9 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     key: "llmLayers",
     kind: "string",
     default: "last",
+    taskDefault: { video: ["middle", "the reference's choice (LLaMA-7B: 15; llama-tiny: 1)"] },
     resume: "hyper",
-    help: "LLM layers: 31 | 30,31 | last | last:2 | all",
+    help: "LLM layers: 31 | 30,31 | last | last:2 | middle | all",
   },
   { flag: "epochs", key: "epochs", kind: "int", min: 1, default: "1", resume: "hyper", help: "epochs" },
   {
@@ -175,6 +200,48 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     help: "head dropout probability",
   },
   {
+    flag: "drop-path",
+    key: "dropPath",
+    kind: "number",
+    min: 0,
+    below: 1,
+    default: "0.1",
+    tasks: ["video"],
+    resume: "hyper",
+    help: "stochastic depth rate of the last block (VideoMAE drop_path)",
+  },
+  {
+    flag: "layer-decay",
+    key: "layerDecay",
+    kind: "number",
+    min: Number.MIN_VALUE,
+    max: 1,
+    default: "1",
+    tasks: ["video"],
+    resume: "hyper",
+    help: "layer-wise lr decay: block i's lr × decay^(depth − i) (1: off; VideoMAE's SSv2 ViT-S: 0.7)",
+  },
+  {
+    flag: "sampling",
+    key: "sampling",
+    kind: "string",
+    choices: ["segment", "dense"],
+    default: "segment",
+    tasks: ["video"],
+    resume: "hyper",
+    help: "frames of a clip from a video: segment (SSv2) | dense (Kinetics, every --stride frames)",
+  },
+  {
+    flag: "stride",
+    key: "stride",
+    kind: "int",
+    min: 1,
+    default: "4",
+    tasks: ["video"],
+    resume: "hyper",
+    help: "frame stride of dense sampling (VideoMAE sampling_rate)",
+  },
+  {
     flag: "seed",
     key: "seed",
     kind: "int",
@@ -198,7 +265,38 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "string",
     default: DEFAULT_DATA_DIR,
     resume: "stored",
-    help: "Fashion-MNIST directory of IDX files (Debian: /usr/share/datasets/fashion-mnist)",
+    help: "Fashion-MNIST directory of IDX files (Debian: /usr/share/datasets/fashion-mnist); video: it " +
+      "makes moving Fashion-MNIST, or a VideoMAE list dir (train.csv, val.csv) or SSv2 labels dir",
+  },
+  {
+    flag: "video-root",
+    key: "videoRoot",
+    kind: "string",
+    default: "",
+    tasks: ["video"],
+    resume: "stored",
+    help:
+      "where the listed videos are (list paths are relative to it; SSv2: <root>/<id>.webm; default: --data)",
+  },
+  {
+    flag: "test-clips",
+    key: "testClips",
+    kind: "int",
+    min: 1,
+    default: "1",
+    tasks: ["video"],
+    resume: "stored",
+    help: "test-time clips per video, scores averaged (VideoMAE's SSv2: 2)",
+  },
+  {
+    flag: "test-crops",
+    key: "testCrops",
+    kind: "int",
+    min: 1,
+    default: "1",
+    tasks: ["video"],
+    resume: "stored",
+    help: "test-time crops per clip, scores averaged (VideoMAE's SSv2: 3)",
   },
   {
     flag: "eval-limit",
@@ -225,15 +323,15 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "string",
     default: "",
     resume: "run",
-    help:
-      "initial weights: a safetensors file with the model's names (timm names for the ViT; a run's model.safetensors)",
+    help: "initial weights: a safetensors file with the model's names (timm names for the ViT; a run's " +
+      "model.safetensors); video: also a VideoMAE .pth",
   },
   {
     flag: "out",
     key: "out",
     kind: "string",
     resume: "run",
-    help: "output directory (default: out/vit | out/points; with --resume: the resumed run's)",
+    help: "output directory (default: out/vit | out/points | out/video; with --resume: the resumed run's)",
   },
   {
     flag: "resume",
@@ -281,6 +379,7 @@ function expectation(f: TrainFlag): string {
     : "a number";
   if (f.kind === "bytes") return what;
   if (f.min !== undefined && f.below !== undefined) return `${what} in [${f.min}, ${f.below})`;
+  if (f.min === Number.MIN_VALUE && f.max !== undefined) return `${what} in (0, ${f.max}]`;
   if (f.min === Number.MIN_VALUE) return `${what} > 0`;
   if (f.min !== undefined) return `${what} ≥ ${f.min}`;
   return what;
@@ -289,10 +388,14 @@ function expectation(f: TrainFlag): string {
 /** Checks a value against a numeric flag's kind and range; returns the error message, or undefined. */
 function badValue(f: TrainFlag, v: unknown): string | undefined {
   if (f.kind === "string") {
-    return typeof v === "string" ? undefined : `--${f.flag}: expected a string, got ${v}`;
+    if (typeof v !== "string") return `--${f.flag}: expected a string, got ${v}`;
+    return !f.choices || f.choices.includes(v)
+      ? undefined
+      : `--${f.flag}: expected one of ${f.choices.join(", ")}, got '${v}'`;
   }
   const ok = typeof v === "number" && Number.isFinite(v) && (f.kind !== "int" || Number.isInteger(v)) &&
     (f.min === undefined || v >= f.min) && (f.below === undefined || v < f.below) &&
+    (f.max === undefined || v <= f.max) &&
     (f.kind !== "bytes" || v >= 0);
   return ok
     ? undefined
@@ -301,7 +404,11 @@ function badValue(f: TrainFlag, v: unknown): string | undefined {
 
 /** Parses one flag's command-line text; throws an Error naming the flag when it is not valid. */
 export function parseFlagValue(f: TrainFlag, text: string): string | number {
-  if (f.kind === "string") return text;
+  if (f.kind === "string") {
+    const err = badValue(f, text);
+    if (err) throw new FlagError(err);
+    return text;
+  }
   const v = f.kind === "bytes" ? parseBytes(text) : text.trim() === "" ? NaN : Number(text);
   const err = badValue(f, v ?? text);
   if (err) throw new FlagError(err.replace(/got .*$/, `got '${text}'`));
@@ -371,7 +478,9 @@ export function resumedOptions(
   if (stored.task !== opts.task) {
     throw new FlagError(
       `--resume: ${runDir} is a ${stored.task} run; continue it with the ${
-        stored.task === "image" ? "train" : "train-points"
+        ({ image: "train", points: "train-points", video: "train-video" } as Record<string, string>)[
+          stored.task
+        ]
       } task`,
     );
   }

@@ -23,8 +23,9 @@ import { CheckpointError } from "../io/weights.ts";
 import { Batcher, type BatcherState } from "../data/batcher.ts";
 import { DivergedError, Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
-import { closeRunLlm, countCorrect, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
-import { type TaskModel, TASKS } from "./tasks.ts";
+import { closeRunLlm, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
+import { type TaskModel, TASKS, VIDEO_SETTING_KEYS } from "./tasks.ts";
+import { AccuracyCounter } from "./scores.ts";
 import type { RunConfig, RunOptions, RunSummary } from "./config.ts";
 import { checkRunOptions, conflictingOption, FlagError } from "./flags.ts";
 
@@ -52,6 +53,9 @@ export function runConfigOf(o: RunConfig): RunConfig {
     evalBatch: o.evalBatch,
   };
   if (o.init) c.init = o.init;
+  for (const k of VIDEO_SETTING_KEYS) {
+    if (o[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = o[k];
+  }
   return c;
 }
 
@@ -79,6 +83,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       weightDecay: opts.weightDecay,
       maxGradNorm: opts.clip > 0 ? opts.clip : undefined,
       noDecay: task.noDecay,
+      paramGroup: task.paramGroup?.(opts),
       weights: m.llm?.loader,
       gpuMemoryBudget: budget,
       effectsBefore: m.effects,
@@ -107,7 +112,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     const dropoutRng = new Rng(opts.seed * 31 + 5);
     let step = 0;
     if (opts.init && !where) {
-      const r = await initFromSafetensors(opts.init, trainer.exe, saved);
+      const r = await (task.initFrom ?? initFromSafetensors)(opts.init, trainer.exe, saved);
       const skipped = r.skipped.slice(0, 4).join(", ") + (r.skipped.length > 4 ? ", …" : "");
       log(
         `init: ${r.loaded.length} tensors from ${opts.init}; ${r.skipped.length} skipped` +
@@ -155,13 +160,14 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     };
     const evaluate = async (): Promise<number> => {
       await copyWeights(g, ge, me);
-      let correct = 0;
+      // per video when the test samples are several views of each (multi-clip × multi-crop)
+      const acc = new AccuracyCounter(testSet, task.classes(opts));
       for (const b of testBatcher.evalBatches()) {
         evalExe.write(me.input, b.x);
         const [lg] = await evalExe.run([me.logits]);
-        correct += countCorrect(lg, task.classes(opts), b.labels, b.valid);
+        acc.add(lg, b.labels, b.valid);
       }
-      return correct / testSet.n;
+      return acc.accuracies()[0];
     };
     let checkpoint: string | undefined;
     const r = await trainLoop({

@@ -4,26 +4,62 @@
 
 import type { Graph, Node } from "../compiler/core/ir.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
+import type { Executable } from "../compiler/runtime/executable.ts";
+import type { ParamGroup } from "../nn/optim.ts";
+import { layerDecayGroups } from "../nn/schedule.ts";
 import type { Samples } from "../data/batcher.ts";
 import { firstSamples, imageSamples, loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
 import { fashionPointSource, pointSamples } from "../data/point_data.ts";
+import { videoDataKind, videoSplit } from "../data/video/dataset.ts";
+import { initFromSafetensors } from "../io/checkpoint.ts";
 import type { LlmCheckpoint } from "../io/llm.ts";
+import { initFromVideoMae } from "../io/videomae.ts";
 import type { FrozenStack } from "../models/llm.ts";
-import { POINT_PRESETS, VIT_PRESETS } from "../models/presets.ts";
+import { POINT_PRESETS, VIDEO_PRESETS, VIT_PRESETS } from "../models/presets.ts";
 import { buildPointBert, type PointBertConfig, pointNoDecay } from "../models/pointbert.ts";
+import { buildVideoVit, type VideoConfig, videoNoDecay } from "../models/video.ts";
 import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
 
 /** The kinds of training run the runner knows. */
-export type TaskName = "image" | "points";
+export type TaskName = "image" | "points" | "video";
 
 /** The task names, in the order --help lists them. */
-export const TASK_NAMES: readonly TaskName[] = ["image", "points"];
+export const TASK_NAMES: readonly TaskName[] = ["image", "points", "video"];
 
 /** A model configuration of any task. */
-export type ModelConfig = VitConfig | PointBertConfig;
+export type ModelConfig = VitConfig | PointBertConfig | VideoConfig;
+
+/** The video task's settings (RunConfig fields only video runs have; see train/flags.ts). */
+export interface VideoSettings {
+  /** Temporal sampling of list datasets: SSv2's segments or Kinetics' dense windows. */
+  sampling?: "segment" | "dense";
+  /** Frame stride of dense sampling. */
+  stride?: number;
+  /** Test-time clips per video (scores averaged). */
+  testClips?: number;
+  /** Test-time crops per clip (scores averaged). */
+  testCrops?: number;
+  /** Stochastic depth rate of the last block. */
+  dropPath?: number;
+  /** Layer-wise learning-rate decay (1: off). */
+  layerDecay?: number;
+  /** Where the listed videos are (default: the data directory). */
+  videoRoot?: string;
+}
+
+/** The RunConfig keys of VideoSettings (stored with a video run's state). */
+export const VIDEO_SETTING_KEYS: readonly (keyof VideoSettings)[] = [
+  "sampling",
+  "stride",
+  "testClips",
+  "testCrops",
+  "dropPath",
+  "layerDecay",
+  "videoRoot",
+];
 
 /** What a task needs from a run's configuration (a subset of RunConfig). */
-export interface TaskConfig {
+export interface TaskConfig extends VideoSettings {
   /** The model's shape. */
   model: ModelConfig;
   /** The preset the shape came from (or "custom"), for messages. */
@@ -85,6 +121,17 @@ export interface Task {
   noDecay(p: Node): boolean;
   /** The training loss. */
   loss(logits: Node, labels: Node, c: TaskConfig): Node;
+  /** Optimizer param groups (layer-wise lr decay), when the run asks for them. */
+  paramGroup?(c: TaskConfig): ((p: Node) => ParamGroup) | undefined;
+  /**
+   * Initial weights from `file` (`--init`) into `params` of `exe`; default: a safetensors file with
+   * the model's names (io/checkpoint.ts initFromSafetensors).
+   */
+  initFrom?(
+    file: string,
+    exe: Executable,
+    params: readonly Node[],
+  ): Promise<{ loaded: string[]; skipped: string[]; kept: string[] }>;
 }
 
 /** Seed of the test split's point sampling (fixed, so every run evaluates on the same clouds). */
@@ -159,5 +206,74 @@ export const pointsTask: Task = {
     crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing, smoothing: "others" }),
 };
 
+/** The data a video run reads, for messages. */
+function videoData(c: TaskConfig): string {
+  const kind = videoDataKind(c.data);
+  return kind === "moving-fmnist" ? "moving Fashion-MNIST" : kind === "ssv2" ? "SSv2" : `${c.data}`;
+}
+
+/**
+ * A video ViT(-LLM) (VideoMAE's fine-tuning model, the paper's ViT-LLaMA for video) on moving
+ * Fashion-MNIST clips generated from the Fashion-MNIST directory, or on a VideoMAE list / SSv2
+ * labels directory of videos (data/video/dataset.ts). VideoMAE's recipe: no weight decay on 1-D
+ * params and biases, layer-wise lr decay, drop path, multi-clip × multi-crop testing; `--init` takes
+ * VideoMAE .pth checkpoints.
+ */
+export const videoTask: Task = {
+  name: "video",
+  unit: "clip",
+  presets: VIDEO_PRESETS,
+  describe: (c) => `video ViT ${c.modelName} on ${videoData(c)}`,
+  classes: (c) => (c.model as VideoConfig).classes,
+  samples(c, split, limit) {
+    const m = c.model as VideoConfig;
+    if (m.chans !== 1 && m.chans !== 3) {
+      throw new Error(`--chans: video clips have 1 or 3 channels, got ${m.chans}`);
+    }
+    return videoSplit(c.data, split, limit, {
+      frames: m.frames,
+      size: m.img,
+      chans: m.chans,
+      classes: m.classes,
+      sampling: c.sampling ?? "segment",
+      stride: c.stride,
+      seed: c.seed,
+      root: c.videoRoot || undefined,
+      testClips: c.testClips,
+      testCrops: c.testCrops,
+    });
+  },
+  async build(g, c, batch, training, llm) {
+    const m = await buildVideoVit(g, c.model as VideoConfig, batch, {
+      llm,
+      seed: c.seed,
+      training,
+      reg: { dropPath: c.dropPath ?? 0 },
+    });
+    return {
+      input: m.clips,
+      logits: m.logits,
+      buffers: [],
+      effects: [],
+      dropoutSeed: m.dropoutSeed,
+      llm: m.llm,
+    };
+  },
+  noDecay: videoNoDecay,
+  loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
+  paramGroup: (c) =>
+    c.layerDecay !== undefined && c.layerDecay !== 1
+      ? layerDecayGroups((c.model as VideoConfig).depth, c.layerDecay)
+      : undefined,
+  initFrom: (file, exe, params) =>
+    /\.(pth|pt|bin)$/.test(file)
+      ? initFromVideoMae(file, exe, params)
+      : initFromSafetensors(file, exe, params),
+};
+
 /** Every task by name. */
-export const TASKS: Readonly<Record<TaskName, Task>> = { image: imageTask, points: pointsTask };
+export const TASKS: Readonly<Record<TaskName, Task>> = {
+  image: imageTask,
+  points: pointsTask,
+  video: videoTask,
+};

@@ -3,8 +3,8 @@
 // only revisits the words that contain its pair) and the next merge comes from a max-heap with lazy
 // deletion. Cost: one regex pass over the text, then roughly (words touched per merge) × (word length).
 //
-// Ids: byte b is token b (spelled with GPT-2's byte-to-unicode character); merge k creates token 256 + k;
-// special tokens follow the merges. The most frequent pair is merged first; ties go to the pair with the
+// Ids: byte b is token b (spelled with GPT-2's byte-to-unicode character); each merge's token takes the next
+// id (merge k is token 256 + k unless an earlier merge spelled the same string); special tokens follow. The most frequent pair is merged first; ties go to the pair with the
 // smaller (left id, right id), so training is deterministic.
 
 import { BpeTokenizer, BYTE_LEVEL_CHARS, pretokenize, type SpecialToken } from "../../io/tokenizer.ts";
@@ -17,7 +17,7 @@ export interface BpeTrainOptions {
   specialTokens?: readonly string[];
   /** Pairs seen fewer times than this are never merged (default 2). */
   minFrequency?: number;
-  /** Called every `progressEvery` merges with (merges done, merges wanted). */
+  /** Called every `progressEvery` merges with (tokens learned, tokens wanted). */
   onProgress?: (done: number, total: number) => void;
   progressEvery?: number;
 }
@@ -90,7 +90,11 @@ export function trainBpe(words: WordCounts, opts: BpeTrainOptions): BpeTokenizer
   const specials = opts.specialTokens ?? [];
   const minFreq = opts.minFrequency ?? 2;
   const wanted = opts.vocabSize - 256 - specials.length;
-  if (wanted < 0) throw new RangeError(`vocabSize ${opts.vocabSize} is below 256 bytes + ${specials.length} special tokens`);
+  if (wanted < 0) {
+    throw new RangeError(
+      `vocabSize ${opts.vocabSize} is below 256 bytes + ${specials.length} special tokens`,
+    );
+  }
   if (opts.vocabSize > SHIFT) throw new RangeError(`vocabSize ${opts.vocabSize} exceeds ${SHIFT}`);
 
   // Distinct words as symbol-id arrays, sorted so that word order (and so training) is deterministic.
@@ -119,9 +123,10 @@ export function trainBpe(words: WordCounts, opts: BpeTrainOptions): BpeTokenizer
 
   // Token strings in the byte alphabet; merged tokens are concatenations.
   const tokens = [...BYTE_LEVEL_CHARS];
+  const tokenId = new Map(tokens.map((t, i) => [t, i]));
   const merges: [string, string][] = [];
   const touched = new Int32Array(syms.length).fill(-1);
-  while (merges.length < wanted && heap.size > 0) {
+  while (tokens.length < 256 + wanted && heap.size > 0) {
     const [count, key] = heap.pop();
     const current = pairCount.get(key) ?? 0;
     if (current !== count) { // stale entry: requeue with the live count
@@ -130,8 +135,14 @@ export function trainBpe(words: WordCounts, opts: BpeTrainOptions): BpeTokenizer
     }
     if (count < minFreq) break;
     const a = Math.floor(key / SHIFT), b = key % SHIFT;
-    const id = tokens.length;
-    tokens.push(tokens[a] + tokens[b]);
+    // Two merges can spell the same token ("ab c" and "a bc"): the second reuses the id, as HF does.
+    const merged = tokens[a] + tokens[b];
+    let id = tokenId.get(merged);
+    if (id === undefined) {
+      id = tokens.length;
+      tokens.push(merged);
+      tokenId.set(merged, id);
+    }
     merges.push([tokens[a], tokens[b]]);
     const stamp = merges.length;
     const changed = new Set<number>();
@@ -148,7 +159,7 @@ export function trainBpe(words: WordCounts, opts: BpeTrainOptions): BpeTokenizer
       const next: number[] = [];
       for (let i = 0; i < s.length; i++) {
         if (i + 1 < s.length && s[i] === a && s[i + 1] === b) {
-          next.push(id);
+          next.push(id!);
           i++;
         } else next.push(s[i]);
       }
@@ -164,10 +175,12 @@ export function trainBpe(words: WordCounts, opts: BpeTrainOptions): BpeTokenizer
       if (c > 0) heap.push(c, k);
       else pairCount.delete(k);
     }
-    if (opts.onProgress && merges.length % (opts.progressEvery ?? 256) === 0) opts.onProgress(merges.length, wanted);
+    if (opts.onProgress && merges.length % (opts.progressEvery ?? 256) === 0) {
+      opts.onProgress(tokens.length - 256, wanted);
+    }
   }
 
-  const vocab = new Map(tokens.map((t, i) => [t, i]));
+  const vocab = tokenId;
   const specialTokens: SpecialToken[] = specials.map((content, i) => ({ id: tokens.length + i, content }));
   for (const s of specialTokens) vocab.set(s.content, s.id); // HF lists added tokens in the model vocab too
   return new BpeTokenizer(vocab, merges, specialTokens);

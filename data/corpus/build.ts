@@ -6,7 +6,7 @@
 // OUT/manifest.json (sources, package versions, counts, bytes, sha256). Deterministic: the same package
 // versions give the same bytes. --sample also writes a ~150 KB sample (evenly spaced whole documents) for tests.
 
-import { docsText, type Doc, filterDocs, isValid, type SourceStats } from "./clean.ts";
+import { type Doc, docsText, filterDocs, isValid, type SourceStats } from "./clean.ts";
 import { missingSources, SOURCES } from "./sources.ts";
 
 const HELP = `Usage: deno run -A data/corpus/build.ts [options]
@@ -63,7 +63,8 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 
 async function packageVersion(pkg: string): Promise<string | null> {
   try {
-    const r = await new Deno.Command("dpkg-query", { args: ["-W", "-f=${Version}", pkg], stderr: "null" }).output();
+    const r = await new Deno.Command("dpkg-query", { args: ["-W", "-f=${Version}", pkg], stderr: "null" })
+      .output();
     return r.success ? new TextDecoder().decode(r.stdout).trim() : null;
   } catch {
     return null;
@@ -80,7 +81,9 @@ async function main() {
   const args = parseArgs(Deno.args);
   const missing = await missingSources(args.root);
   if (missing.length) {
-    const lines = missing.map(({ source, path }) => `  ${source.package} (${source.name}: ${path} not found)`);
+    const lines = missing.map(({ source, path }) =>
+      `  ${source.package} (${source.name}: ${path} not found)`
+    );
     const pkgs = missing.map(({ source }) => source.package).join(" ");
     console.error(`Missing Debian package(s):\n${lines.join("\n")}\nInstall with: apt-get install ${pkgs}`);
     Deno.exit(1);
@@ -103,7 +106,9 @@ async function main() {
       ...stats,
     });
     console.log(
-      `${s.name.padEnd(17)} ${String(stats.documents).padStart(7)} docs ${(stats.bytes / 1e6).toFixed(2).padStart(6)} MB` +
+      `${s.name.padEnd(17)} ${String(stats.documents).padStart(7)} docs ${
+        (stats.bytes / 1e6).toFixed(2).padStart(6)
+      } MB` +
         `  (dropped: ${stats.droppedNotProse} not prose, ${stats.droppedDuplicate} duplicate paragraphs)` +
         `  ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
@@ -121,7 +126,9 @@ async function main() {
   const manifest = {
     description: "English text from Debian packages, cleaned and deduplicated (data/corpus/README.md)",
     format: "UTF-8; one paragraph per line; a blank line ends each document",
-    split: `document i (0-based, corpus order) is in valid.txt when i % ${args.validEvery} == ${args.validEvery - 1}`,
+    split: `document i (0-based, corpus order) is in valid.txt when i % ${args.validEvery} == ${
+      args.validEvery - 1
+    }`,
     dedup: "exact paragraph match after cleaning, across all sources; the first occurrence is kept",
     sources,
     train: await split("train.txt", train),
@@ -130,7 +137,9 @@ async function main() {
   await Deno.writeTextFile(`${args.out}/manifest.json`, JSON.stringify(manifest, null, 2) + "\n");
   const mb = (n: number) => (n / 1e6).toFixed(2) + " MB";
   console.log(
-    `train ${mb(manifest.train.bytes)} (${train.length} docs), valid ${mb(manifest.valid.bytes)} (${valid.length} docs)` +
+    `train ${mb(manifest.train.bytes)} (${train.length} docs), valid ${
+      mb(manifest.valid.bytes)
+    } (${valid.length} docs)` +
       ` -> ${args.out}`,
   );
 

@@ -120,7 +120,13 @@ export interface SourceStats {
  */
 export function filterDocs(docs: Iterable<Doc>, seen: Set<string>): { docs: Doc[]; stats: SourceStats } {
   const out: Doc[] = [];
-  const stats: SourceStats = { documents: 0, paragraphs: 0, bytes: 0, droppedNotProse: 0, droppedDuplicate: 0 };
+  const stats: SourceStats = {
+    documents: 0,
+    paragraphs: 0,
+    bytes: 0,
+    droppedNotProse: 0,
+    droppedDuplicate: 0,
+  };
   const enc = new TextEncoder();
   for (const doc of docs) {
     const kept: string[] = [];

@@ -54,19 +54,32 @@ export async function dictdEntries(index: string, dict: string): Promise<string[
     blocks.set(dictdNumber(off), dictdNumber(len));
   }
   const dec = new TextDecoder();
-  return [...blocks].sort((a, b) => a[0] - b[0]).map(([off, len]) => dec.decode(data.subarray(off, off + len)));
+  return [...blocks].sort((a, b) => a[0] - b[0]).map(([off, len]) =>
+    dec.decode(data.subarray(off, off + len))
+  );
 }
 
+/** GCIDE's source tags: [1913 Webster], [WordNet 1.5 +PJC], [Webster 1913 Suppl.], [Century Dict. 1906], ... */
+const GCIDE_TAG = /\[(?:[^\]\n]*\b(?:Webster|WordNet|PJC|Century Dict)\b[^\]\n]*|AS|RDH)\]/;
+const GCIDE_TAG_LINE = new RegExp(`^\\s*${GCIDE_TAG.source}`);
+const GCIDE_TAGS = new RegExp(GCIDE_TAG.source, "g");
+
 /**
- * One GCIDE entry as a document: the pronunciation (\Ab*di"cate\) and source tags ([1913 Webster], [PJC])
- * removed, cross-reference braces ({word}) unwrapped, one paragraph per blank-line-separated block.
+ * One GCIDE entry as a document: the pronunciations (\Ab*di"cate\ and (ab"di*k[=a]t`)), source tags and etymologies written in
+ * GCIDE's Greek transliteration (they hold a backtick) removed, cross-reference braces ({word}) unwrapped, one
+ * paragraph per blank-line-separated block. A line that starts with a source tag is dropped whole: the dict
+ * file sometimes repeats the next headword after the tag.
  */
 export function gcideDoc(entry: string): Doc {
   const text = entry
     .split("\n")
-    .filter((line) => !/^\s*\[[^\]]*\]\s*$/.test(line))
+    .filter((line) => !GCIDE_TAG_LINE.test(line))
     .join("\n")
+    .replace(GCIDE_TAGS, "")
     .replace(/\\[^\\\n]*\\/g, "")
+    .replace(/ ?\((?=[^()]*(?:`|\*|\[[a-z=.^,'"~]{1,5}\]))[^()]*\)/g, "") // (a*b[a^]s`[i^]) pronunciations
+    .replace(/\[[^[\]]*`[^[\]]*\]/g, "")
+    .replace(/(?<=\p{L})[`*"](?=\p{L})/gu, "") // accent and syllable marks inside words: A`ble-bod"ied*ness
     .replace(/[{}]/g, "")
     .replace(/ +([,.;:])/g, "$1");
   return paragraphs(text);
@@ -114,7 +127,8 @@ export const SOURCES: readonly Source[] = [
     name: "gcide",
     package: "dict-gcide",
     license: "GPL-3+",
-    description: "GNU Collaborative International Dictionary of English (Webster 1913 + WordNet), with literary quotations",
+    description:
+      "GNU Collaborative International Dictionary of English (Webster 1913 + WordNet), with literary quotations",
     requires: ["/usr/share/dictd/gcide.index", "/usr/share/dictd/gcide.dict.dz"],
     async read(root) {
       const entries = await dictdEntries(root + this.requires[0], root + this.requires[1]);
@@ -173,13 +187,18 @@ export const SOURCES: readonly Source[] = [
     description: "The Debian Administrator's Handbook (English HTML only)",
     requires: ["/usr/share/doc/debian-handbook/html/en-US/index.html"],
     async read(root) {
-      return htmlFiles(await filesIn(root + "/usr/share/doc/debian-handbook/html/en-US", (n) => n.endsWith(".html")));
+      return htmlFiles(
+        await filesIn(root + "/usr/share/doc/debian-handbook/html/en-US", (n) => n.endsWith(".html")),
+      );
     },
   },
 ];
 
 /** The sources whose required files are missing, with the first missing path of each. */
-export async function missingSources(root: string, sources = SOURCES): Promise<{ source: Source; path: string }[]> {
+export async function missingSources(
+  root: string,
+  sources = SOURCES,
+): Promise<{ source: Source; path: string }[]> {
   const missing: { source: Source; path: string }[] = [];
   for (const s of sources) {
     for (const p of s.requires) {
@@ -193,4 +212,3 @@ export async function missingSources(root: string, sources = SOURCES): Promise<{
   }
   return missing;
 }
-

@@ -95,8 +95,10 @@ async function main() {
     onProgress: (done, total) => Deno.stdout.writeSync(new TextEncoder().encode(`\rmerges ${done}/${total}`)),
   });
   const t2 = performance.now();
-  console.log(`\nlearned ${tok.merges.length} merges in ${((t2 - t1) / 1000).toFixed(1)} s` +
-    ` (total ${((t2 - t0) / 1000).toFixed(1)} s)`);
+  console.log(
+    `\nlearned ${tok.merges.length} merges in ${((t2 - t1) / 1000).toFixed(1)} s` +
+      ` (total ${((t2 - t0) / 1000).toFixed(1)} s)`,
+  );
 
   await Deno.mkdir(out.slice(0, Math.max(0, out.lastIndexOf("/"))) || ".", { recursive: true });
   await tok.save(out);
@@ -106,7 +108,9 @@ async function main() {
   const ids = reloaded.encode(valid);
   const t4 = performance.now();
   const bytes = new TextEncoder().encode(valid).length;
-  if (reloaded.decode(ids) !== valid) throw new Error("valid.txt does not round-trip through the saved tokenizer");
+  if (reloaded.decode(ids) !== valid) {
+    throw new Error("valid.txt does not round-trip through the saved tokenizer");
+  }
   console.log(
     `valid: ${ids.length} tokens / ${bytes} bytes = ${(ids.length / bytes).toFixed(4)} tokens per byte` +
       ` (${(bytes / ids.length).toFixed(2)} bytes per token; encoded in ${((t4 - t3) / 1000).toFixed(1)} s)`,

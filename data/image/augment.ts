@@ -17,16 +17,14 @@
 // generic transform with the a = −1 bicubic of 4×4 source pixels), Image.rotate. The random draws come
 // from a seeded Rng, not Python's `random` stream: same distributions, reproducible per seed.
 
-import { Rng } from "../../compiler/core/random.ts";
+import type { Rng } from "../../compiler/core/random.ts";
 import type { DecodedImage } from "./decode.ts";
 import { crop, IMAGENET_MEAN, IMAGENET_STD, normalizeToChw, resizeBicubic } from "./transforms.ts";
-
-type Img = DecodedImage;
 
 const clamp8 = (v: number) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v));
 
 /** A copy of img with every sample mapped through `lut` (256 entries, or 256 per channel). */
-export function point(img: Img, lut: ArrayLike<number>): Img {
+export function point(img: DecodedImage, lut: ArrayLike<number>): DecodedImage {
   const per = lut.length === 256 ? 0 : 256;
   const out = new Uint8Array(img.data.length);
   for (let i = 0; i < out.length; i++) out[i] = lut[(i % img.channels) * per + img.data[i]];
@@ -34,14 +32,14 @@ export function point(img: Img, lut: ArrayLike<number>): Img {
 }
 
 /** Per-channel 256-bin histograms. */
-function histograms(img: Img): number[][] {
+function histograms(img: DecodedImage): number[][] {
   const h = Array.from({ length: img.channels }, () => new Array(256).fill(0));
   for (let i = 0; i < img.data.length; i++) h[i % img.channels][img.data[i]]++;
   return h;
 }
 
 /** ImageOps.autocontrast(img) (cutoff 0): each channel stretched from [lo, hi] to [0, 255]. */
-export function autoContrast(img: Img): Img {
+export function autoContrast(img: DecodedImage): DecodedImage {
   const lut: number[] = [];
   for (const h of histograms(img)) {
     let lo = 0, hi = 255;
@@ -58,13 +56,13 @@ export function autoContrast(img: Img): Img {
 }
 
 /** ImageOps.equalize(img): per-channel histogram equalisation, Pillow's step rule. */
-export function equalize(img: Img): Img {
+export function equalize(img: DecodedImage): DecodedImage {
   const lut: number[] = [];
   for (const h of histograms(img)) {
     const used = h.filter((v) => v);
     const step = used.length <= 1
       ? 0
-      : Math.floor((used.reduce((a, b) => a + b, 0) - used[used.length - 1]) / 256);
+      : Math.floor((used.reduce((a, b) => a + b, 0) - used[used.length - 1]) / 255);
     if (!step) {
       for (let i = 0; i < 256; i++) lut.push(i);
       continue;
@@ -81,19 +79,19 @@ export function equalize(img: Img): Img {
 const lut256 = (f: (i: number) => number) => Array.from({ length: 256 }, (_, i) => f(i));
 
 /** ImageOps.invert. */
-export const invert = (img: Img): Img => point(img, lut256((i) => 255 - i));
+export const invert = (img: DecodedImage): DecodedImage => point(img, lut256((i) => 255 - i));
 /** ImageOps.posterize(img, bits) (timm skips it for bits >= 8). */
-export const posterize = (img: Img, bits: number): Img =>
+export const posterize = (img: DecodedImage, bits: number): DecodedImage =>
   bits >= 8 ? img : point(img, lut256((i) => i & ~(2 ** (8 - bits) - 1) & 255));
 /** ImageOps.solarize(img, threshold): samples >= threshold inverted. */
-export const solarize = (img: Img, thresh: number): Img =>
+export const solarize = (img: DecodedImage, thresh: number): DecodedImage =>
   point(img, lut256((i) => (i < thresh ? i : 255 - i)));
 /** timm's solarize_add: add to samples below `thresh` (default 128), clipped at 255. */
-export const solarizeAdd = (img: Img, add: number, thresh = 128): Img =>
+export const solarizeAdd = (img: DecodedImage, add: number, thresh = 128): DecodedImage =>
   point(img, lut256((i) => (i < thresh ? Math.min(255, i + add) : i)));
 
 /** Pillow's RGB → L: (19595 R + 38470 G + 7471 B + 0x8000) >> 16. */
-function luma(img: Img): Uint8Array {
+function luma(img: DecodedImage): Uint8Array {
   const n = img.width * img.height, out = new Uint8Array(n), d = img.data;
   if (img.channels === 1) return d.slice();
   for (let p = 0; p < n; p++) {
@@ -111,19 +109,19 @@ export function blend(a: Uint8Array, b: Uint8Array, alpha: number): Uint8Array {
   return out;
 }
 
-const enhance = (img: Img, degenerate: Uint8Array, factor: number): Img => ({
+const enhance = (img: DecodedImage, degenerate: Uint8Array, factor: number): DecodedImage => ({
   ...img,
   data: blend(degenerate, img.data, factor),
 });
 
 /** ImageEnhance.Color(img).enhance(f): blend with the grayscale (L, back to RGB) image. */
-export function color(img: Img, f: number): Img {
+export function color(img: DecodedImage, f: number): DecodedImage {
   const l = luma(img), c = img.channels;
   return enhance(img, Uint8Array.from({ length: img.data.length }, (_, i) => l[Math.floor(i / c)]), f);
 }
 
 /** ImageEnhance.Contrast(img).enhance(f): blend with the mean gray level int(mean(L) + 0.5). */
-export function contrast(img: Img, f: number): Img {
+export function contrast(img: DecodedImage, f: number): DecodedImage {
   const l = luma(img);
   let s = 0;
   for (const v of l) s += v;
@@ -131,10 +129,11 @@ export function contrast(img: Img, f: number): Img {
 }
 
 /** ImageEnhance.Brightness(img).enhance(f): blend with black. */
-export const brightness = (img: Img, f: number): Img => enhance(img, new Uint8Array(img.data.length), f);
+export const brightness = (img: DecodedImage, f: number): DecodedImage =>
+  enhance(img, new Uint8Array(img.data.length), f);
 
 /** ImageFilter.SMOOTH (3×3 [1 1 1; 1 5 1; 1 1 1] / 13) as libImaging/Filter.c: float32 sums, border kept. */
-export function smooth(img: Img): Img {
+export function smooth(img: DecodedImage): DecodedImage {
   const { width: w, height: h, channels: c, data } = img;
   const out = data.slice();
   if (w < 3 || h < 3) return { ...img, data: out };
@@ -160,7 +159,7 @@ export function smooth(img: Img): Img {
 }
 
 /** ImageEnhance.Sharpness(img).enhance(f): blend with the SMOOTH-filtered image. */
-export const sharpness = (img: Img, f: number): Img => enhance(img, smooth(img).data, f);
+export const sharpness = (img: DecodedImage, f: number): DecodedImage => enhance(img, smooth(img).data, f);
 
 /** Interpolation of the geometric ops. */
 export type Resample = "nearest" | "bilinear" | "bicubic";
@@ -175,7 +174,12 @@ function cubic(v1: number, v2: number, v3: number, v4: number, d: number): numbe
  * Image.transform(size, AFFINE, (a, b, c, d, e, f), resample, fillcolor): output pixel (x, y) samples
  * the input at (a·(x+½) + b·(y+½) + c, d·(x+½) + e·(y+½) + f); outside the input it keeps `fill`.
  */
-export function affine(img: Img, m: readonly number[], resample: Resample, fill: readonly number[]): Img {
+export function affine(
+  img: DecodedImage,
+  m: readonly number[],
+  resample: Resample,
+  fill: readonly number[],
+): DecodedImage {
   const { width: w, height: h, channels: c, data } = img;
   const out = new Uint8Array(data.length);
   for (let i = 0; i < out.length; i++) out[i] = fill[i % c];
@@ -227,7 +231,12 @@ export function affine(img: Img, m: readonly number[], resample: Resample, fill:
 const round15 = (x: number) => Number(x.toFixed(15));
 
 /** Image.rotate(degrees, resample, fillcolor) without expand: about the centre, counter-clockwise. */
-export function rotate(img: Img, degrees: number, resample: Resample, fill: readonly number[]): Img {
+export function rotate(
+  img: DecodedImage,
+  degrees: number,
+  resample: Resample,
+  fill: readonly number[],
+): DecodedImage {
   const angle = ((degrees % 360) + 360) % 360;
   const { width: w, height: h } = img;
   if (angle === 0) return { ...img, data: img.data.slice() };
@@ -241,17 +250,25 @@ export function rotate(img: Img, degrees: number, resample: Resample, fill: read
 }
 
 /** timm's shear_x / shear_y / translate_x_rel / translate_y_rel as Image.transform(AFFINE). */
-export const shearX = (img: Img, f: number, r: Resample, fill: readonly number[]) =>
+export const shearX = (img: DecodedImage, f: number, r: Resample, fill: readonly number[]): DecodedImage =>
   affine(img, [1, f, 0, 0, 1, 0], r, fill);
 /** See shearX. */
-export const shearY = (img: Img, f: number, r: Resample, fill: readonly number[]) =>
+export const shearY = (img: DecodedImage, f: number, r: Resample, fill: readonly number[]): DecodedImage =>
   affine(img, [1, 0, 0, f, 1, 0], r, fill);
 /** Translate by pct of the width (timm's translate_x_rel: pixels = pct · width). */
-export const translateXRel = (img: Img, pct: number, r: Resample, fill: readonly number[]) =>
-  affine(img, [1, 0, pct * img.width, 0, 1, 0], r, fill);
+export const translateXRel = (
+  img: DecodedImage,
+  pct: number,
+  r: Resample,
+  fill: readonly number[],
+): DecodedImage => affine(img, [1, 0, pct * img.width, 0, 1, 0], r, fill);
 /** Translate by pct of the height. */
-export const translateYRel = (img: Img, pct: number, r: Resample, fill: readonly number[]) =>
-  affine(img, [1, 0, 0, 0, 1, pct * img.height], r, fill);
+export const translateYRel = (
+  img: DecodedImage,
+  pct: number,
+  r: Resample,
+  fill: readonly number[],
+): DecodedImage => affine(img, [1, 0, 0, 0, 1, pct * img.height], r, fill);
 
 /** timm's increasing RandAugment ops (_RAND_INCREASING_TRANSFORMS), in timm's order. */
 export const RAND_INCREASING_OPS = [
@@ -292,7 +309,13 @@ export const IMAGENET_FILL: readonly number[] = IMAGENET_MEAN.map((m) => Math.mi
  * Applies RandAugment op `op` at `magnitude` (0..10, after timm's clipping); `negate` chooses the
  * sign of signed ops (timm's _randomly_negate).
  */
-export function applyOp(img: Img, op: RandOp, magnitude: number, negate: boolean, p: OpParams = {}): Img {
+export function applyOp(
+  img: DecodedImage,
+  op: RandOp,
+  magnitude: number,
+  negate: boolean,
+  p: OpParams = {},
+): DecodedImage {
   const fill = p.fill ?? IMAGENET_FILL, r = p.resample ?? "bicubic";
   const lv = magnitude / 10, sgn = negate ? -1 : 1;
   switch (op) {
@@ -331,10 +354,15 @@ export function applyOp(img: Img, op: RandOp, magnitude: number, negate: boolean
 
 /** A parsed timm RandAugment string such as "rand-m9-mstd0.5-inc1". */
 export interface RandAugmentConfig {
+  /** Magnitude M (0..10; `m9`). */
   magnitude: number;
+  /** Std of the per-op magnitude noise (`mstd0.5`; Infinity: uniform in [0, M]). */
   magnitudeStd: number;
+  /** Ops per image (`n`, default 2). */
   numLayers: number;
+  /** Probability of applying each chosen op (`p`, default 0.5). */
   prob: number;
+  /** The ops drawn from. */
   ops: readonly RandOp[];
 }
 
@@ -359,7 +387,12 @@ export function parseRandAugment(spec: string): RandAugmentConfig {
 }
 
 /** timm's RandAugment: numLayers ops chosen with replacement, each applied with probability prob. */
-export function randAugment(img: Img, cfg: RandAugmentConfig, rng: Rng, p: OpParams = {}): Img {
+export function randAugment(
+  img: DecodedImage,
+  cfg: RandAugmentConfig,
+  rng: Rng,
+  p: OpParams = {},
+): DecodedImage {
   for (let k = 0; k < cfg.numLayers; k++) {
     const op = cfg.ops[rng.int(cfg.ops.length)];
     if (cfg.prob < 1 && rng.next() > cfg.prob) continue;
@@ -405,15 +438,15 @@ export function randomResizedCropParams(
 
 /** F.resized_crop for PIL: crop, then Pillow's bicubic resize to size × size. */
 export function resizedCrop(
-  img: Img,
+  img: DecodedImage,
   c: { top: number; left: number; height: number; width: number },
   size: number,
-): Img {
+): DecodedImage {
   return resizeBicubic(crop(img, c.left, c.top, c.width, c.height), size, size);
 }
 
 /** Mirror left-right. */
-export function hflip(img: Img): Img {
+export function hflip(img: DecodedImage): DecodedImage {
   const { width: w, height: h, channels: c, data } = img;
   const out = new Uint8Array(data.length);
   for (let y = 0; y < h; y++) {
@@ -425,7 +458,7 @@ export function hflip(img: Img): Img {
 }
 
 /** torchvision ColorJitter(b, c, s) on PIL images: factors uniform in [1 − v, 1 + v], random order. */
-export function colorJitter(img: Img, strength: number, rng: Rng): Img {
+export function colorJitter(img: DecodedImage, strength: number, rng: Rng): DecodedImage {
   const order = [0, 1, 2, 3];
   for (let i = 3; i > 0; i--) {
     const j = rng.int(i + 1);
@@ -495,7 +528,7 @@ export interface TrainTransformOptions {
 }
 
 /** timm's create_transform(is_training=True) with DeiT's arguments: [3, imgSize, imgSize] float32. */
-export function trainTransform(img: Img, opts: TrainTransformOptions, rng: Rng): Float32Array {
+export function trainTransform(img: DecodedImage, opts: TrainTransformOptions, rng: Rng): Float32Array {
   if (img.channels !== 3) throw new Error("trainTransform: expects an RGB image (convert gray first)");
   const size = opts.imgSize;
   let x = resizedCrop(img, randomResizedCropParams(img.width, img.height, rng, opts.scale, opts.ratio), size);

@@ -17,13 +17,13 @@ import { DEFAULT_DATA_DIR } from "../../data/fashion_mnist.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TRAIN = `${ROOT}examples/train_vit.ts`;
-/** The run: the default small ViT, no LLM, 4 steps per epoch, 4 epochs (16 steps, 4 checkpoints). */
+/** The run: the default small ViT, no LLM, 2 steps per epoch, 8 epochs (16 steps, 8 checkpoints). */
 const RUN_FLAGS = [
   "--model=fmnist",
   "--llm=none",
-  "--epochs=4",
+  "--epochs=8",
   "--batch=8",
-  "--train-limit=32",
+  "--train-limit=16",
   "--eval-limit=16",
   "--eval-batch=16",
   "--log-every=3",
@@ -92,8 +92,10 @@ async function finalBytes(run: string): Promise<string> {
 }
 
 async function hasCheckpoint(run: string): Promise<boolean> {
-  for await (const e of Deno.readDir(run).catch(() => [] as unknown as AsyncIterable<Deno.DirEntry>)) {
-    if (e.name.startsWith("checkpoint")) return true;
+  try {
+    for await (const e of Deno.readDir(run)) if (e.name.startsWith("checkpoint")) return true;
+  } catch {
+    // no run directory yet
   }
   return false;
 }
@@ -115,11 +117,17 @@ async function main() {
   const rng = new Rng(Number(a.seed ?? 1));
   const dir = a.keep ?? await Deno.makeTempDir({ prefix: "kill-checkpoint-" });
   await Deno.mkdir(dir, { recursive: true });
-  const t0 = performance.now();
-  const ref = await train([...RUN_FLAGS, `--out=${dir}/ref`]);
-  if (ref.code !== 0) throw new Error(`the uninterrupted run failed: ${ref.err}`);
-  const wall = performance.now() - t0;
-  const want = await finalBytes(`${dir}/ref`);
+  // the uninterrupted run, twice (the first may fill caches): kills land within its shortest time
+  let wall = Infinity, want = "";
+  for (const k of [0, 1]) {
+    const t0 = performance.now();
+    const ref = await train([...RUN_FLAGS, `--out=${dir}/ref${k}`]);
+    if (ref.code !== 0) throw new Error(`the uninterrupted run failed: ${ref.err}`);
+    wall = Math.min(wall, performance.now() - t0);
+    const got = await finalBytes(`${dir}/ref${k}`);
+    if (want && got !== want) throw new Error("two uninterrupted runs ended with different weights");
+    want = got;
+  }
   console.log(`uninterrupted run: ${(wall / 1000).toFixed(1)} s; final ${want.slice(0, 16)}…`);
   const tally = { same: 0, differ: 0, failed: 0, kills: 0, beforeFirst: 0, resumes: 0 };
   for (let t = 0; t < trials; t++) {
