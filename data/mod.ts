@@ -45,3 +45,9 @@ export {
   scaleAndTranslate,
 } from "./point_data.ts";
 export { batchOf, type SyntheticBatch, syntheticTask } from "./synthetic.ts";
+/**
+ * Real images: JPEG/PNG decoding with Pillow's pixels, timm's eval and train transforms, ImageFolder /
+ * CIFAR / IDX datasets behind one `openImageDataset`, and the parallel worker pipeline (`openImagePipeline`)
+ * that feeds a Batcher with prefetch.
+ */
+export * as image from "./image/mod.ts";

@@ -51,7 +51,9 @@ export function byteLevel(piece: string): string {
 
 /** A token that is matched whole in the text and never split or merged (e.g. "<|endoftext|>"). */
 export interface SpecialToken {
+  /** The token's id. */
   id: number;
+  /** Its text, matched verbatim. */
   content: string;
 }
 
@@ -66,6 +68,7 @@ export interface EncodeOptions {
 
 /** Raised for a tokenizer.json this reader does not support or that contradicts itself. */
 export class TokenizerFormatError extends Error {
+  /** The error's name. */
   override name = "TokenizerFormatError";
 }
 
@@ -92,6 +95,7 @@ export class BpeTokenizer {
   readonly #specialSplit: RegExp | null;
   readonly #cache = new Map<string, number[]>();
 
+  /** A tokenizer from its parts (what `fromJSON` reads and `trainBpe` learns); checks their consistency. */
   constructor(
     vocab: ReadonlyMap<string, number>,
     merges: readonly (readonly [string, string])[],

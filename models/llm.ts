@@ -17,6 +17,7 @@ import { gather } from "../compiler/ops/gather.ts";
 import { rope } from "../compiler/ops/rope.ts";
 import { checkConfigAgainstTensors, expectedTensors, type LlmConfig } from "../io/config.ts";
 import type { LlmCheckpoint } from "../io/llm.ts";
+import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { CheckpointError, type StDtype, toFloat32, toU16, type WeightSource } from "../io/weights.ts";
 import type { WeightLoader } from "../compiler/runtime/executable.ts";
 
@@ -154,8 +155,27 @@ export interface LayerOpts {
   invFreqDtype?: "f32" | "bf16" | "f16";
 }
 
+/** A decoder layer's output and its attention half's output (after its residual): the analysis taps. */
+export interface LayerOut {
+  /** x + attention(norm(x)): the attention sublayer's output after the residual. */
+  attn: Node;
+  /** The layer's output: attn + ffn(norm(attn)). */
+  out: Node;
+}
+
 /** One LLaMA decoder layer: pre-RMSNorm attention (no biases) + SwiGLU MLP. */
 export function llamaLayer(x: Node, cfg: LlmConfig, i: number, w: Map<string, Node>, opts: LayerOpts): Node {
+  return llamaLayerOut(x, cfg, i, w, opts).out;
+}
+
+/** llamaLayer, with the attention half's output as well. */
+export function llamaLayerOut(
+  x: Node,
+  cfg: LlmConfig,
+  i: number,
+  w: Map<string, Node>,
+  opts: LayerOpts,
+): LayerOut {
   const p = (n: string) => need(w, `model.layers.${i}.${n}`);
   const lm = opts.mode === "lm";
   const h0 = rmsNorm(x, p("input_layernorm.weight"), cfg.normEps);
@@ -170,11 +190,22 @@ export function llamaLayer(x: Node, cfg: LlmConfig, i: number, w: Map<string, No
   const h = add(x, linear(a, p("self_attn.o_proj.weight")));
   const f = rmsNorm(h, p("post_attention_layernorm.weight"), cfg.normEps);
   const gated = mul(silu(linear(f, p("mlp.gate_proj.weight"))), linear(f, p("mlp.up_proj.weight")));
-  return add(h, linear(gated, p("mlp.down_proj.weight")));
+  return { attn: h, out: add(h, linear(gated, p("mlp.down_proj.weight"))) };
 }
 
 /** One OPT decoder layer: pre-LayerNorm attention with biases (q scaled by Dh^-0.5) + ReLU MLP. */
 export function optLayer(x: Node, cfg: LlmConfig, i: number, w: Map<string, Node>, opts: LayerOpts): Node {
+  return optLayerOut(x, cfg, i, w, opts).out;
+}
+
+/** optLayer, with the attention half's output as well. */
+export function optLayerOut(
+  x: Node,
+  cfg: LlmConfig,
+  i: number,
+  w: Map<string, Node>,
+  opts: LayerOpts,
+): LayerOut {
   const p = (n: string) => need(w, `model.decoder.layers.${i}.${n}`);
   const ln = (y: Node, m: string) => layerNorm(y, p(`${m}.weight`), p(`${m}.bias`), cfg.normEps);
   const lin = (y: Node, m: string) => linear(y, p(`${m}.weight`), p(`${m}.bias`));
@@ -184,7 +215,7 @@ export function optLayer(x: Node, cfg: LlmConfig, i: number, w: Map<string, Node
     causal: opts.mode === "lm",
   });
   const h = add(x, lin(a, "self_attn.out_proj"));
-  return add(h, lin(relu(lin(ln(h, "final_layer_norm"), "fc1")), "fc2"));
+  return { attn: h, out: add(h, lin(relu(lin(ln(h, "final_layer_norm"), "fc1")), "fc2")) };
 }
 
 function need(w: Map<string, Node>, name: string): Node {
@@ -201,7 +232,18 @@ export function decoderLayer(
   w: Map<string, Node>,
   opts: LayerOpts,
 ): Node {
-  return cfg.type === "llama" ? llamaLayer(x, cfg, i, w, opts) : optLayer(x, cfg, i, w, opts);
+  return decoderLayerOut(x, cfg, i, w, opts).out;
+}
+
+/** decoderLayer, with the attention half's output as well. */
+export function decoderLayerOut(
+  x: Node,
+  cfg: LlmConfig,
+  i: number,
+  w: Map<string, Node>,
+  opts: LayerOpts,
+): LayerOut {
+  return cfg.type === "llama" ? llamaLayerOut(x, cfg, i, w, opts) : optLayerOut(x, cfg, i, w, opts);
 }
 
 /** The paper's final norm at unit scale: RMSNorm with weight 1 (LLaMA) or LayerNorm without affine (OPT). */
@@ -215,23 +257,43 @@ export function unitFinalNorm(x: Node, cfg: LlmConfig): Node {
 export interface FrozenStack {
   /** The stack's output, the same shape as its input. */
   out: Node;
-  /** Frozen params per selected layer, in order. */
+  /** Params per selected layer, in order (frozen unless the stack was built trainable). */
   layerParams: Map<string, Node>[];
   /** The selected layer indices, in order. */
   layers: number[];
   /** Pass to compile({ weights }) — resident or streamed is decided there by the memory budget. */
   loader: WeightLoader;
+  /** Per selected layer: its attention half's output (after the residual) and its output (analysis taps). */
+  taps: LayerOut[];
+}
+
+/** How frozenEncoderStack makes the layers' params. */
+export interface StackOpts {
+  /**
+   * Train the layers (default false: frozen). Pretrained 16-bit matrices are widened to f32 at load —
+   * the f32 master copy the optimizer updates — so nothing is streamed.
+   */
+  trainable?: boolean;
+  /**
+   * Random weights of the checkpoint's shape instead of its values (the paper's random-layer arms):
+   * matrices ~ truncated N(0, 0.02²) (LLaMA's initializer_range), norm weights 1, biases 0; f32.
+   */
+  random?: boolean;
+  /** Seed of the random weights (default 0). */
+  seed?: number;
 }
 
 /**
  * The paper's frozen encoder stack: the selected layers (no rotary embedding, no causal mask), then
- * the final norm at unit scale. x is [B, T, hidden].
+ * the final norm at unit scale. x is [B, T, hidden]. `opts` makes the layers trainable and/or random
+ * (the ablation arms; models/arms.ts).
  */
 export async function frozenEncoderStack(
   g: Graph,
   x: Node,
   ck: LlmCheckpoint,
   layers: readonly number[],
+  opts: StackOpts = {},
 ): Promise<FrozenStack> {
   const { cfg } = ck;
   if (x.shape[x.rank - 1] !== cfg.hidden) {
@@ -239,13 +301,69 @@ export async function frozenEncoderStack(
   }
   let y = x;
   const params: Map<string, Node>[] = [];
+  const taps: LayerOut[] = [];
   checkLayers(ck, layers);
   for (const [k, i] of layers.entries()) {
-    const w = await layerParams(g, ck.src, layerTensorNames(cfg, i), k);
+    const names = layerTensorNames(cfg, i);
+    const w = opts.random
+      ? randomLayerParams(g, ck.src, names, opts.trainable ?? false, (opts.seed ?? 0) * 7919 + 1000 * k)
+      : opts.trainable
+      ? await trainableLayerParams(g, ck.src, names)
+      : await layerParams(g, ck.src, names, k);
     params.push(w);
-    y = decoderLayer(y, cfg, i, w, { mode: "encoder" });
+    const t = decoderLayerOut(y, cfg, i, w, { mode: "encoder" });
+    taps.push(t);
+    y = t.out;
   }
-  return { out: unitFinalNorm(y, cfg), layerParams: params, layers: [...layers], loader: llmLoader(ck.src) };
+  return {
+    out: unitFinalNorm(y, cfg),
+    layerParams: params,
+    layers: [...layers],
+    loader: llmLoader(ck.src),
+    taps,
+  };
+}
+
+/** A layer's pretrained params as trainable f32 params (the data is read now and becomes their init). */
+export async function trainableLayerParams(
+  g: Graph,
+  src: WeightSource,
+  names: readonly string[],
+): Promise<Map<string, Node>> {
+  const out = new Map<string, Node>();
+  for (const name of names) {
+    const info = src.info(name);
+    if (!GPU_DTYPE[info.dtype]) {
+      throw new CheckpointError(
+        src.path,
+        `tensor '${name}' has dtype ${info.dtype}; expected F32, F16 or BF16`,
+      );
+    }
+    out.set(
+      name,
+      g.param(name, info.shape, { trainable: true, init: toFloat32(info, await src.read(name)) }),
+    );
+  }
+  return out;
+}
+
+/** A layer's params with the checkpoint's names and shapes but random f32 values (see StackOpts.random). */
+export function randomLayerParams(
+  g: Graph,
+  src: WeightSource,
+  names: readonly string[],
+  trainable: boolean,
+  seed: number,
+): Map<string, Node> {
+  const out = new Map<string, Node>();
+  for (const [j, name] of names.entries()) {
+    const { shape } = src.info(name);
+    const init = shape.length >= 2
+      ? truncNormal(seed + 31 * j + 1, 0.02)
+      : constantInit(name.endsWith(".bias") ? 0 : 1);
+    out.set(name, g.param(name, shape, { trainable, init }));
+  }
+  return out;
 }
 
 /**

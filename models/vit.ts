@@ -16,7 +16,8 @@ import { patchEmbed } from "../compiler/ops/patch.ts";
 import { concat, reshape, slice } from "../compiler/ops/layout.ts";
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { transformerBlock } from "../nn/block.ts";
-import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
+import type { FrozenStack, LlmCheckpoint } from "./llm.ts";
+import { type LlmArm, llmArm, type LlmPosition } from "./arms.ts";
 
 /** A ViT's shape (timm `VisionTransformer` arguments). Presets: models/presets.ts. */
 export interface VitConfig {
@@ -48,6 +49,39 @@ export interface VitModel {
   logits: Node;
   /** Present when frozen LLM layers are inside. */
   llm?: FrozenStack;
+  /** Intermediate nodes for the information-filtering analysis (train/analysis.ts). */
+  taps: VitTaps;
+}
+
+/**
+ * A ViT's intermediate tokens [B, 1 + L, ·] (CLS first). Without LLM layers only `vit` and
+ * `lastBlockIn` exist. With several LLM layers, llm_attn/llm_ffn are the last layer's.
+ */
+export interface VitTaps {
+  /** The encoder tokens that enter llama_dim_mapper1 (tail: the last block's output; none: the same place). */
+  vit: Node;
+  /** llama_dim_mapper1's output [B, T, hidden]. */
+  mapper1?: Node;
+  /** The LLM layer's attention output after its residual [B, T, hidden]. */
+  llm_attn?: Node;
+  /** The LLM layer's output (its FFN after the residual) [B, T, hidden]. */
+  llm_ffn?: Node;
+  /** llama_dim_mapper2's output [B, T, dim]. */
+  mapper2?: Node;
+  /** The input of the last encoder block (its CLS attention is recomputed from it on the host). */
+  lastBlockIn: Node;
+}
+
+/** The LLM layers of a ViT-LLM: which, how (the ablation arm) and where. */
+export interface VitLlm {
+  /** The checkpoint (weights, or only the shape for the random and mlp arms). */
+  ck: LlmCheckpoint;
+  /** The selected layer indices. */
+  layers: number[];
+  /** The arm (default "frozen"; "none" builds no mappers and no layers). */
+  arm?: LlmArm;
+  /** tail: after the last block (default); middle: after block depth/2; head: after the patch embedding. */
+  position?: LlmPosition;
 }
 
 /**
@@ -58,7 +92,7 @@ export async function buildVit(
   g: Graph,
   cfg: VitConfig,
   batch: number,
-  opts: { llm?: { ck: LlmCheckpoint; layers: number[] }; seed?: number } = {},
+  opts: { llm?: VitLlm; seed?: number } = {},
 ): Promise<VitModel> {
   const { img, patch, chans, dim: D } = cfg;
   if (img % patch !== 0) {
@@ -80,7 +114,28 @@ export async function buildVit(
   );
   const cls = expand(w("cls_token", [1, 1, D]), [batch, 1, D]);
   let x = add(concat([cls, tokens], 1), w("pos_embed", [1, L + 1, D]));
+  const want = opts.llm && (opts.llm.arm ?? "frozen") !== "none" ? opts.llm : undefined;
+  const position = want?.position ?? "tail";
+  const at = position === "head" ? 0 : position === "middle" ? Math.floor(cfg.depth / 2) : cfg.depth;
+  let llm: FrozenStack | undefined;
+  const taps: Partial<VitTaps> = {};
+  // the LLM layers between the blocks: [llama_dim_mapper1 → layers → llama_dim_mapper2]
+  const insert = async (ll: VitLlm) => {
+    taps.vit = x;
+    const H = ll.ck.cfg.hidden;
+    const m1 = linear(x, w("llama_dim_mapper1.weight", [H, D]));
+    llm = await llmArm(g, m1, { arm: ll.arm ?? "frozen", ck: ll.ck, layers: ll.layers, seed: opts.seed });
+    x = linear(llm.out, w("llama_dim_mapper2.weight", [D, H]));
+    Object.assign(taps, {
+      mapper1: m1,
+      llm_attn: llm.taps.at(-1)!.attn,
+      llm_ffn: llm.taps.at(-1)!.out,
+      mapper2: x,
+    });
+  };
   for (let i = 0; i < cfg.depth; i++) {
+    if (want && i === at) await insert(want);
+    if (i === cfg.depth - 1) taps.lastBlockIn = x;
     x = transformerBlock(g, x, `blocks.${i}`, {
       dim: D,
       heads: cfg.heads,
@@ -89,17 +144,13 @@ export async function buildVit(
       seed: 1000 + 100 * i + seed,
     });
   }
-  let llm: FrozenStack | undefined;
-  if (opts.llm) {
-    const H = opts.llm.ck.cfg.hidden;
-    x = linear(x, w("llama_dim_mapper1.weight", [H, D]));
-    llm = await frozenEncoderStack(g, x, opts.llm.ck, opts.llm.layers);
-    x = linear(llm.out, w("llama_dim_mapper2.weight", [D, H]));
-  }
+  if (want && at === cfg.depth) await insert(want);
+  taps.vit ??= x;
+  taps.lastBlockIn ??= x;
   x = layerNorm(x, ones("norm.weight", [D]), zeros("norm.bias", [D]), cfg.eps ?? 1e-6);
   const clsOut = reshape(slice(x, 1, 0, 1), [batch, D]);
   const logits = linear(clsOut, w("head.weight", [cfg.classes, D]), zeros("head.bias", [cfg.classes]));
-  return { images, logits, llm };
+  return { images, logits, llm, taps: taps as VitTaps };
 }
 
 /** timm's weight-decay groups: no decay on 1-D tensors (norms, biases), pos_embed and cls_token. */

@@ -2,6 +2,7 @@
 // only, so that neither imports the other).
 
 import type { ModelConfig, TaskName, VideoSettings } from "./tasks.ts";
+import type { LlmArm, LlmPosition } from "../models/arms.ts";
 
 /** Every hyper-parameter of a run: what state.json stores, and what a resumed run continues with. */
 export interface RunConfig extends VideoSettings {
@@ -15,6 +16,12 @@ export interface RunConfig extends VideoSettings {
   llm: string;
   /** LLM layer selection: 31 | 30,31 | last | last:2 | all. */
   llmLayers: string;
+  /** Ablation arm (models/arms.ts; absent: "frozen", or nothing with llm "none"). */
+  arm?: LlmArm;
+  /** Where the LLM layers sit in a ViT (absent: "tail"). */
+  llmPosition?: LlmPosition;
+  /** The finetune arm's LLM learning rate as a multiple of lr (absent: 1). */
+  llmLrScale?: number;
   /** Epochs (the schedule's length unless `steps` is set). */
   epochs: number;
   /** Steps the schedule spans (0: all epochs). */

@@ -45,6 +45,8 @@ export interface TrainFlag {
    * "stored" (stored; a resumed run uses it unless the flag is given), "run" (this invocation only).
    */
   resume: "hyper" | "stored" | "run";
+  /** May be absent from options made in code (the default applies). */
+  optional?: boolean;
   /** A field of the model's config (a model-shape flag) rather than a RunOptions key. */
   shape?: boolean;
   /** One line of --help. */
@@ -118,6 +120,37 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     taskDefault: { video: ["middle", "the reference's choice (LLaMA-7B: 15; llama-tiny: 1)"] },
     resume: "hyper",
     help: "LLM layers: 31 | 30,31 | last | last:2 | middle | all",
+  },
+  {
+    flag: "arm",
+    key: "arm",
+    kind: "string",
+    choices: ["none", "frozen", "mlp", "random-frozen", "random-trained", "finetune"],
+    default: "frozen",
+    resume: "hyper",
+    help: "ablation arm (models/arms.ts): none | frozen (the method) | mlp (a trainable MLP block instead) | " +
+      "random-frozen | random-trained (the --llm's shape, random weights) | finetune (the layers trained)",
+  },
+  {
+    flag: "llm-position",
+    key: "llmPosition",
+    kind: "string",
+    choices: ["tail", "middle", "head"],
+    default: "tail",
+    tasks: ["image"],
+    resume: "hyper",
+    help: "where the LLM layers sit: tail (after the last block) | middle (after block depth/2) | " +
+      "head (after the patch embedding)",
+  },
+  {
+    flag: "llm-lr-scale",
+    key: "llmLrScale",
+    kind: "number",
+    min: 0,
+    default: "1",
+    optional: true,
+    resume: "hyper",
+    help: "--arm finetune: the LLM layers' learning rate as a multiple of --lr",
   },
   { flag: "epochs", key: "epochs", kind: "int", min: 1, default: "1", resume: "hyper", help: "epochs" },
   {
@@ -425,12 +458,15 @@ function valueOf(f: TrainFlag, o: RunConfig | RunOptions): unknown {
 export function checkRunOptions(o: RunOptions): void {
   for (const f of flagsOf(o.task)) {
     const v = valueOf(f, o);
-    if (v === undefined && (f.resume === "run" || f.kind === "string")) continue;
+    if (v === undefined && (f.resume === "run" || f.kind === "string" || f.optional)) continue;
     const err = badValue(f, v);
     if (err) throw new FlagError(err);
   }
   if (o.stopAfter !== undefined && !(Number.isInteger(o.stopAfter) && o.stopAfter >= 0)) {
     throw new FlagError(`stopAfter: expected an integer ≥ 0, got ${o.stopAfter}`);
+  }
+  if (o.llm === "none" && o.arm !== undefined && o.arm !== "none" && o.arm !== "frozen") {
+    throw new FlagError(`--arm ${o.arm}: the arm takes its shape from --llm; give one (not none)`);
   }
   if (!o.out) throw new FlagError("--out: an output directory is needed");
 }

@@ -53,6 +53,9 @@ export function runConfigOf(o: RunConfig): RunConfig {
     evalBatch: o.evalBatch,
   };
   if (o.init) c.init = o.init;
+  if (o.arm !== undefined) c.arm = o.arm;
+  if (o.llmPosition !== undefined) c.llmPosition = o.llmPosition;
+  if (o.llmLrScale !== undefined) c.llmLrScale = o.llmLrScale;
   for (const k of VIDEO_SETTING_KEYS) {
     if (o[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = o[k];
   }

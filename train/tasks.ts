@@ -10,13 +10,21 @@ import { layerDecayGroups } from "../nn/schedule.ts";
 import type { Samples } from "../data/batcher.ts";
 import { firstSamples, imageSamples, loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
 import { fashionPointSource, pointSamples } from "../data/point_data.ts";
+import { detectPointFiles, loadPointFiles, poolPoints, resampledPointSamples } from "../data/point_files.ts";
 import { videoDataKind, videoSplit } from "../data/video/dataset.ts";
 import { initFromSafetensors } from "../io/checkpoint.ts";
 import type { LlmCheckpoint } from "../io/llm.ts";
 import { initFromVideoMae } from "../io/videomae.ts";
 import type { FrozenStack } from "../models/llm.ts";
 import { POINT_PRESETS, VIDEO_PRESETS, VIT_PRESETS } from "../models/presets.ts";
-import { buildPointBert, type PointBertConfig, pointNoDecay } from "../models/pointbert.ts";
+import {
+  buildPointBert,
+  type PointBertConfig,
+  pointBertGroup,
+  pointBertRecipeNoDecay,
+  pointNoDecay,
+} from "../models/pointbert.ts";
+import { initFromPointBert } from "../io/pointbert.ts";
 import { buildVideoVit, type VideoConfig, videoNoDecay } from "../models/video.ts";
 import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
 
@@ -58,8 +66,19 @@ export const VIDEO_SETTING_KEYS: readonly (keyof VideoSettings)[] = [
   "videoRoot",
 ];
 
+/** The points task's settings (RunConfig fields only point runs have; see train/flags.ts). */
+export interface PointSettings {
+  /** Training recipe: "pointbert" (the paper's reference: three AdamW groups, its no-decay rule). */
+  recipe?: string;
+  /** Test-time votes per cloud (logits averaged; 1: none). */
+  vote?: number;
+}
+
+/** The RunConfig keys of PointSettings (stored with a point run's state). */
+export const POINT_SETTING_KEYS: readonly (keyof PointSettings)[] = ["recipe", "vote"];
+
 /** What a task needs from a run's configuration (a subset of RunConfig). */
-export interface TaskConfig extends VideoSettings {
+export interface TaskConfig extends VideoSettings, PointSettings {
   /** The model's shape. */
   model: ModelConfig;
   /** The preset the shape came from (or "custom"), for messages. */
@@ -119,6 +138,8 @@ export interface Task {
   build(g: Graph, c: TaskConfig, batch: number, training: boolean, llm?: TaskLlm): Promise<TaskModel>;
   /** Parameters without weight decay. */
   noDecay(p: Node): boolean;
+  /** Parameters without weight decay, when the run's recipe changes the rule (default: noDecay). */
+  noDecayOf?(c: TaskConfig): ((p: Node) => boolean) | undefined;
   /** The training loss. */
   loss(logits: Node, labels: Node, c: TaskConfig): Node;
   /** Optimizer param groups (layer-wise lr decay), when the run asks for them. */
@@ -168,15 +189,36 @@ export const imageTask: Task = {
   loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
 };
 
-/** Point-BERT(-LLM) on point clouds sampled from Fashion-MNIST images. */
+/**
+ * Point-BERT(-LLM) on point clouds: ScanObjectNN / ModelNet40 files (data/point_files.ts, resampled
+ * as the reference does, with test-time voting), or clouds sampled from Fashion-MNIST images.
+ * `--recipe pointbert`: the reference's AdamW groups and no-decay rule; `--init` also takes
+ * Point-BERT .pth checkpoints.
+ */
 export const pointsTask: Task = {
   name: "points",
   unit: "cloud",
   presets: POINT_PRESETS,
-  describe: (c) => `Point-BERT ${c.modelName} on Fashion-MNIST point clouds`,
-  classes: () => 10,
+  describe: (c) => `Point-BERT ${c.modelName} on ${c.data}`,
+  classes: (c) => (c.model as PointBertConfig).classes,
   async samples(c, split, limit) {
     const m = c.model as PointBertConfig;
+    const files = await detectPointFiles(c.data);
+    if (files) {
+      if (m.classes !== files.classes) {
+        throw new Error(`data: ${files.what} has ${files.classes} classes, the model has ${m.classes} (--classes)`);
+      }
+      let set = await loadPointFiles(files, split, poolPoints(m.points));
+      if (limit > 0 && limit < set.n) {
+        set = { ...set, n: limit, clouds: set.clouds.subarray(0, limit * set.P * 3), labels: set.labels.subarray(0, limit) };
+      }
+      return resampledPointSamples(set, {
+        points: m.points,
+        train: split === "train",
+        votes: split === "test" ? c.vote : 1,
+        seed: c.seed,
+      });
+    }
     if (m.classes !== 10) {
       throw new Error(
         `data: Fashion-MNIST point clouds have 10 classes, the model has ${m.classes} (--model)`,
@@ -189,6 +231,7 @@ export const pointsTask: Task = {
     const m = await buildPointBert(g, c.model as PointBertConfig, batch, {
       training,
       dropout: training ? c.dropout : undefined,
+      dropPath: training ? c.dropPath : undefined,
       llm,
       seed: c.seed,
     });
@@ -202,8 +245,12 @@ export const pointsTask: Task = {
     };
   },
   noDecay: pointNoDecay,
+  noDecayOf: (c) => c.recipe === "pointbert" ? pointBertRecipeNoDecay : undefined,
+  paramGroup: (c) => c.recipe === "pointbert" ? pointBertGroup : undefined,
   loss: (logits, labels, c) =>
     crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing, smoothing: "others" }),
+  initFrom: (file, exe, params) =>
+    /\.(pth|pt|bin)$/.test(file) ? initFromPointBert(file, exe, params) : initFromSafetensors(file, exe, params),
 };
 
 /** The data a video run reads, for messages. */

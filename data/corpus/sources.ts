@@ -43,14 +43,14 @@ export function dictdNumber(s: string): number {
 
 /**
  * The entries of a dictd database (.index + .dict.dz) in file order, one string per distinct definition
- * block; the database's own "00-database-*" entries are skipped.
+ * block; the database's own header entries ("00-database-info", "00-gcide-url", ...) are skipped.
  */
 export async function dictdEntries(index: string, dict: string): Promise<string[]> {
   const data = await gunzip(dict);
   const blocks = new Map<number, number>();
   for (const line of (await Deno.readTextFile(index)).split("\n")) {
     const [word, off, len] = line.split("\t");
-    if (!len || word.startsWith("00-database") || word.startsWith("00database")) continue;
+    if (!len || word.startsWith("00-") || word.startsWith("00database")) continue; // the database's own header entries
     blocks.set(dictdNumber(off), dictdNumber(len));
   }
   const dec = new TextDecoder();

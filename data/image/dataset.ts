@@ -97,12 +97,10 @@ export async function openImageDataset(dir: string, split: ImageSplit): Promise<
 /** The first `n` samples (all when n is 0 or larger than the split). */
 export function firstImages(d: ImageDataset, n: number): ImageDataset {
   if (!n || n >= d.labels.length) return d;
-  const items: ImageItems = d.items.kind === "files"
-    ? { ...d.items, files: d.items.files.slice(0, n) }
-    : {
-      ...d.items,
-      pixels: d.items.pixels.subarray(0, n * d.items.width * d.items.height * d.items.channels),
-    };
+  const items: ImageItems = d.items.kind === "files" ? { ...d.items, files: d.items.files.slice(0, n) } : {
+    ...d.items,
+    pixels: d.items.pixels.subarray(0, n * d.items.width * d.items.height * d.items.channels),
+  };
   return { ...d, labels: d.labels.subarray(0, n), names: d.names.slice(0, n), items };
 }
 

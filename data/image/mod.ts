@@ -47,3 +47,31 @@ export {
 } from "./cifar.ts";
 export { MAX_TAR_BYTES, readTar, readTarGz, type TarEntry } from "./tar.ts";
 export { type DetectedDataset, detectImageDataset } from "./detect.ts";
+export {
+  datasetSize,
+  firstImages,
+  type ImageDataset,
+  type ImageItems,
+  type ImageSplit,
+  itemName,
+  openImageDataset,
+  readItem,
+} from "./dataset.ts";
+export {
+  grayToRgb,
+  IMAGE_AUGMENTS,
+  type ImageAugment,
+  type ImageTransformSpec,
+  normalizationOf,
+  sampleSizeOf,
+  transformSample,
+} from "./sample_transform.ts";
+export {
+  ImagePipeline,
+  type ImagePipelineOptions,
+  openImagePipeline,
+  PrefetchLoader,
+  type WorkerJob,
+  type WorkerReply,
+} from "./pipeline.ts";
+export { type EvalSplit, evalSplit, type EvalSplitOptions } from "./dump.ts";

@@ -12,7 +12,12 @@ import type { Rng } from "../../compiler/core/random.ts";
 import type { Batch, Batcher, BatcherState, EvalBatch, Samples } from "../batcher.ts";
 import { initImageDecoders } from "./decode.ts";
 import { datasetSize, type ImageDataset, type ImageItems, itemName, readItem } from "./dataset.ts";
-import { type ImageTransformSpec, normalizationOf, sampleSizeOf, transformSample } from "./sample_transform.ts";
+import {
+  type ImageTransformSpec,
+  normalizationOf,
+  sampleSizeOf,
+  transformSample,
+} from "./sample_transform.ts";
 
 /** A job for one worker: samples (dataset indices) with their seeds (NaN: evaluation). */
 export interface WorkerJob {
@@ -141,7 +146,9 @@ export class ImagePipeline implements Samples {
     readonly opts: ImagePipelineOptions = {},
   ) {
     normalizationOf(spec);
-    if (!(Number.isInteger(spec.imgSize) && spec.imgSize >= 1)) throw new Error(`--img: bad size ${spec.imgSize}`);
+    if (!(Number.isInteger(spec.imgSize) && spec.imgSize >= 1)) {
+      throw new Error(`--img: bad size ${spec.imgSize}`);
+    }
     this.n = datasetSize(dataset);
     this.labels = dataset.labels;
     this.sampleSize = sampleSizeOf(spec);
@@ -229,9 +236,15 @@ export class ImagePipeline implements Samples {
       if (items.kind === "pixels") {
         const per = items.width * items.height * items.channels, data = new Uint8Array(part.length * per);
         part.forEach((i, k) => data.set(items.pixels.subarray(i * per, (i + 1) * per), k * per));
-        job.pixels = { shape: { width: items.width, height: items.height, channels: items.channels }, per, data };
+        job.pixels = {
+          shape: { width: items.width, height: items.height, channels: items.channels },
+          per,
+          data,
+        };
       }
-      jobs.push(this.pool.run(job));
+      const p = this.pool.run(job);
+      p.catch(() => {}); // awaited below; a failure after the first is not unhandled
+      jobs.push(p);
     }
     const bad = new Set<number>();
     for (const [j, p] of jobs.entries()) {
@@ -292,7 +305,11 @@ export class PrefetchLoader {
   private top(): void {
     while (this.queue.length < Math.max(1, this.depth)) {
       const r = this.pipe.planned(() => this.batcher.next());
-      this.queue.push({ batch: r.value, state: this.batcher.state(), done: this.pipe.fill(r.value, r.idx, r.seeds) });
+      this.queue.push({
+        batch: r.value,
+        state: this.batcher.state(),
+        done: this.pipe.fill(r.value, r.idx, r.seeds),
+      });
     }
   }
 }

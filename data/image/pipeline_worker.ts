@@ -3,7 +3,7 @@
 
 import { initImageDecoders } from "./decode.ts";
 import { type ImageItems, readItem } from "./dataset.ts";
-import { sampleSizeOf, type ImageTransformSpec, transformSample } from "./sample_transform.ts";
+import { type ImageTransformSpec, sampleSizeOf, transformSample } from "./sample_transform.ts";
 import type { WorkerJob, WorkerReply } from "./pipeline.ts";
 
 interface Port {

@@ -4,7 +4,7 @@
 // how many, did the work.
 
 import { Rng } from "../../compiler/core/random.ts";
-import { type TrainTransformOptions, trainTransform } from "./augment.ts";
+import { trainTransform, type TrainTransformOptions } from "./augment.ts";
 import { type DecodedImage, ImageDecodeError } from "./decode.ts";
 import { IMAGENET_MEAN, IMAGENET_STD, normalizeToChw, resizeCenterCrop } from "./transforms.ts";
 
@@ -38,7 +38,9 @@ export function sampleSizeOf(spec: ImageTransformSpec): number {
 }
 
 /** Mean and std with the defaults, checked against the channel count. */
-export function normalizationOf(spec: ImageTransformSpec): { mean: readonly number[]; std: readonly number[] } {
+export function normalizationOf(
+  spec: ImageTransformSpec,
+): { mean: readonly number[]; std: readonly number[] } {
   const mean = spec.mean ?? (spec.chans === 3 ? IMAGENET_MEAN : [IMAGENET_MEAN[0]]);
   const std = spec.std ?? (spec.chans === 3 ? IMAGENET_STD : [IMAGENET_STD[0]]);
   if (mean.length !== spec.chans || std.length !== spec.chans) {

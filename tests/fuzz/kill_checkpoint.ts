@@ -5,9 +5,9 @@
 //
 //   deno run -A tests/fuzz/kill_checkpoint.ts [--trials 20] [--seed 1] [--keep DIR]
 //
-// Each trial starts the run, kills it (SIGKILL) after a random delay between 0 and the uninterrupted
-// run's wall time (so kills land in steps, evaluations and checkpoint saves alike), then resumes it
-// until it finishes (a resume may itself be killed, with probability 1/3, at another random instant).
+// Each trial starts the run, kills it (SIGKILL) a random delay after its training began (between 0
+// and the uninterrupted run's training time, so kills land in steps, evaluations and checkpoint saves
+// alike), then resumes it until it finishes (a resume may itself be killed, with probability 1/3).
 // With `--child OUT` the script is instead one tiny training run (tests/checkpoint_resume.test.ts
 // uses it as a process that a crash point can end).
 
@@ -58,28 +58,55 @@ export function tinyRun(out: string, extra: Partial<RunOptions> = {}): RunOption
   };
 }
 
+/**
+ * Runs the CLI; with killAfterMs, kills it (SIGKILL) that long after training started (the run's
+ * metrics.jsonl appeared: start-up and compilation are over), so kills land in steps, evaluations
+ * and checkpoint saves. Returns how it ended and how long it trained (ms).
+ */
 async function train(
   args: string[],
+  run: string,
   killAfterMs?: number,
-): Promise<{ code: number; killed: boolean; err: string }> {
+): Promise<{ code: number; killed: boolean; err: string; trainedMs: number }> {
+  const metrics = `${run}/metrics.jsonl`;
+  const before = await mtime(metrics);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", TRAIN, ...args],
     cwd: ROOT,
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  let killed = false;
-  const timer = killAfterMs === undefined ? undefined : setTimeout(() => {
-    killed = true;
-    child.kill("SIGKILL");
-  }, killAfterMs);
+  let killed = false, done = false, started = NaN;
+  const watch = (async () => {
+    while (!done && Number.isNaN(started)) {
+      const m = await mtime(metrics);
+      if (m !== undefined && m !== before) started = performance.now();
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+    if (done || killAfterMs === undefined) return;
+    await new Promise((r) => setTimeout(r, killAfterMs));
+    if (!done) {
+      killed = true;
+      child.kill("SIGKILL");
+    }
+  })();
   const out = await child.output();
-  clearTimeout(timer);
+  done = true;
+  await watch;
   return {
     code: out.code,
     killed: killed && out.code !== 0,
     err: new TextDecoder().decode(out.stderr).trim(),
+    trainedMs: performance.now() - started,
   };
+}
+
+async function mtime(path: string): Promise<number | undefined> {
+  try {
+    return (await Deno.stat(path)).mtime?.getTime() ?? 0;
+  } catch {
+    return undefined;
+  }
 }
 
 async function finalBytes(run: string): Promise<string> {
@@ -117,23 +144,22 @@ async function main() {
   const rng = new Rng(Number(a.seed ?? 1));
   const dir = a.keep ?? await Deno.makeTempDir({ prefix: "kill-checkpoint-" });
   await Deno.mkdir(dir, { recursive: true });
-  // the uninterrupted run, twice (the first may fill caches): kills land within its shortest time
+  // the uninterrupted run, twice (the first may fill caches): kills land within its shortest training
   let wall = Infinity, want = "";
   for (const k of [0, 1]) {
-    const t0 = performance.now();
-    const ref = await train([...RUN_FLAGS, `--out=${dir}/ref${k}`]);
+    const ref = await train([...RUN_FLAGS, `--out=${dir}/ref${k}`], `${dir}/ref${k}`);
     if (ref.code !== 0) throw new Error(`the uninterrupted run failed: ${ref.err}`);
-    wall = Math.min(wall, performance.now() - t0);
+    wall = Math.min(wall, ref.trainedMs);
     const got = await finalBytes(`${dir}/ref${k}`);
     if (want && got !== want) throw new Error("two uninterrupted runs ended with different weights");
     want = got;
   }
-  console.log(`uninterrupted run: ${(wall / 1000).toFixed(1)} s; final ${want.slice(0, 16)}…`);
+  console.log(`uninterrupted run: ${(wall / 1000).toFixed(1)} s of training; final ${want.slice(0, 16)}…`);
   const tally = { same: 0, differ: 0, failed: 0, kills: 0, beforeFirst: 0, resumes: 0 };
   for (let t = 0; t < trials; t++) {
     const run = `${dir}/t${t}`;
     const delay = rng.next() * wall;
-    let r = await train([...RUN_FLAGS, `--out=${run}`], delay);
+    let r = await train([...RUN_FLAGS, `--out=${run}`], run, delay);
     const notes = [`kill at ${(delay / 1000).toFixed(2)} s${r.killed ? "" : " (finished first)"}`];
     let ok = true;
     for (let round = 0; r.code !== 0 && round < 10; round++) {
@@ -148,7 +174,7 @@ async function main() {
       else tally.resumes++;
       const again = resumable ? ["--resume", run] : [...RUN_FLAGS, `--out=${run}`];
       const killAgain = rng.next() < 1 / 3 ? rng.next() * wall : undefined;
-      r = await train(again, killAgain);
+      r = await train(again, run, killAgain);
       notes.push(resumable ? `resumed${r.killed ? " (killed again)" : ""}` : "restarted (no checkpoint yet)");
     }
     if (!ok || r.code !== 0) {

@@ -6,6 +6,7 @@ the merged token, which equals the merge order here (byte b is id b, merge k mak
 
 Run once (never at test time; tiktoken is not a test dependency):
     python3 data/corpus/reference/tiktoken_ref.py > data/corpus/reference/tiktoken_ids.json
+    deno fmt data/corpus/reference/tiktoken_ids.json
 """
 
 import json
