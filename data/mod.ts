@@ -1,6 +1,7 @@
 /**
  * Datasets and the one batcher: Fashion-MNIST (the bundled subset or the full set) as images or as
- * point clouds, ModelNet40 / ScanObjectNN point-cloud readers, a synthetic sequence task, and the
+ * point clouds, ModelNet40 / ScanObjectNN point-cloud readers, videos (`video`: ffmpeg decoding,
+ * VideoMAE / SSv2 lists, moving Fashion-MNIST), a synthetic sequence task, and the
  * seeded, resumable Batcher that feeds a Trainer from any of them.
  *
  * ```ts
@@ -51,3 +52,8 @@ export { batchOf, type SyntheticBatch, syntheticTask } from "./synthetic.ts";
  * that feeds a Batcher with prefetch.
  */
 export * as image from "./image/mod.ts";
+/**
+ * Videos: ffmpeg and frame-folder decoding, VideoMAE list files and SSv2 labels, VideoMAE's clip
+ * sampling and test views, and moving Fashion-MNIST (motion classes from the bundled images).
+ */
+export * as video from "./video/mod.ts";

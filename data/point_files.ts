@@ -109,6 +109,21 @@ export async function detectPointFiles(path: string): Promise<PointFiles | undef
   return scans.length ? scanFiles(`${path}/${scans[0]}`) : undefined;
 }
 
+/** Whether `path` looks like a point-cloud dataset of detectPointFiles (a quick synchronous check, for titles). */
+export function hasPointFiles(path: string): boolean {
+  if (/\.h5$/.test(path)) return true;
+  try {
+    for (const e of Deno.readDirSync(path)) {
+      if (/^(modelnet40_shape_names\.txt|train_files\.txt|ply_data_train\d*\.h5|training_objectdataset.*\.h5)$/.test(e.name)) {
+        return true;
+      }
+    }
+  } catch {
+    // not a directory: not point files
+  }
+  return false;
+}
+
 /** Points kept from each file before resampling: the reference's point_all (1200 for 1024 points). */
 export function poolPoints(points: number): number {
   return points <= 4096 ? Math.round(points * 1200 / 1024) : points;

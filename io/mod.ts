@@ -1,7 +1,8 @@
 /**
  * Reading and writing tensors on disk: safetensors files (single or sharded), LLM checkpoints in
  * Hugging Face or Meta layout with their configs, random-weight LLaMA checkpoints of a real model's
- * shape, and training checkpoints (weights + optimizer state + run state).
+ * shape, training checkpoints (weights + optimizer state + run state), and VideoMAE `.pth` checkpoints
+ * as initial weights of the video ViT.
  *
  * @module
  */
@@ -28,3 +29,12 @@ export {
   readCheckpointState,
   saveCheckpoint,
 } from "./checkpoint.ts";
+export {
+  initFromVideoMae,
+  openVideoMae,
+  type ParamSpec,
+  readVideoMae,
+  VIDEOMAE_MODEL_KEYS,
+  videoMaeName,
+  type VideoMaeWeights,
+} from "./videomae.ts";

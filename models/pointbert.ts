@@ -19,8 +19,10 @@ import { max } from "../compiler/ops/reduce.ts";
 import { groupPoints } from "../compiler/ops/points.ts";
 import { batchNorm, batchNormUpdates, dropout } from "../compiler/ops/batchnorm.ts";
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
-import { transformerBlock } from "../nn/block.ts";
+import { dropPathRates, transformerBlock } from "../nn/block.ts";
+import type { ParamGroup } from "../nn/optim.ts";
 import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
+import { type LlmArm, llmArm } from "./arms.ts";
 
 /** A Point-BERT encoder's shape. Presets: models/presets.ts. */
 export interface PointBertConfig {
@@ -67,7 +69,15 @@ export async function buildPointBert(
   g: Graph,
   cfg: PointBertConfig,
   batch: number,
-  opts: { training: boolean; dropout?: number; llm?: { ck: LlmCheckpoint; layers: number[] }; seed?: number },
+  opts: {
+    training: boolean;
+    dropout?: number;
+    /** Stochastic depth rate of the last block (timm's linspace rule; training only; default 0). */
+    dropPath?: number;
+    /** The LLM layers, and the ablation arm they are built as (models/arms.ts; default frozen). */
+    llm?: { ck: LlmCheckpoint; layers: number[]; arm?: LlmArm };
+    seed?: number;
+  },
 ): Promise<PointBertModel> {
   const { groups: G, groupSize: K, encoderDim: E, dim: D } = cfg;
   let seed = (opts.seed ?? 0) * 1000 + 7;
@@ -124,6 +134,9 @@ export async function buildPointBert(
   );
   x = concat([expand(w("cls_token", [1, 1, D]), [batch, 1, D]), x], 1);
   const p = concat([expand(w("cls_pos", [1, 1, D]), [batch, 1, D]), pos], 1);
+  const rates = dropPathRates(opts.training ? opts.dropPath ?? 0 : 0, cfg.depth);
+  let dropoutSeed: Node | undefined;
+  const seedInput = () => dropoutSeed ??= g.input("dropout_seed", [1], "u32");
   for (let i = 0; i < cfg.depth; i++) {
     x = transformerBlock(g, add(x, p), `blocks.blocks.${i}`, {
       dim: D,
@@ -131,14 +144,18 @@ export async function buildPointBert(
       eps: 1e-5,
       qkvBias: false,
       seed: seed + 100 * i,
+      dropPath: rates[i] > 0 ? { rate: rates[i], seed: seedInput() } : undefined,
     });
   }
   seed += 100 * cfg.depth;
   let llm: FrozenStack | undefined;
-  if (opts.llm) {
-    const H = opts.llm.ck.cfg.hidden;
+  if (opts.llm && opts.llm.arm !== "none") {
+    const { ck, layers, arm } = opts.llm;
+    const H = ck.cfg.hidden;
     x = linear(x, w("llama_dim_mapper1.weight", [H, D]));
-    llm = await frozenEncoderStack(g, x, opts.llm.ck, opts.llm.layers);
+    llm = !arm || arm === "frozen"
+      ? await frozenEncoderStack(g, x, ck, layers)
+      : await llmArm(g, x, { arm, ck, layers, seed: opts.seed });
     x = linear(llm.out, w("llama_dim_mapper2.weight", [D, H]));
   }
   x = layerNorm(x, ones("norm.weight", [D]), zeros("norm.bias", [D]), 1e-5);
@@ -147,10 +164,8 @@ export async function buildPointBert(
   let h = relu(
     linear(feat, w("cls_head_finetune.0.weight", [256, 2 * D]), zeros("cls_head_finetune.0.bias", [256])),
   );
-  let dropoutSeed: Node | undefined;
   if (opts.training && (opts.dropout ?? 0.5) > 0) {
-    dropoutSeed = g.input("dropout_seed", [1], "u32");
-    h = dropout(h, opts.dropout ?? 0.5, dropoutSeed);
+    h = dropout(h, opts.dropout ?? 0.5, seedInput());
   }
   const logits = linear(
     h,
@@ -164,4 +179,23 @@ export async function buildPointBert(
 export function pointNoDecay(p: Node): boolean {
   const n = p.name ?? "";
   return p.rank <= 1 || n.endsWith(".bias") || n === "cls_token" || n === "cls_pos";
+}
+
+/**
+ * The no-decay rule of the paper's reference (LM4VisualEncoding tools/builder.py add_weight_decay):
+ * 1-D params, biases and names containing "token" (cls_pos is decayed there, unlike pointNoDecay).
+ */
+export function pointBertRecipeNoDecay(p: Node): boolean {
+  const n = p.name ?? "";
+  return p.rank <= 1 || n.endsWith(".bias") || n.includes("token");
+}
+
+/**
+ * The reference's three AdamW groups (tools/builder.py): trainable names containing "llama" (the
+ * mappers) at 0.5 × lr without weight decay; the no-decay set (pointBertRecipeNoDecay) at 0.1 × lr;
+ * the rest at lr with the weight decay. The schedule multiplies every group alike, keeping the ratios.
+ */
+export function pointBertGroup(p: Node): ParamGroup {
+  if ((p.name ?? "").includes("llama")) return { lrScale: 0.5, weightDecay: 0 };
+  return pointBertRecipeNoDecay(p) ? { lrScale: 0.1, weightDecay: 0 } : {};
 }

@@ -57,7 +57,7 @@ export function trainOptionsFromFlags(task: TaskName, raw: Record<string, string
   const o: Record<string, unknown> = { task };
   const shape: Record<string, number> = {};
   for (const f of flagsOf(task)) {
-    const text = raw[f.flag] ?? defaultOf(f, task);
+    const text = raw[f.flag] ?? defaultOf(f, task, raw.recipe);
     if (text === undefined) continue;
     const v = parseFlagValue(f, text);
     if (f.shape) shape[f.key] = v as number;

@@ -38,6 +38,8 @@ export interface TrainFlag {
   default?: string;
   /** A task's recipe default where it differs, with the reason --help shows. */
   taskDefault?: Partial<Record<TaskName, [string, string]>>;
+  /** A recipe's default (`--recipe NAME`), where it differs from the task's. */
+  recipeDefault?: Record<string, string>;
   /** Only these tasks take the flag (default: all). */
   tasks?: readonly TaskName[];
   /**
@@ -67,7 +69,7 @@ const SHAPE: [string, string, string, TaskName[]][] = [
   ["img", "img", "frame side in pixels", ["video"]],
   ["patch", "patch", "patch side in pixels", ["video"]],
   ["chans", "chans", "channels per frame (1 or 3)", ["video"]],
-  ["classes", "classes", "classes", ["video"]],
+  ["classes", "classes", "classes", ["video", "points"]],
   ["dim", "dim", "transformer dim", ["points", "video"]],
   ["depth", "depth", "transformer blocks", ["points", "video"]],
   ["heads", "heads", "attention heads", ["points", "video"]],
@@ -127,6 +129,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "string",
     choices: ["none", "frozen", "mlp", "random-frozen", "random-trained", "finetune"],
     default: "frozen",
+    optional: true,
     resume: "hyper",
     help: "ablation arm (models/arms.ts): none | frozen (the method) | mlp (a trainable MLP block instead) | " +
       "random-frozen | random-trained (the --llm's shape, random weights) | finetune (the layers trained)",
@@ -137,6 +140,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "string",
     choices: ["tail", "middle", "head"],
     default: "tail",
+    optional: true,
     tasks: ["image"],
     resume: "hyper",
     help: "where the LLM layers sit: tail (after the last block) | middle (after block depth/2) | " +
@@ -152,7 +156,16 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     resume: "hyper",
     help: "--arm finetune: the LLM layers' learning rate as a multiple of --lr",
   },
-  { flag: "epochs", key: "epochs", kind: "int", min: 1, default: "1", resume: "hyper", help: "epochs" },
+  {
+    flag: "epochs",
+    key: "epochs",
+    kind: "int",
+    min: 1,
+    default: "1",
+    recipeDefault: { pointbert: "300" },
+    resume: "hyper",
+    help: "epochs",
+  },
   {
     flag: "steps",
     key: "steps",
@@ -160,6 +173,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     min: 0,
     default: "0",
     taskDefault: { points: ["60", "keeps a software-GPU run short"] },
+    recipeDefault: { pointbert: "0" },
     resume: "hyper",
     help: "steps the schedule spans (0: all epochs)",
   },
@@ -170,6 +184,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     min: 1,
     default: "64",
     taskDefault: { points: ["16", "keeps a software-GPU run short"] },
+    recipeDefault: { pointbert: "32" },
     resume: "hyper",
     help: "training batch size",
   },
@@ -179,6 +194,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "number",
     min: Number.MIN_VALUE,
     default: "1e-3",
+    recipeDefault: { pointbert: "5e-4" },
     resume: "hyper",
     help: "peak learning rate (cosine schedule)",
   },
@@ -239,9 +255,33 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     min: 0,
     below: 1,
     default: "0.1",
-    tasks: ["video"],
+    taskDefault: { points: ["0", "--recipe pointbert: 0.1"] },
+    recipeDefault: { pointbert: "0.1" },
+    tasks: ["video", "points"],
     resume: "hyper",
-    help: "stochastic depth rate of the last block (VideoMAE drop_path)",
+    help: "stochastic depth rate of the last block (VideoMAE / Point-BERT drop_path)",
+  },
+  {
+    flag: "recipe",
+    key: "recipe",
+    kind: "string",
+    choices: ["none", "pointbert"],
+    default: "none",
+    tasks: ["points"],
+    resume: "hyper",
+    help: "pointbert: the paper's reference recipe (AdamW groups: mappers 0.5×lr, 1-D/bias/token 0.1×lr " +
+      "without decay; its defaults of the flags marked 'pointbert')",
+  },
+  {
+    flag: "vote",
+    key: "vote",
+    kind: "int",
+    min: 1,
+    default: "1",
+    recipeDefault: { pointbert: "10" },
+    tasks: ["points"],
+    resume: "stored",
+    help: "test-time votes per cloud: random resamplings + scale-and-translate, logits averaged (files only)",
   },
   {
     flag: "layer-decay",
@@ -338,6 +378,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     min: 0,
     default: "0",
     taskDefault: { points: ["200", "keeps a software-GPU run short"] },
+    recipeDefault: { pointbert: "0" },
     resume: "stored",
     help: "evaluate on the first N test samples (0: all)",
   },
@@ -398,9 +439,9 @@ export function flagsOf(task: TaskName): TrainFlag[] {
   return TRAIN_FLAGS.filter((f) => !f.tasks || f.tasks.includes(task));
 }
 
-/** A flag's default for a task (undefined: none). */
-export function defaultOf(f: TrainFlag, task: TaskName): string | undefined {
-  return f.taskDefault?.[task]?.[0] ?? f.default;
+/** A flag's default for a task and recipe (undefined: none). */
+export function defaultOf(f: TrainFlag, task: TaskName, recipe?: string): string | undefined {
+  return (recipe ? f.recipeDefault?.[recipe] : undefined) ?? f.taskDefault?.[task]?.[0] ?? f.default;
 }
 
 /** What a numeric flag expects, for messages: "an integer ≥ 1", "a number in [0, 1)". */
@@ -454,6 +495,12 @@ function valueOf(f: TrainFlag, o: RunConfig | RunOptions): unknown {
   return (o as unknown as Record<string, unknown>)[f.key];
 }
 
+/** valueOf, with an optional flag's default when absent (runs stored before the flag existed). */
+function valueOrDefault(f: TrainFlag, o: RunConfig | RunOptions): unknown {
+  const v = valueOf(f, o);
+  return v === undefined && f.optional && f.default !== undefined ? parseFlagValue(f, f.default) : v;
+}
+
 /** Checks every option the table covers; throws an Error naming the first bad flag. */
 export function checkRunOptions(o: RunOptions): void {
   for (const f of flagsOf(o.task)) {
@@ -483,7 +530,7 @@ export function conflictingOption(o: RunConfig, stored: RunConfig): string | und
   if (o.task !== stored.task) return `--resume: that run is a ${stored.task} run, not ${o.task}`;
   for (const f of flagsOf(o.task)) {
     if (f.resume !== "hyper") continue;
-    const a = valueOf(f, o), b = valueOf(f, stored);
+    const a = valueOrDefault(f, o), b = valueOrDefault(f, stored);
     if (!same(a, b)) return conflictMessage(f, a, b);
   }
   if (!same(o.model, stored.model)) {

@@ -1,6 +1,6 @@
 /**
  * Training: the Trainer (one compiled step: forward, pruned backward, AdamW), the learning-rate
- * schedule, the one runner (a task description — image or points — drives data, model, loop, metrics,
+ * schedule, the one runner (a task description — image, points or video — drives data, model, loop, metrics,
  * chart and checkpoints), checkpoint evaluation, and the command-line pieces the examples use.
  *
  * ```ts
@@ -29,6 +29,8 @@ export {
   type TaskModel,
   type TaskName,
   TASKS,
+  type VideoSettings,
+  videoTask,
 } from "./tasks.ts";
 export { type EvalOptions, type EvalResult, evaluateCheckpoint } from "./evaluate.ts";
 export { FlagError, type FlagKind, TRAIN_FLAGS, type TrainFlag } from "./flags.ts";

@@ -24,7 +24,7 @@ import { Batcher, type BatcherState } from "../data/batcher.ts";
 import { DivergedError, Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
 import { closeRunLlm, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
-import { type TaskModel, TASKS, VIDEO_SETTING_KEYS } from "./tasks.ts";
+import { POINT_SETTING_KEYS, type TaskModel, TASKS, VIDEO_SETTING_KEYS } from "./tasks.ts";
 import { AccuracyCounter } from "./scores.ts";
 import type { RunConfig, RunOptions, RunSummary } from "./config.ts";
 import { checkRunOptions, conflictingOption, FlagError } from "./flags.ts";
@@ -56,7 +56,7 @@ export function runConfigOf(o: RunConfig): RunConfig {
   if (o.arm !== undefined) c.arm = o.arm;
   if (o.llmPosition !== undefined) c.llmPosition = o.llmPosition;
   if (o.llmLrScale !== undefined) c.llmLrScale = o.llmLrScale;
-  for (const k of VIDEO_SETTING_KEYS) {
+  for (const k of [...VIDEO_SETTING_KEYS, ...POINT_SETTING_KEYS]) {
     if (o[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = o[k];
   }
   return c;
@@ -85,7 +85,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       lr: opts.lr,
       weightDecay: opts.weightDecay,
       maxGradNorm: opts.clip > 0 ? opts.clip : undefined,
-      noDecay: task.noDecay,
+      noDecay: task.noDecayOf?.(opts) ?? task.noDecay,
       paramGroup: task.paramGroup?.(opts),
       weights: m.llm?.loader,
       gpuMemoryBudget: budget,

@@ -10,7 +10,7 @@ import { layerDecayGroups } from "../nn/schedule.ts";
 import type { Samples } from "../data/batcher.ts";
 import { firstSamples, imageSamples, loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
 import { fashionPointSource, pointSamples } from "../data/point_data.ts";
-import { detectPointFiles, loadPointFiles, poolPoints, resampledPointSamples } from "../data/point_files.ts";
+import { detectPointFiles, hasPointFiles, loadPointFiles, poolPoints, resampledPointSamples } from "../data/point_files.ts";
 import { videoDataKind, videoSplit } from "../data/video/dataset.ts";
 import { initFromSafetensors } from "../io/checkpoint.ts";
 import type { LlmCheckpoint } from "../io/llm.ts";
@@ -27,6 +27,7 @@ import {
 import { initFromPointBert } from "../io/pointbert.ts";
 import { buildVideoVit, type VideoConfig, videoNoDecay } from "../models/video.ts";
 import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
+import { type LlmArm, llmParamGroup, type LlmPosition } from "../models/arms.ts";
 
 /** The kinds of training run the runner knows. */
 export type TaskName = "image" | "points" | "video";
@@ -91,6 +92,12 @@ export interface TaskConfig extends VideoSettings, PointSettings {
   labelSmoothing: number;
   /** Head dropout probability (tasks whose model has one). */
   dropout: number;
+  /** Ablation arm of the LLM layers (models/arms.ts; absent: "frozen"). */
+  arm?: LlmArm;
+  /** Where the LLM layers sit in a ViT (absent: "tail"). */
+  llmPosition?: LlmPosition;
+  /** The finetune arm's LLM learning rate as a multiple of lr (absent: 1). */
+  llmLrScale?: number;
 }
 
 /** A model built by a task: its input, logits, state tensors saved with the checkpoint, and updates. */
@@ -182,10 +189,14 @@ export const imageTask: Task = {
     return imageSamples(firstSamples(d, limit));
   },
   async build(g, c, batch, _training, llm) {
-    const m = await buildVit(g, c.model as VitConfig, batch, { llm, seed: c.seed });
+    const m = await buildVit(g, c.model as VitConfig, batch, {
+      llm: llm && { ...llm, arm: c.arm, position: c.llmPosition },
+      seed: c.seed,
+    });
     return { input: m.images, logits: m.logits, buffers: [], effects: [], llm: m.llm };
   },
   noDecay: vitNoDecay,
+  paramGroup: (c) => llmParamGroup(c.arm, c.llmLrScale),
   loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
 };
 
@@ -199,7 +210,8 @@ export const pointsTask: Task = {
   name: "points",
   unit: "cloud",
   presets: POINT_PRESETS,
-  describe: (c) => `Point-BERT ${c.modelName} on ${c.data}`,
+  describe: (c) =>
+    `Point-BERT ${c.modelName} on ${hasPointFiles(c.data) ? c.data : "Fashion-MNIST point clouds"}`,
   classes: (c) => (c.model as PointBertConfig).classes,
   async samples(c, split, limit) {
     const m = c.model as PointBertConfig;
@@ -232,7 +244,7 @@ export const pointsTask: Task = {
       training,
       dropout: training ? c.dropout : undefined,
       dropPath: training ? c.dropPath : undefined,
-      llm,
+      llm: llm && { ...llm, arm: c.arm },
       seed: c.seed,
     });
     return {
