@@ -50,7 +50,13 @@ function scanVariant(file: string): string {
 function scanFiles(train: string): PointFiles {
   const slash = train.lastIndexOf("/");
   const test = train.slice(0, slash + 1) + train.slice(slash + 1).replace(/^training_/, "test_");
-  return { kind: "scanobjectnn", what: `ScanObjectNN ${scanVariant(train)}`, train: [train], test: [test], classes: 15 };
+  return {
+    kind: "scanobjectnn",
+    what: `ScanObjectNN ${scanVariant(train)}`,
+    train: [train],
+    test: [test],
+    classes: 15,
+  };
 }
 
 /** ModelNet40 h5 files of a split: the list file's names (taken relative to `dir`), else ply_data_<split>*.h5. */
@@ -114,7 +120,10 @@ export function hasPointFiles(path: string): boolean {
   if (/\.h5$/.test(path)) return true;
   try {
     for (const e of Deno.readDirSync(path)) {
-      if (/^(modelnet40_shape_names\.txt|train_files\.txt|ply_data_train\d*\.h5|training_objectdataset.*\.h5)$/.test(e.name)) {
+      if (
+        /^(modelnet40_shape_names\.txt|train_files\.txt|ply_data_train\d*\.h5|training_objectdataset.*\.h5)$/
+          .test(e.name)
+      ) {
         return true;
       }
     }

@@ -1,77 +1,94 @@
-// The paper's experiment at our scale: the same ViT training with no frozen layer, a frozen layer of
-// random weights, and a frozen layer from a checkpoint, over several seeds; writes a markdown table
-// of mean ± std test accuracy. Takes the train command's flags (same meanings and defaults), where
-// --llm names the checkpoint arm, plus --seeds.
+// The paper's ablation at our scale: the same training for every arm (models/arms.ts: none, mlp,
+// frozen, random-frozen, random-trained, finetune) over several seeds. Takes the train command's flags
+// (same meanings and defaults; --llm is the checkpoint whose layers, or shape, the arms use), plus
+// --arms and --seeds. Each cell runs in OUT/<arm>-seed<k>/ and stores result.json when it finishes;
+// a rerun skips finished cells (resumable). Writes OUT/table.md (mean ± std top-1, trainable/frozen
+// parameter counts, samples/s) and OUT/ablate.json (every cell).
 //
-//   deno run -A examples/ablate.ts --seeds 3 --epochs 2 --out out/ablate
-//   deno run -A examples/ablate.ts --llm path/to/llama --llm-layers last --data /usr/share/datasets/fashion-mnist
+//   deno task ablate --arms none,mlp,frozen,random-frozen,random-trained,finetune --seeds 3 --epochs 5 \
+//     --model tiny-28 --data /usr/share/datasets/fashion-mnist --out out/ablate
+//   deno task ablate --arms none,frozen --seeds 2 --steps 5 --train-limit 64 --eval-limit 64
 
-import { train } from "../mod.ts";
+import { models, train } from "../mod.ts";
 
 const spec = train.trainFlagSpec("image");
 delete spec.resume;
 delete spec.init;
-spec.llm = { ...spec.llm, help: "the checkpoint arm: default (bundled llama-tiny) or a checkpoint dir" };
+delete spec.arm;
 spec.out = {
   type: "string",
   default: "out/ablate",
-  help: "output directory (table.md + one folder per run)",
+  help: "output directory (table.md, ablate.json, one folder per cell)",
+};
+spec.arms = {
+  type: "string",
+  default: models.LLM_ARMS.join(","),
+  help: `arms, comma-separated: ${models.LLM_ARMS.join(", ")}`,
 };
 spec.seeds = { type: "string", default: "3", help: "seeds per arm (0, 1, ...)" };
-const raw = train.parseFlags("usage: deno run -A examples/ablate.ts [flags]", spec);
-let base: train.RunOptions, seeds: number;
+const raw = train.parseFlags("usage: deno task ablate [flags]", spec);
+let base: train.RunOptions, seeds: number, arms: models.LlmArm[];
 try {
   base = train.trainOptionsFromFlags("image", raw as Record<string, string | undefined>);
   seeds = Number(raw.seeds);
   if (!Number.isInteger(seeds) || seeds < 1) {
     throw new train.FlagError(`--seeds: expected an integer ≥ 1, got '${raw.seeds}'`);
   }
+  arms = String(raw.arms).split(",").map((a) => a.trim()) as models.LlmArm[];
+  const bad = arms.find((a) => !models.LLM_ARMS.includes(a));
+  if (bad !== undefined || !arms.length) {
+    throw new train.FlagError(`--arms: '${bad}' is not one of ${models.LLM_ARMS.join(", ")}`);
+  }
+  if (base.llm === "none" && arms.some((a) => a !== "none")) {
+    throw new train.FlagError("--llm none: the arms other than none need an LLM (its layers or its shape)");
+  }
 } catch (e) {
   console.error(`ablate: ${(e as Error).message}`);
   Deno.exit(2);
 }
 const quiet = (raw as Record<string, unknown>).quiet === true;
-const arms: [string, string][] = [
-  ["none", "none"],
-  ["random", "random"],
-  [base.llm === "default" ? "llama-tiny (random weights)" : base.llm, base.llm],
-];
-const rows: string[] = [];
-for (const [label, llm] of arms) {
-  const accs: number[] = [];
-  let secs = 0;
+const cells: train.AblationCell[] = [];
+for (const arm of arms) {
   for (let seed = 0; seed < seeds; seed++) {
-    const s = await train.runTraining({
-      ...base,
-      llm,
-      seed,
-      out: `${base.out}/${label.replace(/[^a-z0-9-]+/gi, "_")}-seed${seed}`,
-    });
-    accs.push(100 * s.testAccuracy);
-    secs += s.seconds;
+    const out = `${base.out}/${arm}-seed${seed}`;
+    const done = await train.readCell(out);
+    if (done) {
+      cells.push(done);
+      if (!quiet) {
+        console.error(`${arm} seed ${seed}: finished before (${(100 * done.top1).toFixed(2)}%), skipped`);
+      }
+      continue;
+    }
+    const opts: train.RunOptions = { ...base, arm, seed, out };
+    // a cell interrupted mid-run starts again from scratch: its old checkpoint has another run's progress
+    await Deno.remove(out, { recursive: true }).catch(() => {});
+    const s = await train.runTraining(opts);
+    const cell = train.cellOf(arm, seed, s, base.batch, await train.paramCounts(opts), out);
+    await train.writeCell(out, cell);
+    cells.push(cell);
     if (!quiet) {
       console.error(
-        `${label} seed ${seed}: ${(100 * s.testAccuracy).toFixed(2)}% (${
+        `${arm} seed ${seed}: ${(100 * s.testAccuracy).toFixed(2)}% (${
           s.seconds.toFixed(0)
         } s, ${s.adapter})`,
       );
     }
   }
-  const mean = accs.reduce((a, b) => a + b) / accs.length;
-  const std = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, accs.length - 1));
-  rows.push(
-    `| ${label} | ${mean.toFixed(2)} ± ${std.toFixed(2)} | ${accs.map((a) => a.toFixed(2)).join(", ")} | ${
-      (secs / seeds).toFixed(0)
-    } |`,
-  );
 }
-const table = [
-  `ViT '${base.modelName}' on Fashion-MNIST (${base.data}), ${base.epochs} epochs, batch ${base.batch}, ${seeds} seeds`,
-  "",
-  "| frozen LLM layer | test accuracy % (mean ± std) | per seed | s/run |",
-  "| --- | --- | --- | --- |",
-  ...rows,
-].join("\n");
+const llmName = base.llm === "default" ? "llama-tiny (random weights)" : base.llm;
+const table = train.ablationTable(
+  `ViT '${base.modelName}' on Fashion-MNIST (${base.data}), LLM ${llmName} layers ${base.llmLayers}, ` +
+    `position ${base.llmPosition ?? "tail"}, ${base.steps || base.epochs + " epochs"}${
+      base.steps ? " steps" : ""
+    }, batch ${base.batch}, ${seeds} seeds`,
+  arms,
+  cells,
+  "img",
+);
 await Deno.mkdir(base.out, { recursive: true });
 await Deno.writeTextFile(`${base.out}/table.md`, table + "\n");
+await Deno.writeTextFile(
+  `${base.out}/ablate.json`,
+  JSON.stringify({ llm: base.llm, llmLayers: base.llmLayers, seeds, arms, cells }, null, 2) + "\n",
+);
 console.log(table);

@@ -292,7 +292,17 @@ export async function findCheckpoint(path: string): Promise<CheckpointLocation> 
       refused.push((e as Error).message);
     }
   }
-  if (!best) throw new CheckpointError(p, `no usable checkpoint: ${refused.join("; ")}`);
+  if (!best) {
+    // only what a killed first save leaves: nothing to resume yet
+    const first = !candidates.includes(base) && !candidates.includes(`${base}.old`);
+    throw new CheckpointError(
+      p,
+      first
+        ? `no finished checkpoint yet (the first save was interrupted: ${refused.join("; ")}); ` +
+          `start the run again without --resume`
+        : `no usable checkpoint: ${refused.join("; ")}`,
+    );
+  }
   const older = valid.filter((v) => v !== best).map((v) => `${v.dir}: step ${v.step}, older`);
   const skipped = [...refused, ...older];
   return { checkpoint: best.dir, runDir, step: best.step, skipped };
@@ -482,6 +492,17 @@ export async function loadCheckpoint(
 }
 
 /**
+ * Converts a tensor whose shape differs from the model's (e.g. a ViT's pos_embed for another grid):
+ * the model's values, or undefined when it cannot (the shape mismatch is then an error).
+ */
+export type InitAdapter = (
+  name: string,
+  data: Float32Array,
+  from: readonly number[],
+  to: readonly number[],
+) => Float32Array | undefined;
+
+/**
  * Initialises params from a safetensors file with timm names (a timm/DeiT ViT exported with
  * safetensors, or our own model.safetensors): every tensor whose name the model has is loaded and
  * must have the same shape; `head.*` of another class count is skipped (a fine-tuning start); model
@@ -491,6 +512,7 @@ export async function initFromSafetensors(
   file: string,
   exe: Executable,
   params: readonly Node[],
+  adapt?: InitAdapter,
 ): Promise<{ loaded: string[]; skipped: string[]; kept: string[] }> {
   const src = await openSafetensors(file);
   const byName = new Map(params.map((p) => [p.name!, p]));
@@ -503,6 +525,12 @@ export async function initFromSafetensors(
         continue;
       }
       if (t.shape.join() !== p.shape.join()) {
+        const adapted = adapt?.(t.name, toFloat32(t, await src.read(t.name)), t.shape, p.shape);
+        if (adapted) {
+          exe.write(p, adapted);
+          loaded.push(t.name);
+          continue;
+        }
         if (t.name.startsWith("head.")) {
           skipped.push(t.name);
           continue;

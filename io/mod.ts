@@ -19,12 +19,15 @@ export {
 export { CheckpointError, type StDtype, type TensorInfo, toFloat32, type WeightSource } from "./weights.ts";
 export { type LlmConfig, parseLayerSelection, readConfig } from "./config.ts";
 export { type LlmCheckpoint, openLlm } from "./llm.ts";
+export { hfLlamaConfig, type HfLlamaOptions, writeHfLlama } from "./hf_llama.ts";
 export { LLAMA_7B, type RandomLlamaShape, writeRandomLlama } from "./random_llm.ts";
+export { crc32, encodePng } from "./png.ts";
 export {
   type CheckpointLocation,
   type CheckpointState,
   findCheckpoint,
   initFromSafetensors,
+  type InitAdapter,
   loadCheckpoint,
   readCheckpointState,
   saveCheckpoint,

@@ -7,7 +7,27 @@
  * @module
  */
 
-export { buildVit, type VitConfig, type VitModel, vitNoDecay } from "./vit.ts";
+export {
+  adaptVitInit,
+  buildVit,
+  resamplePosEmbed,
+  type VitConfig,
+  type VitLlm,
+  type VitModel,
+  vitNoDecay,
+  type VitTaps,
+} from "./vit.ts";
+export {
+  type ArmOpts,
+  type ArmStack,
+  isLlmParam,
+  LLM_ARMS,
+  LLM_POSITIONS,
+  type LlmArm,
+  llmArm,
+  llmParamGroup,
+  type LlmPosition,
+} from "./arms.ts";
 export { buildPointBert, type PointBertConfig, type PointBertModel, pointNoDecay } from "./pointbert.ts";
 export {
   buildVideoVit,
@@ -20,4 +40,21 @@ export {
   videoTokens,
 } from "./video.ts";
 export { DEFAULT_LLM, POINT_PRESETS, VIDEO_PRESETS, VIT_PRESETS } from "./presets.ts";
-export { causalLm, frozenEncoderStack, type FrozenStack, llmLoader } from "./llm.ts";
+export {
+  causalLm,
+  frozenEncoderStack,
+  type FrozenStack,
+  type LayerOut,
+  llmLoader,
+  type StackOpts,
+} from "./llm.ts";
+export {
+  buildLm,
+  initLmWeights,
+  type LmConfig,
+  lmLlmConfig,
+  type LmModel,
+  lmNoDecay,
+  lmTensorShapes,
+} from "./lm.ts";
+export { DEFAULT_LM } from "./lm_presets.ts";

@@ -36,7 +36,18 @@ export const POINT_PRESETS: Readonly<Record<string, PointBertConfig>> = {
  * 224×224×3, patch 16, tubelet 2, 174 classes): `small-ssv2` (ViT-S, the paper's) and `base-ssv2` (ViT-B).
  */
 export const VIDEO_PRESETS: Readonly<Record<string, VideoConfig>> = {
-  mfmnist: { frames: 8, tubelet: 2, img: 28, patch: 7, chans: 1, dim: 64, depth: 2, heads: 4, classes: 8 },
+  mfmnist: {
+    frames: 8,
+    tubelet: 2,
+    img: 28,
+    patch: 7,
+    chans: 1,
+    dim: 64,
+    depth: 2,
+    heads: 4,
+    classes: 8,
+    initValues: 0,
+  },
   "small-ssv2": {
     frames: 16,
     tubelet: 2,
@@ -47,6 +58,7 @@ export const VIDEO_PRESETS: Readonly<Record<string, VideoConfig>> = {
     depth: 12,
     heads: 6,
     classes: 174,
+    initValues: 0,
   },
   "base-ssv2": {
     frames: 16,
@@ -58,6 +70,7 @@ export const VIDEO_PRESETS: Readonly<Record<string, VideoConfig>> = {
     depth: 12,
     heads: 12,
     classes: 174,
+    initValues: 0,
   },
 };
 

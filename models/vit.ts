@@ -158,3 +158,77 @@ export function vitNoDecay(p: Node): boolean {
   const n = p.name ?? "";
   return p.rank <= 1 || n.endsWith(".bias") || n === "pos_embed" || n === "cls_token";
 }
+
+/** PyTorch's bicubic weights (A = -0.75) of the 4 taps around a source position with fraction t. */
+function cubicWeights(t: number): [number, number, number, number] {
+  const A = -0.75;
+  const near = (x: number) => ((A + 2) * x - (A + 3)) * x * x + 1;
+  const far = (x: number) => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+  return [far(t + 1), near(t), near(1 - t), far(2 - t)];
+}
+
+/** One axis of F.interpolate(mode="bicubic", align_corners=False): for each output, 4 (index, weight) taps. */
+function bicubicTaps(inSize: number, outSize: number): { idx: Int32Array; w: Float64Array } {
+  const idx = new Int32Array(outSize * 4), w = new Float64Array(outSize * 4), scale = inSize / outSize;
+  for (let o = 0; o < outSize; o++) {
+    const src = scale * (o + 0.5) - 0.5, i0 = Math.floor(src);
+    const ws = cubicWeights(src - i0);
+    for (let k = 0; k < 4; k++) {
+      idx[o * 4 + k] = Math.min(Math.max(i0 - 1 + k, 0), inSize - 1);
+      w[o * 4 + k] = ws[k];
+    }
+  }
+  return { idx, w };
+}
+
+/**
+ * timm's `resample_abs_pos_embed` with antialias off: a [1, prefix + H·W, dim] position embedding
+ * resampled to another patch grid, the grid part with F.interpolate(mode="bicubic", align_corners=False)
+ * and the `prefix` tokens (cls) kept as they are. Grids are [rows, cols].
+ */
+export function resamplePosEmbed(
+  pos: Float32Array,
+  dim: number,
+  from: [number, number],
+  to: [number, number],
+  prefix = 1,
+): Float32Array {
+  const [h0, w0] = from, [h1, w1] = to;
+  if (pos.length !== (prefix + h0 * w0) * dim) {
+    throw new Error(`resamplePosEmbed: ${pos.length} values is not (${prefix} + ${h0}·${w0})·${dim}`);
+  }
+  const out = new Float32Array((prefix + h1 * w1) * dim);
+  out.set(pos.subarray(0, prefix * dim));
+  const ty = bicubicTaps(h0, h1), tx = bicubicTaps(w0, w1);
+  const acc = new Float64Array(dim);
+  for (let y = 0; y < h1; y++) {
+    for (let x = 0; x < w1; x++) {
+      acc.fill(0);
+      for (let a = 0; a < 4; a++) {
+        for (let b = 0; b < 4; b++) {
+          const wgt = ty.w[y * 4 + a] * tx.w[x * 4 + b];
+          const base = (prefix + ty.idx[y * 4 + a] * w0 + tx.idx[x * 4 + b]) * dim;
+          for (let d = 0; d < dim; d++) acc[d] += wgt * pos[base + d];
+        }
+      }
+      out.set(acc, (prefix + y * w1 + x) * dim);
+    }
+  }
+  return out;
+}
+
+/**
+ * For `--init` of timm/DeiT weights into a ViT of another image or patch grid: resamples `pos_embed`
+ * [1, 1 + n², D] to the model's [1, 1 + m², D] (square grids, cls token kept); other tensors: undefined.
+ */
+export function adaptVitInit(
+  name: string,
+  data: Float32Array,
+  from: readonly number[],
+  to: readonly number[],
+): Float32Array | undefined {
+  if (name !== "pos_embed" || from.length !== 3 || to.length !== 3 || from[2] !== to[2]) return undefined;
+  const g0 = Math.round(Math.sqrt(from[1] - 1)), g1 = Math.round(Math.sqrt(to[1] - 1));
+  if (g0 * g0 !== from[1] - 1 || g1 * g1 !== to[1] - 1) return undefined;
+  return resamplePosEmbed(data, from[2], [g0, g0], [g1, g1], 1);
+}

@@ -86,6 +86,19 @@ test("checkpoint: a crash at every write and rename of the second save leaves a 
   }
 });
 
+test("checkpoint: a crash in the first save leaves nothing to resume, and says so", async () => {
+  const run = `${tmpRoot}/crash-first`;
+  checkpointCrashHook.at = (p) => {
+    if (p === "state.json") throw new InjectedCrash(`crash at ${p}`);
+  };
+  try {
+    await assertRejectsMsg(() => runTraining(tinyRun(run, { epochs: 1 })), "crash at state.json");
+  } finally {
+    checkpointCrashHook.at = undefined;
+  }
+  await assertRejectsMsg(() => findCheckpoint(run), run, "no finished checkpoint yet", "without --resume");
+});
+
 test("checkpoint: a process that exits right after checkpoint/ became checkpoint.old resumes by the CLI's rules", async () => {
   const want = await uninterrupted(tmpRoot);
   const run = `${tmpRoot}/exit`;

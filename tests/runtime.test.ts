@@ -93,7 +93,7 @@ test("executables on a device share pipelines of the same WGSL; a destroyed one 
   assertClose("shared pipelines", yb, interpret([y], new Map([[x, data]])).get(y)!.data, 1e-6);
   a.destroy();
   a.destroy(); // idempotent
-  assertThrowsMsg(() => a.run([y]), "destroyed");
+  await assertRejectsMsg(() => a.run([y]), "destroyed"); // async methods reject, never throw
   assertThrowsMsg(() => a.write(x, data), "destroyed");
   await assertRejectsMsg(() => a.read(y), "destroyed");
   const [still] = await b.run([again.y]); // b's pipelines and buffers are its own to keep

@@ -46,6 +46,9 @@ export function trainFlagSpec(task: TaskName): FlagSpec {
   const spec: FlagSpec = {};
   for (const f of flagsOf(task)) spec[f.flag] = { type: "string", ...helpOf(f, task) };
   spec.quiet = { type: "boolean", help: "print only the summary line (no progress bar, no run lines)" };
+  if (task === "image") {
+    spec["skip-bad"] = { type: "boolean", help: "skip corrupt images (a warning each, a count at the end)" };
+  }
   return spec;
 }
 
@@ -90,7 +93,7 @@ export async function trainCommand(task: TaskName, args: string[] = Deno.args): 
   >;
   const quiet = raw.quiet === true;
   const given = new Set(
-    Object.keys(raw).filter((k) => raw[k] !== undefined && k !== "quiet" && k !== "help"),
+    Object.keys(raw).filter((k) => raw[k] !== undefined && k !== "quiet" && k !== "help" && k !== "skip-bad"),
   );
   const log = quiet ? undefined : (line: string) => console.error(line);
   try {
@@ -116,7 +119,7 @@ export async function trainCommand(task: TaskName, args: string[] = Deno.args): 
     }
     const gpu = await getGpu({ quiet: true });
     log?.(`webgpu adapter: ${gpu.adapterName}`);
-    const s = await runTraining({ ...opts, log, progress: !quiet });
+    const s = await runTraining({ ...opts, log, progress: !quiet, skipBad: raw["skip-bad"] === true });
     const wrote = s.checkpoint
       ? "metrics.jsonl, chart.svg and checkpoint/"
       : opts.resume
@@ -138,7 +141,7 @@ export async function trainCommand(task: TaskName, args: string[] = Deno.args): 
 export const EVAL_FLAGS: FlagSpec = {
   checkpoint: { type: "string", help: "a run directory (or its checkpoint/) to evaluate (required)" },
   data: { type: "string", help: "dataset directory", defaultText: "the run's" },
-  split: { type: "string", default: "test", help: "split: test | train" },
+  split: { type: "string", default: "test", help: "split: test (= val, an ImageFolder's val/) | train" },
   limit: { type: "string", default: "0", help: "evaluate the first N samples (0: all)" },
   batch: { type: "string", help: "evaluation batch size", defaultText: "the run's --eval-batch" },
   "gpu-memory": {
@@ -158,8 +161,9 @@ export async function evalCommand(args: string[] = Deno.args): Promise<void> {
     if (!f.checkpoint) {
       throw new FlagError("--checkpoint: which run to evaluate? (a run directory such as out/vit)");
     }
+    if (f.split === "val") f.split = "test"; // ImageFolder's and CIFAR's name of it
     if (f.split !== "test" && f.split !== "train") {
-      throw new FlagError(`--split: expected test or train, got '${f.split}'`);
+      throw new FlagError(`--split: expected test (or val) or train, got '${f.split}'`);
     }
     const int = (flag: string, min: number) => {
       const v = f[flag] === undefined ? undefined : Number(f[flag]);

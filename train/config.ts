@@ -1,11 +1,11 @@
 // The shape of a training run's settings, shared by the runner, the flag table and evaluation (types
 // only, so that neither imports the other).
 
-import type { ModelConfig, PointSettings, TaskName, VideoSettings } from "./tasks.ts";
+import type { ImageSettings, ModelConfig, PointSettings, TaskName, VideoSettings } from "./tasks.ts";
 import type { LlmArm, LlmPosition } from "../models/arms.ts";
 
 /** Every hyper-parameter of a run: what state.json stores, and what a resumed run continues with. */
-export interface RunConfig extends VideoSettings, PointSettings {
+export interface RunConfig extends VideoSettings, PointSettings, ImageSettings {
   /** The kind of run (train/tasks.ts). */
   task: TaskName;
   /** The model's shape. */

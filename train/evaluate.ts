@@ -10,7 +10,8 @@ import { findCheckpoint, loadCheckpoint, readCheckpointState } from "../io/check
 import { CheckpointError } from "../io/weights.ts";
 import { Batcher } from "../data/batcher.ts";
 import type { Split } from "../data/fashion_mnist.ts";
-import { closeRunLlm, countTopK, openRunLlm } from "./loop.ts";
+import { closeRunLlm, openRunLlm } from "./loop.ts";
+import { AccuracyCounter } from "./scores.ts";
 import type { RunConfig } from "./config.ts";
 import { TASKS } from "./tasks.ts";
 
@@ -36,7 +37,7 @@ export interface EvalResult {
   top1: number;
   /** Top-5 accuracy (when the task has at least 5 classes). */
   top5?: number;
-  /** Samples evaluated. */
+  /** Samples evaluated (videos, when each has several test views). */
   n: number;
   /** The split. */
   split: Split;
@@ -91,20 +92,21 @@ export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalResult>
         undefined,
       );
       const classes = task.classes(run);
-      let top1 = 0, top5 = 0;
+      // per video when the samples are several views of each (multi-clip × multi-crop testing)
+      const acc = new AccuracyCounter(samples, classes, classes >= 5 ? [1, 5] : [1]);
       for (
         const b of new Batcher(samples, { batchSize: batch, seed: 0, augment: false, dropLast: false })
           .evalBatches()
       ) {
         exe.write(m.input, b.x);
         const [lg] = await exe.run([m.logits]);
-        top1 += countTopK(lg, classes, b.labels, b.valid, 1);
-        if (classes >= 5) top5 += countTopK(lg, classes, b.labels, b.valid, 5);
+        acc.add(lg, b.labels, b.valid);
       }
+      const [top1, top5] = acc.accuracies();
       return {
-        top1: top1 / samples.n,
-        top5: classes >= 5 ? top5 / samples.n : undefined,
-        n: samples.n,
+        top1,
+        top5,
+        n: acc.n,
         split,
         step: st.step,
         checkpoint: where.checkpoint,

@@ -66,13 +66,13 @@ const SHAPE: [string, string, string, TaskName[]][] = [
   ["encoder-dim", "encoderDim", "mini-PointNet output dim", ["points"]],
   ["frames", "frames", "frames per clip", ["video"]],
   ["tubelet", "tubelet", "frames per tubelet (the patch embedding's temporal kernel)", ["video"]],
-  ["img", "img", "frame side in pixels", ["video"]],
-  ["patch", "patch", "patch side in pixels", ["video"]],
-  ["chans", "chans", "channels per frame (1 or 3)", ["video"]],
-  ["classes", "classes", "classes", ["video", "points"]],
-  ["dim", "dim", "transformer dim", ["points", "video"]],
-  ["depth", "depth", "transformer blocks", ["points", "video"]],
-  ["heads", "heads", "attention heads", ["points", "video"]],
+  ["img", "img", "image (frame) side in pixels", ["image", "video"]],
+  ["patch", "patch", "patch side in pixels", ["image", "video"]],
+  ["chans", "chans", "channels per image or frame (1 or 3)", ["image", "video"]],
+  ["classes", "classes", "classes", ["image", "video", "points"]],
+  ["dim", "dim", "transformer dim", ["image", "points", "video"]],
+  ["depth", "depth", "transformer blocks", ["image", "points", "video"]],
+  ["heads", "heads", "attention heads", ["image", "points", "video"]],
 ];
 
 /** Every training flag. */
@@ -100,11 +100,10 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     key: "initValues",
     kind: "number",
     min: 0,
-    default: "0",
     tasks: ["video"],
     resume: "hyper",
     shape: true,
-    help: "layer scale init (VideoMAE init_values; 0: no gamma_1/gamma_2)",
+    help: "layer scale init (VideoMAE init_values; 0: no gamma_1/gamma_2; default: the preset's)",
   },
   {
     flag: "llm",
@@ -131,7 +130,8 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     default: "frozen",
     optional: true,
     resume: "hyper",
-    help: "ablation arm (models/arms.ts): none | frozen (the method) | mlp (a trainable MLP block instead) | " +
+    help:
+      "ablation arm (models/arms.ts): none | frozen (the method) | mlp (a trainable MLP block instead) | " +
       "random-frozen | random-trained (the --llm's shape, random weights) | finetune (the layers trained)",
   },
   {
@@ -255,11 +255,23 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     min: 0,
     below: 1,
     default: "0.1",
-    taskDefault: { points: ["0", "--recipe pointbert: 0.1"] },
-    recipeDefault: { pointbert: "0.1" },
-    tasks: ["video", "points"],
+    tasks: ["video"],
     resume: "hyper",
-    help: "stochastic depth rate of the last block (VideoMAE / Point-BERT drop_path)",
+    help: "stochastic depth rate of the last block (VideoMAE drop_path)",
+  },
+  {
+    // the points task's own entry: its default is 0, and options made in code may leave it out
+    flag: "drop-path",
+    key: "dropPath",
+    kind: "number",
+    min: 0,
+    below: 1,
+    default: "0",
+    recipeDefault: { pointbert: "0.1" },
+    optional: true,
+    tasks: ["points"],
+    resume: "hyper",
+    help: "stochastic depth rate of the last block (Point-BERT drop_path_rate; --recipe pointbert: 0.1)",
   },
   {
     flag: "recipe",
@@ -267,6 +279,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "string",
     choices: ["none", "pointbert"],
     default: "none",
+    optional: true,
     tasks: ["points"],
     resume: "hyper",
     help: "pointbert: the paper's reference recipe (AdamW groups: mappers 0.5×lr, 1-D/bias/token 0.1×lr " +
@@ -279,6 +292,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     min: 1,
     default: "1",
     recipeDefault: { pointbert: "10" },
+    optional: true,
     tasks: ["points"],
     resume: "stored",
     help: "test-time votes per cloud: random resamplings + scale-and-translate, logits averaged (files only)",
@@ -338,8 +352,59 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "string",
     default: DEFAULT_DATA_DIR,
     resume: "stored",
-    help: "Fashion-MNIST directory of IDX files (Debian: /usr/share/datasets/fashion-mnist); video: it " +
+    help: "Fashion-MNIST directory of IDX files (Debian: /usr/share/datasets/fashion-mnist); image: also " +
+      "an ImageFolder (train/<class>/*, val/<class>/*) or CIFAR-10/100 (folder or .tar.gz); video: it " +
       "makes moving Fashion-MNIST, or a VideoMAE list dir (train.csv, val.csv) or SSv2 labels dir",
+  },
+  {
+    flag: "crop-pct",
+    key: "cropPct",
+    kind: "number",
+    min: Number.MIN_VALUE,
+    max: 1,
+    optional: true,
+    tasks: ["image"],
+    resume: "hyper",
+    help: "eval resize: shorter side to int(img / crop-pct), then center crop (default 0.875; " +
+      "Fashion-MNIST IDX with a 28×28×1 model: no resize)",
+  },
+  {
+    flag: "mean",
+    key: "mean",
+    kind: "string",
+    tasks: ["image"],
+    resume: "hyper",
+    help: "per-channel mean, a,b,c (default ImageNet's; Fashion-MNIST's on its 28×28×1 IDX path)",
+  },
+  {
+    flag: "std",
+    key: "std",
+    kind: "string",
+    tasks: ["image"],
+    resume: "hyper",
+    help: "per-channel std, a,b,c (default ImageNet's; Fashion-MNIST's on its 28×28×1 IDX path)",
+  },
+  {
+    flag: "augment",
+    key: "augment",
+    kind: "string",
+    choices: ["auto", "deit", "flip", "none"],
+    optional: true,
+    tasks: ["image"],
+    resume: "hyper",
+    help:
+      "training augmentation: auto (deit for 3 channels, flip for 1; Fashion-MNIST IDX: pad-crop + flip) " +
+      "| deit (RandomResizedCrop, flip, RandAugment, erasing) | flip (eval transform + flip) | none",
+  },
+  {
+    flag: "workers",
+    key: "workers",
+    kind: "int",
+    min: 0,
+    default: "0",
+    tasks: ["image"],
+    resume: "run",
+    help: "image decoding threads (0: one per core)",
   },
   {
     flag: "video-root",

@@ -7,7 +7,7 @@ import { type LlmCheckpoint, openLlm } from "../io/llm.ts";
 import { DEFAULT_LLM } from "../models/presets.ts";
 import { exists } from "../io/fs.ts";
 import { writeRandomLlama } from "../io/random_llm.ts";
-import { cosineLr, type Trainer } from "./trainer.ts";
+import { cosineLr, DivergedError, type Trainer } from "./trainer.ts";
 import { type Metrics, Progress, readMetrics } from "./progress.ts";
 import { lineChart } from "./chart.ts";
 
@@ -100,7 +100,7 @@ export interface LoopSpec {
   /** Where loss and accuracy records go. */
   metrics: Metrics;
   /** The next batch's inputs. */
-  feeds(): Map<Node, HostArray>;
+  feeds(): Map<Node, HostArray> | Promise<Map<Node, HostArray>>;
   evaluate(): Promise<number>;
   /** Saves a checkpoint after `step`. */
   checkpoint(step: number): Promise<void>;
@@ -126,13 +126,14 @@ export async function trainLoop(s: LoopSpec): Promise<LoopResult> {
   const t0 = performance.now();
   let step = s.start;
   while (step < s.end) {
-    const feeds = s.feeds();
+    const feeds = await s.feeds();
     const lrNow = cosineLr(step, s.total, s.lr, Math.min(s.warmup, s.total));
     const read = (step + 1) % s.logEvery === 0 || step + 1 === s.end;
     const l = await s.trainer.step(feeds, lrNow, read);
     step++;
     if (l !== undefined) {
-      if (!Number.isFinite(l)) throw new Error(`training diverged: loss ${l} at step ${step}`);
+      // the Trainer's flag normally names an earlier step; a loss can still overflow on its own
+      if (!Number.isFinite(l)) throw new DivergedError(step, `non-finite loss (${l})`);
       losses.push({ step, loss: l });
       s.metrics.log({
         step,

@@ -33,8 +33,43 @@ export {
   videoTask,
 } from "./tasks.ts";
 export { type EvalOptions, type EvalResult, evaluateCheckpoint } from "./evaluate.ts";
+export { predictImages, type Prediction } from "./predict.ts";
+export { type AnalysisResult, analysisSummary, analyzeCheckpoint, type AnalyzeOptions } from "./analyze.ts";
+export {
+  type AblationCell,
+  ablationTable,
+  cellOf,
+  meanStd,
+  paramCounts,
+  readCell,
+  writeCell,
+} from "./ablation.ts";
+export {
+  ANALYSIS_STAGES,
+  type AnalysisStage,
+  type AttnParams,
+  clsAttention,
+  dftPhase,
+  frequencyScores,
+  iou,
+  magnitudeScores,
+  minMax,
+  oracleIoU,
+  THRESHOLDS,
+  tokenForeground,
+} from "./analysis.ts";
 export { FlagError, type FlagKind, TRAIN_FLAGS, type TrainFlag } from "./flags.ts";
 export { evalCommand, trainCommand, trainFlagSpec, trainOptionsFromFlags } from "./commands.ts";
 export { bytes, type FlagSpec, num, parseBytes, parseFlags } from "./cli.ts";
 export { Metrics, type MetricsRecord, Progress, readMetrics } from "./progress.ts";
 export { lineChart, type Panel, type Series } from "./chart.ts";
+export {
+  type PretrainControls,
+  type PretrainOptions,
+  type PretrainSummary,
+  runPretrain,
+  tokenizedCorpus,
+} from "./pretrain.ts";
+export { PRETRAIN_FLAGS, pretrainCommand, pretrainOptionsFromFlags } from "./pretrain_cli.ts";
+export { LmScorer, type Perplexity, unigramCounts, unigramPerplexity } from "./lm_score.ts";
+export { lmEvalCommand } from "./lm_eval_cli.ts";

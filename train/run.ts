@@ -21,10 +21,17 @@ import {
 } from "../io/checkpoint.ts";
 import { CheckpointError } from "../io/weights.ts";
 import { Batcher, type BatcherState } from "../data/batcher.ts";
+import { ImagePipeline, type PrefetchLoader } from "../data/image/pipeline.ts";
 import { DivergedError, Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
 import { closeRunLlm, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
-import { POINT_SETTING_KEYS, type TaskModel, TASKS, VIDEO_SETTING_KEYS } from "./tasks.ts";
+import {
+  IMAGE_SETTING_KEYS,
+  POINT_SETTING_KEYS,
+  type TaskModel,
+  TASKS,
+  VIDEO_SETTING_KEYS,
+} from "./tasks.ts";
 import { AccuracyCounter } from "./scores.ts";
 import type { RunConfig, RunOptions, RunSummary } from "./config.ts";
 import { checkRunOptions, conflictingOption, FlagError } from "./flags.ts";
@@ -56,7 +63,7 @@ export function runConfigOf(o: RunConfig): RunConfig {
   if (o.arm !== undefined) c.arm = o.arm;
   if (o.llmPosition !== undefined) c.llmPosition = o.llmPosition;
   if (o.llmLrScale !== undefined) c.llmLrScale = o.llmLrScale;
-  for (const k of [...VIDEO_SETTING_KEYS, ...POINT_SETTING_KEYS]) {
+  for (const k of [...VIDEO_SETTING_KEYS, ...POINT_SETTING_KEYS, ...IMAGE_SETTING_KEYS]) {
     if (o[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = o[k];
   }
   return c;
@@ -165,7 +172,11 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       await copyWeights(g, ge, me);
       // per video when the test samples are several views of each (multi-clip × multi-crop)
       const acc = new AccuracyCounter(testSet, task.classes(opts));
-      for (const b of testBatcher.evalBatches()) {
+      // image datasets decode in the pipeline's workers, a few batches ahead
+      const batches = testSet instanceof ImagePipeline
+        ? testSet.evalBatches(testBatcher)
+        : testBatcher.evalBatches();
+      for await (const b of batches) {
         evalExe.write(me.input, b.x);
         const [lg] = await evalExe.run([me.logits]);
         acc.add(lg, b.labels, b.valid);
@@ -173,6 +184,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       return acc.accuracies()[0];
     };
     let checkpoint: string | undefined;
+    let loader: PrefetchLoader | undefined; // made at the first step, after a resumed batcher's restore
     const r = await trainLoop({
       trainer,
       total,
@@ -187,8 +199,10 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       progress: opts.progress,
       log,
       metrics,
-      feeds: () => {
-        const b = batcher.next();
+      feeds: async () => {
+        const b = trainSet instanceof ImagePipeline
+          ? await (loader ??= trainSet.loader(batcher)).next()
+          : batcher.next();
         const feeds = new Map<Node, HostArray>([[m.input, b.x], [labels, b.labels]]);
         if (m.dropoutSeed) feeds.set(m.dropoutSeed, Uint32Array.of(dropoutRng.int(2 ** 32)));
         return feeds;
@@ -202,7 +216,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
         try {
           await saveCheckpoint(dir, trainer.exe, saved, trainer.opt, {
             step,
-            batcher: batcher.state(),
+            batcher: loader ? loader.state() : batcher.state(),
             dropoutRng: dropoutRng.state,
             run: runConfigOf(opts),
           });
@@ -249,6 +263,11 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       checkpoint,
     };
   } finally {
+    for (const s of [trainSet, testSet]) {
+      if (!(s instanceof ImagePipeline)) continue;
+      s.close();
+      if (s.skipped.size) log(`skipped ${s.skipped.size} corrupt image(s) (--skip-bad)`);
+    }
     await closeRunLlm(runLlm);
   }
 }

@@ -8,9 +8,31 @@ import type { Executable } from "../compiler/runtime/executable.ts";
 import type { ParamGroup } from "../nn/optim.ts";
 import { layerDecayGroups } from "../nn/schedule.ts";
 import type { Samples } from "../data/batcher.ts";
-import { firstSamples, imageSamples, loadFashionMnist, type Split } from "../data/fashion_mnist.ts";
+import {
+  CLASSES,
+  FASHION_MNIST_MEAN,
+  FASHION_MNIST_STD,
+  firstSamples,
+  imageSamples,
+  loadFashionMnist,
+  type Split,
+} from "../data/fashion_mnist.ts";
+import { firstImages, openImageDataset } from "../data/image/dataset.ts";
+import { detectImageDataset } from "../data/image/detect.ts";
+import { type ImagePipeline, openImagePipeline } from "../data/image/pipeline.ts";
+import {
+  IMAGE_AUGMENTS,
+  type ImageAugment,
+  type ImageTransformSpec,
+} from "../data/image/sample_transform.ts";
 import { fashionPointSource, pointSamples } from "../data/point_data.ts";
-import { detectPointFiles, hasPointFiles, loadPointFiles, poolPoints, resampledPointSamples } from "../data/point_files.ts";
+import {
+  detectPointFiles,
+  hasPointFiles,
+  loadPointFiles,
+  poolPoints,
+  resampledPointSamples,
+} from "../data/point_files.ts";
 import { videoDataKind, videoSplit } from "../data/video/dataset.ts";
 import { initFromSafetensors } from "../io/checkpoint.ts";
 import type { LlmCheckpoint } from "../io/llm.ts";
@@ -26,7 +48,7 @@ import {
 } from "../models/pointbert.ts";
 import { initFromPointBert } from "../io/pointbert.ts";
 import { buildVideoVit, type VideoConfig, videoNoDecay } from "../models/video.ts";
-import { buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
+import { adaptVitInit, buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
 import { type LlmArm, llmParamGroup, type LlmPosition } from "../models/arms.ts";
 
 /** The kinds of training run the runner knows. */
@@ -75,11 +97,30 @@ export interface PointSettings {
   vote?: number;
 }
 
+/** The image task's data settings (RunConfig fields; see train/flags.ts). */
+export interface ImageSettings {
+  /** Eval resize: shorter side to int(img / cropPct), then the center crop (absent: 0.875). */
+  cropPct?: number;
+  /** Per-channel mean, "a,b,c" (absent: ImageNet's; Fashion-MNIST's on its own IDX path). */
+  mean?: string;
+  /** Per-channel std, "a,b,c". */
+  std?: string;
+  /** Training augmentation: auto | deit | flip | none (absent: auto). */
+  augment?: string;
+  /** Decoding threads (0 or absent: one per core). */
+  workers?: number;
+  /** Skip corrupt images (a warning each) instead of failing. */
+  skipBad?: boolean;
+}
+
+/** The RunConfig keys of ImageSettings (stored with an image run's state). */
+export const IMAGE_SETTING_KEYS: readonly (keyof ImageSettings)[] = ["cropPct", "mean", "std", "augment"];
+
 /** The RunConfig keys of PointSettings (stored with a point run's state). */
 export const POINT_SETTING_KEYS: readonly (keyof PointSettings)[] = ["recipe", "vote"];
 
 /** What a task needs from a run's configuration (a subset of RunConfig). */
-export interface TaskConfig extends VideoSettings, PointSettings {
+export interface TaskConfig extends VideoSettings, PointSettings, ImageSettings {
   /** The model's shape. */
   model: ModelConfig;
   /** The preset the shape came from (or "custom"), for messages. */
@@ -98,6 +139,8 @@ export interface TaskConfig extends VideoSettings, PointSettings {
   llmPosition?: LlmPosition;
   /** The finetune arm's LLM learning rate as a multiple of lr (absent: 1). */
   llmLrScale?: number;
+  /** Receives warnings of data loading (skipped corrupt images). */
+  log?: (line: string) => void;
 }
 
 /** A model built by a task: its input, logits, state tensors saved with the checkpoint, and updates. */
@@ -165,28 +208,111 @@ export interface Task {
 /** Seed of the test split's point sampling (fixed, so every run evaluates on the same clouds). */
 const TEST_POINTS_SEED = 12345;
 
-/** ViT(-LLM) on Fashion-MNIST images. */
+/** Whether `dir` holds IDX image files (Fashion-MNIST / MNIST), for descriptions. */
+function isIdxDir(dir: string): boolean {
+  return ["train", "t10k"].some((s) =>
+    ["", ".gz"].some((z) => {
+      try {
+        return Deno.statSync(`${dir}/${s}-images-idx3-ubyte${z}`).isFile;
+      } catch {
+        return false;
+      }
+    })
+  );
+}
+
+/** Whether a run reads Fashion-MNIST IDX the original way (28×28×1, its normalization and pad-crop-flip). */
+async function fashionMnistPath(c: TaskConfig): Promise<boolean> {
+  const m = c.model as VitConfig;
+  if (m.chans !== 1 || m.img !== 28 || c.cropPct !== undefined || c.mean || c.std) return false;
+  if (c.augment && c.augment !== "auto" && c.augment !== "none") return false;
+  try {
+    return (await detectImageDataset(c.data)).format === "idx";
+  } catch {
+    return true; // its own error message (where to get the data) is the better one
+  }
+}
+
+function channelValues(flag: string, text: string | undefined, chans: number): number[] | undefined {
+  if (!text) return undefined;
+  const v = text.split(",").map((s) => Number(s.trim()));
+  if (v.length !== chans || v.some((x) => !Number.isFinite(x))) {
+    throw new Error(`--${flag}: expected ${chans} comma-separated numbers (one per channel), got '${text}'`);
+  }
+  return v;
+}
+
+/** Images of any format (data/image: ImageFolder, CIFAR, IDX) through the worker pipeline. */
+async function pipelineSamples(c: TaskConfig, split: Split, limit: number): Promise<ImagePipeline> {
+  const m = c.model as VitConfig;
+  if (m.chans !== 1 && m.chans !== 3) throw new Error(`--chans: images have 1 or 3 channels, got ${m.chans}`);
+  const ds = firstImages(await openImageDataset(c.data, split === "test" ? "val" : "train"), limit);
+  if (ds.classes.length !== m.classes) {
+    throw new Error(
+      `data: ${c.data} has ${ds.classes.length} classes, model '${c.modelName}' has ${m.classes} ` +
+        `(--classes ${ds.classes.length})`,
+    );
+  }
+  return await openImagePipeline(ds, imageSpecOf(c), { workers: c.workers, skipBad: c.skipBad, warn: c.log });
+}
+
+/** The pipeline's transform of a run's images (eval, and the training augmentation `--augment`). */
+function imageSpecOf(c: TaskConfig): ImageTransformSpec {
+  const m = c.model as VitConfig;
+  const augment = !c.augment || c.augment === "auto" ? (m.chans === 3 ? "deit" : "flip") : c.augment;
+  if (!IMAGE_AUGMENTS.includes(augment as ImageAugment)) {
+    throw new Error(`--augment: expected auto, ${IMAGE_AUGMENTS.join(", ")}, got '${c.augment}'`);
+  }
+  return {
+    imgSize: m.img,
+    chans: m.chans as 1 | 3,
+    cropPct: c.cropPct,
+    mean: channelValues("mean", c.mean, m.chans),
+    std: channelValues("std", c.std, m.chans),
+    augment: augment as ImageAugment,
+  };
+}
+
+/**
+ * How an image run turns one image file into model input at evaluation (for predict): the pipeline's
+ * eval transform, or on the Fashion-MNIST IDX path its own normalization without resizing.
+ */
+export async function imageEvalSpec(c: TaskConfig): Promise<ImageTransformSpec> {
+  if (await fashionMnistPath(c)) {
+    return { imgSize: 28, chans: 1, cropPct: 1, mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] };
+  }
+  return { ...imageSpecOf(c), augment: "none" };
+}
+
+/** Class names of an image run's data (Fashion-MNIST's for IDX). */
+export async function imageClassNames(c: TaskConfig): Promise<string[]> {
+  if (await fashionMnistPath(c)) return [...CLASSES];
+  return (await openImageDataset(c.data, "val").catch(() => openImageDataset(c.data, "train"))).classes;
+}
+
+/**
+ * ViT(-LLM) on images: Fashion-MNIST IDX as before (28×28×1 models), or any format data/image reads
+ * (ImageFolder, CIFAR-10/100, IDX at another size or channel count) through the worker pipeline with
+ * timm's eval transform and DeiT's train transform (`--augment`).
+ */
 export const imageTask: Task = {
   name: "image",
   unit: "img",
   presets: VIT_PRESETS,
-  describe: (c) => `ViT ${c.modelName} on Fashion-MNIST`,
-  classes: () => 10,
+  describe: (c) => `ViT ${c.modelName} on ${isIdxDir(c.data) ? "Fashion-MNIST" : c.data}`,
+  classes: (c) => (c.model as VitConfig).classes,
   async samples(c, split, limit) {
+    if (!(await fashionMnistPath(c))) return await pipelineSamples(c, split, limit);
     const d = await loadFashionMnist(c.data, split);
     const m = c.model as VitConfig;
-    if (d.rows !== m.img || d.cols !== m.img || m.chans !== 1) {
-      throw new Error(
-        `data: ${c.data} has ${d.rows}×${d.cols}×1 images, but model '${c.modelName}' expects ` +
-          `${m.img}×${m.img}×${m.chans} (use --model fmnist or tiny-28 for Fashion-MNIST)`,
-      );
-    }
     if (m.classes !== 10) {
       throw new Error(
         `data: Fashion-MNIST has 10 classes, model '${c.modelName}' has ${m.classes} (--model)`,
       );
     }
-    return imageSamples(firstSamples(d, limit));
+    const s = imageSamples(firstSamples(d, limit));
+    // --augment none: the batcher's random stream is not drawn from
+    return c.augment === "none" ? { ...s, write: (i, out, o) => s.write(i, out, o) } : s;
   },
   async build(g, c, batch, _training, llm) {
     const m = await buildVit(g, c.model as VitConfig, batch, {
@@ -197,6 +323,8 @@ export const imageTask: Task = {
   },
   noDecay: vitNoDecay,
   paramGroup: (c) => llmParamGroup(c.arm, c.llmLrScale),
+  // timm/DeiT weights for another image or patch grid: pos_embed resampled as timm does
+  initFrom: (file, exe, params) => initFromSafetensors(file, exe, params, adaptVitInit),
   loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
 };
 
@@ -218,11 +346,18 @@ export const pointsTask: Task = {
     const files = await detectPointFiles(c.data);
     if (files) {
       if (m.classes !== files.classes) {
-        throw new Error(`data: ${files.what} has ${files.classes} classes, the model has ${m.classes} (--classes)`);
+        throw new Error(
+          `data: ${files.what} has ${files.classes} classes, the model has ${m.classes} (--classes)`,
+        );
       }
       let set = await loadPointFiles(files, split, poolPoints(m.points));
       if (limit > 0 && limit < set.n) {
-        set = { ...set, n: limit, clouds: set.clouds.subarray(0, limit * set.P * 3), labels: set.labels.subarray(0, limit) };
+        set = {
+          ...set,
+          n: limit,
+          clouds: set.clouds.subarray(0, limit * set.P * 3),
+          labels: set.labels.subarray(0, limit),
+        };
       }
       return resampledPointSamples(set, {
         points: m.points,
@@ -262,7 +397,9 @@ export const pointsTask: Task = {
   loss: (logits, labels, c) =>
     crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing, smoothing: "others" }),
   initFrom: (file, exe, params) =>
-    /\.(pth|pt|bin)$/.test(file) ? initFromPointBert(file, exe, params) : initFromSafetensors(file, exe, params),
+    /\.(pth|pt|bin)$/.test(file)
+      ? initFromPointBert(file, exe, params)
+      : initFromSafetensors(file, exe, params),
 };
 
 /** The data a video run reads, for messages. */

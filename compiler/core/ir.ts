@@ -88,6 +88,20 @@ export class Node {
   get persistent(): boolean {
     return this.kind !== "op";
   }
+  /**
+   * Inputs only: the values the runtime's write() accepts, [lo, hi), and why. Set by ops that index
+   * with an input (crossEntropy's labels must be classes), so a bad value is refused on the host
+   * instead of turning the loss and every weight NaN.
+   */
+  valueRange?: { readonly lo: number; readonly hi: number; readonly why: string };
+  /** Narrows valueRange to [lo, hi) on an input (a no-op on other nodes, whose values the GPU computes). */
+  requireRange(lo: number, hi: number, why: string): void {
+    if (this.kind !== "input") return;
+    const r = this.valueRange;
+    this.valueRange = r
+      ? { lo: Math.max(lo, r.lo), hi: Math.min(hi, r.hi), why: `${r.why}; ${why}` }
+      : { lo, hi, why };
+  }
   /** `name#id[shape]:dtype`, for messages. */
   toString(): string {
     return `${this.name ?? this.op}#${this.id}${fmtShape(this.shape)}:${this.dtype}`;

@@ -69,12 +69,18 @@ const crossEntropyBwdOp = defineOp("cross_entropy_bwd", {
 /**
  * Mean cross-entropy of `logits` [N,C] against integer `labels` [N] (i32), as shape [1].
  * `labelSmoothing` ε with `smoothing` "uniform" (PyTorch) or "others" (Point-BERT), see above.
+ * When `labels` is an input, write() refuses values outside [0, C).
  */
 export function crossEntropy(logits: Node, labels: Node, opts: CrossEntropyOptions = {}): Node {
-  return logits.graph.apply(crossEntropyOp, [logits, labels], {
+  const out = logits.graph.apply(crossEntropyOp, [logits, labels], {
     smoothing: opts.labelSmoothing ?? 0,
     mode: opts.smoothing ?? "uniform",
   });
+  // a label outside [0, C) makes its row NaN (the kernel never indexes with it); when the labels are
+  // an input, the runtime refuses such values at write() instead, naming the node and the value
+  const c = logits.shape[1];
+  labels.requireRange(0, c, `crossEntropy labels are class indices in [0, ${c}) for ${c} classes`);
+  return out;
 }
 
 // soft_cross_entropy(logits [N,C] f32, targets [N,C] f32) → [1]: timm's SoftTargetCrossEntropy,

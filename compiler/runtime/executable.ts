@@ -10,6 +10,7 @@ import { fromBf16, fromF16, toBf16, toF16 } from "../core/dtype.ts";
 import { byteSize, type DType, fmtShape, type Node, numel } from "../core/ir.ts";
 import { lower, type LowerOptions, type Plan } from "../lower/plan.ts";
 import { getGpu, type Gpu } from "./device.ts";
+import { checkHostValues, checkOptions, checkRange } from "./checks.ts";
 import { PipelineBuilder } from "./pipelines.ts";
 import { checkBindings, reflectShader } from "./reflect.ts";
 
@@ -61,6 +62,7 @@ let building: Promise<void> = Promise.resolve();
 
 /** Compile outputs (and side effects) of a graph into an executable plan on the GPU. */
 export async function compile(outputs: readonly Node[], opts: CompileOptions = {}): Promise<Executable> {
+  checkOptions(opts);
   const gpu = opts.gpu ?? await getGpu();
   const lowerOpts = {
     ctx: opts.ctx ?? gpu.lowerCtx,
@@ -92,9 +94,6 @@ export async function compile(outputs: readonly Node[], opts: CompileOptions = {
         );
       }
     }
-  }
-  if (opts.upload && !["auto", "write-buffer", "staging-ring"].includes(opts.upload)) {
-    throw new Error(`compile: upload must be auto, write-buffer or staging-ring, not '${opts.upload}'`);
   }
   const upload = !opts.upload || opts.upload === "auto" ? "write-buffer" : opts.upload;
   const exe = new Executable(gpu, plan, opts.weights, upload);
@@ -135,6 +134,12 @@ export class Executable {
   private slotStaging: (GPUBuffer | undefined)[] = [undefined, undefined];
   private slotStagingReady: (Promise<void> | undefined)[] = [undefined, undefined];
   private destroyed = false;
+  /**
+   * Settles once every queued operation has been handed to the GPU queue; undefined when nothing is
+   * queued. A streamed run submits its phases over many host turns; writes, reads and runs called
+   * meanwhile wait here, so each applies in call order (see ordered()).
+   */
+  private pending: Promise<void> | undefined;
 
   /** Wraps a plan; compile() calls this and then init(). */
   constructor(
@@ -255,21 +260,44 @@ export class Executable {
     return this.plan.offsets.get(n) ?? 0;
   }
 
-  /** Uploads data into an input/param/state node. f16/bf16 nodes take f32 data (converted) or raw u16 words. */
-  write(n: Node, data: HostArray | Uint16Array | number[]): void {
+  /**
+   * Uploads data into an input/param/state node. f16/bf16 nodes take f32 data (converted) or raw u16
+   * words (a Uint16Array, refused for other dtypes). i32/u32 nodes refuse values they cannot hold, and
+   * an input with a valueRange (e.g. crossEntropy labels) refuses values outside it; all checked here,
+   * synchronously. Writes apply in call order with runs: a write made while an earlier run() is still
+   * submitting (streamed plans) is held until that run's work is queued, so it feeds the next run only.
+   */
+  write(n: Node, data: HostArray | Uint16Array | readonly number[]): void {
+    this.live();
     if (!n.persistent) {
       throw new Error(`runtime: cannot write ${n}: only inputs, params and state can be written`);
     }
-    this.writeRaw(n, Array.isArray(data) ? Float32Array.from(data) : data);
+    const bytes = this.encodeFor(n, data);
+    if (!this.pending) return this.upload(n, bytes);
+    const copy = bytes.slice(); // the caller may reuse its array before the held write applies
+    this.ordered(() => {
+      if (!this.destroyed) this.upload(n, copy);
+    });
   }
 
-  /** Uploads a value into n's buffer; any node of the plan, raw u16 words for 16-bit dtypes. */
+  /** Uploads a value into n's buffer now; any node of the plan, raw u16 words for 16-bit dtypes. */
   private writeRaw(n: Node, data: HostArray | Uint16Array): void {
+    this.upload(n, this.encodeFor(n, data));
+  }
+
+  /** Checks data against n (count, dtype, valid range) and encodes it as GPU bytes. */
+  private encodeFor(n: Node, data: HostArray | Uint16Array | readonly number[]): Uint8Array {
+    this.bufferOf(n); // refuses nodes without storage before looking at the data
     const count = numel(n.shape);
     if (data.length !== count) {
       throw new Error(`runtime: ${n} holds ${count} values ${fmtShape(n.shape)}, got ${data.length}`);
     }
     const bytes = encode(n.dtype, data, n);
+    if (n.valueRange) checkRange(n, data);
+    return bytes;
+  }
+
+  private upload(n: Node, bytes: Uint8Array): void {
     this.device.queue.writeBuffer(
       this.bufferOf(n),
       this.offsetOf(n),
@@ -279,16 +307,48 @@ export class Executable {
     );
   }
 
-  /** Records every dispatch into one encoder and submits it once. Optionally copies nodes out for reading. */
+  /**
+   * Runs op after every operation queued before it (at once when none is), as a promise: a throw
+   * becomes a rejection. `submitting` marks an op that hands work to the GPU over several host turns
+   * (a streamed run); later operations queue behind it until it is done.
+   */
+  private ordered<T>(op: () => T | Promise<T>, submitting = false): Promise<T> {
+    const prev = this.pending;
+    const result = prev ? prev.then(op) : new Promise<T>((resolve) => resolve(op()));
+    if (prev || submitting) {
+      const tail = result.then(() => {}, () => {});
+      this.pending = tail;
+      tail.then(() => {
+        if (this.pending === tail) this.pending = undefined;
+      });
+    }
+    result.catch(() => {}); // a held write has no caller to reject to; callers of run/read see it
+    return result;
+  }
+
+  /**
+   * Records every dispatch into one encoder and submits it once (a streamed plan: one submission per
+   * phase). Optionally copies nodes out for reading. Runs, writes and reads take effect in call order,
+   * awaited or not: a run sees exactly the writes made before it. Never throws: a bad call rejects.
+   */
   run(read: readonly Node[] = []): Promise<HostArray[]> {
-    this.live();
-    if (this.plan.stream) return this.runStreamed(read);
+    const streamed = this.plan.stream !== undefined;
+    const stages = this.ordered(() => {
+      this.live();
+      for (const n of read) this.checkReadable(n); // before anything is submitted
+      return streamed ? this.submitStreamed(read) : this.submitResident(read);
+    }, streamed);
+    return stages.then((st) => Promise.all(st.map((s, k) => this.finishRead(read[k], s))));
+  }
+
+  /** One encoder, one submission: every dispatch, then the copies out for reading. */
+  private submitResident(read: readonly Node[]): GPUBuffer[] {
     const enc = this.device.createCommandEncoder();
     this.encode(enc, 0, this.plan.dispatches.length);
     const stages = read.map((n, i) => this.copyOut(enc, n, i));
     this.device.queue.submit([enc.finish()]);
     this.steps++;
-    return Promise.all(stages.map((s, i) => this.finishRead(read[i], s)));
+    return stages;
   }
 
   /**
@@ -296,7 +356,7 @@ export class Executable {
    * GPU works on the current phase, then queued for upload behind it (queue order keeps a slot from
    * being overwritten before the phase that reads it has run).
    */
-  private async runStreamed(read: readonly Node[]): Promise<HostArray[]> {
+  private async submitStreamed(read: readonly Node[]): Promise<GPUBuffer[]> {
     const sp = this.plan.stream!;
     const fetch = async (i: number) => {
       const slot = i % 2, group = sp.phases[i].group;
@@ -308,6 +368,7 @@ export class Executable {
     };
     const upload = async (f: Awaited<ReturnType<typeof fetch>>) => {
       if (!f) return;
+      this.live(); // destroy() during the read: its buffers are gone
       const buf = this.buffers[sp.slots[f.slot]];
       const encoded = f.nodes.map((n) => {
         const v = f.data.get(n);
@@ -334,8 +395,10 @@ export class Executable {
       this.slotHolds[f.slot] = f.group;
     };
     await upload(await fetch(0));
+    this.live();
     let stages: GPUBuffer[] = [];
     for (let i = 0; i < sp.phases.length; i++) {
+      this.live(); // destroy() between phases: stop instead of dispatching on freed buffers
       const enc = this.device.createCommandEncoder();
       this.encode(enc, sp.phases[i].start, sp.phases[i].end);
       const last = i === sp.phases.length - 1;
@@ -344,7 +407,7 @@ export class Executable {
       if (!last) await upload(await fetch(i + 1));
     }
     this.steps++;
-    return await Promise.all(stages.map((s, k) => this.finishRead(read[k], s)));
+    return stages;
   }
 
   /**
@@ -420,19 +483,31 @@ export class Executable {
     return out;
   }
 
-  /** Reads any live node (persistent, or an output of the plan) back to the host as f32/i32/u32. */
-  async read(n: Node): Promise<HostArray> {
-    const enc = this.device.createCommandEncoder();
-    const s = this.copyOut(enc, n, 0);
-    this.device.queue.submit([enc.finish()]);
-    return await this.finishRead(n, s);
+  /**
+   * Reads any live node (persistent, or an output of the plan) back to the host as f32/i32/u32, as it
+   * is after every run and write called before this read.
+   */
+  read(n: Node): Promise<HostArray> {
+    return this.ordered(() => {
+      this.live();
+      this.checkReadable(n);
+      const enc = this.device.createCommandEncoder();
+      const s = this.copyOut(enc, n, 0);
+      this.device.queue.submit([enc.finish()]);
+      return s;
+    }).then((s) => this.finishRead(n, s));
+  }
+
+  /** Refuses nodes that have no value to read after a run (intermediates, streamed weights). */
+  private checkReadable(n: Node): void {
+    if (!n.persistent && !this.plan.outputs.includes(n)) {
+      throw new Error(`runtime: ${n} is an intermediate; list it in compile()'s outputs to read it`);
+    }
+    this.bufferOf(n);
   }
 
   /** Records a copy of n into a free staging buffer (the slot-th read of this submission). */
   private copyOut(enc: GPUCommandEncoder, n: Node, slot: number): GPUBuffer {
-    if (!n.persistent && !this.plan.outputs.includes(n)) {
-      throw new Error(`runtime: ${n} is an intermediate; list it in compile()'s outputs to read it`);
-    }
     const bytes = Math.ceil(byteSize(n.shape, n.dtype) / 4) * 4;
     // staging buffers are kept per (size, slot) and reused once their previous read has finished
     const key = `${bytes}:${slot}`;
@@ -478,20 +553,21 @@ export class Executable {
 }
 
 /** Host → GPU bytes for a dtype. f32 data into f16/bf16 nodes is rounded to nearest even. */
-export function encode(dtype: DType, data: HostArray | Uint16Array, n?: Node): Uint8Array {
-  const where = n ? `${n}` : dtype;
+export function encode(
+  dtype: DType,
+  data: HostArray | Uint16Array | readonly number[],
+  n?: Node,
+): Uint8Array {
+  checkHostValues(n ?? dtype, dtype, data);
   switch (dtype) {
     case "f32":
       if (data instanceof Float32Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       return new Uint8Array(Float32Array.from(data as ArrayLike<number>).buffer);
     case "i32":
-      if (data instanceof Float32Array) {
-        for (const v of data) {
-          if (!Number.isInteger(v)) throw new Error(`runtime: ${where} is i32 but got ${v}`);
-        }
-      }
+      if (data instanceof Int32Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       return new Uint8Array(Int32Array.from(data as ArrayLike<number>).buffer);
     case "u32":
+      if (data instanceof Uint32Array) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       return new Uint8Array(Uint32Array.from(data as ArrayLike<number>).buffer);
     case "f16":
     case "bf16": {

@@ -14,6 +14,7 @@
 import { Rng } from "../../compiler/core/random.ts";
 import type { RunOptions } from "../../train/run.ts";
 import { DEFAULT_DATA_DIR } from "../../data/fashion_mnist.ts";
+import { findCheckpoint } from "../../io/checkpoint.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TRAIN = `${ROOT}examples/train_vit.ts`;
@@ -118,13 +119,15 @@ async function finalBytes(run: string): Promise<string> {
   return parts.join(" ");
 }
 
+/** Whether the killed run left a finished checkpoint (else, as the refusal says, it starts again). */
 async function hasCheckpoint(run: string): Promise<boolean> {
   try {
-    for await (const e of Deno.readDir(run)) if (e.name.startsWith("checkpoint")) return true;
-  } catch {
-    // no run directory yet
+    await findCheckpoint(run);
+    return true;
+  } catch (e) {
+    if (/no finished checkpoint yet|not found|no checkpoint here/.test((e as Error).message)) return false;
+    throw e; // a killed run must never leave a broken one
   }
-  return false;
 }
 
 async function main() {
@@ -164,12 +167,19 @@ async function main() {
     let ok = true;
     for (let round = 0; r.code !== 0 && round < 10; round++) {
       if (!r.killed) {
-        notes.push(`failed: ${r.err.split("\n").at(-1)}`);
+        notes.push(`failed: ${r.err.split("\n").find((l) => l.trim()) ?? `exit ${r.code}`}`);
         ok = false;
         break;
       }
       tally.kills++;
-      const resumable = await hasCheckpoint(run);
+      let resumable: boolean;
+      try {
+        resumable = await hasCheckpoint(run);
+      } catch (e) {
+        notes.push(`broken: ${(e as Error).message}`);
+        ok = false;
+        break;
+      }
       if (!resumable) tally.beforeFirst++;
       else tally.resumes++;
       const again = resumable ? ["--resume", run] : [...RUN_FLAGS, `--out=${run}`];

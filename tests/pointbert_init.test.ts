@@ -1,0 +1,107 @@
+// Point-BERT .pth import (io/pointbert.ts): the released checkpoint's format (tests/fixtures/pointbert,
+// written by PyTorch: gen.py) loads into models/pointbert.ts by the reference's renaming, values equal to
+// what PyTorch saved; skipped and kept tensors are reported; a checkpoint of another model is refused.
+
+import { Graph } from "../compiler/core/ir.ts";
+import { compile } from "../compiler/runtime/executable.ts";
+import {
+  buildPointBert,
+  type PointBertConfig,
+  pointBertGroup,
+  pointBertRecipeNoDecay,
+} from "../models/pointbert.ts";
+import { initFromPointBert, pointBertName } from "../io/pointbert.ts";
+import { assert, assertRejectsMsg, test } from "./testing.ts";
+
+const DIR = "tests/fixtures/pointbert";
+const CFG: PointBertConfig = {
+  points: 32,
+  groups: 4,
+  groupSize: 4,
+  encoderDim: 16,
+  dim: 16,
+  depth: 1,
+  heads: 2,
+  classes: 15,
+};
+
+async function model(cfg: PointBertConfig) {
+  const g = new Graph();
+  const m = await buildPointBert(g, cfg, 2, { training: false });
+  const exe = await compile([m.logits]);
+  return { exe, params: [...g.params.filter((p) => p.trainable), ...m.buffers] };
+}
+
+test("pointBertName: module. dropped; pretraining names under transformer_q./base_model., the rest skipped", () => {
+  assert.equal(
+    pointBertName("module.transformer_q.blocks.blocks.0.attn.qkv.weight", true),
+    "blocks.blocks.0.attn.qkv.weight",
+  );
+  assert.equal(pointBertName("module.base_model.cls_token", true), "cls_token");
+  assert.equal(pointBertName("module.transformer_q.cls_head.0.weight", true), undefined);
+  assert.equal(pointBertName("module.dvae.codebook", true), undefined);
+  assert.equal(pointBertName("module.norm.weight", false), "norm.weight");
+});
+
+test("initFromPointBert: the pretraining and fine-tuned formats load with PyTorch's values", async () => {
+  const expected: Record<string, { sum: number; first: number }> = JSON.parse(
+    await Deno.readTextFile(`${DIR}/expected.json`),
+  );
+  const { exe, params } = await model(CFG);
+  const r = await initFromPointBert(`${DIR}/pretrain.pth`, exe, params);
+  assert.equal(r.loaded.length, 36);
+  assert.deepEqual(r.kept.sort(), [
+    "cls_head_finetune.0.bias",
+    "cls_head_finetune.0.weight",
+    "cls_head_finetune.3.bias",
+    "cls_head_finetune.3.weight",
+    "encoder.second_conv.0.weight",
+  ]);
+  assert.equal(r.skipped.length, 4);
+  for (const name of r.loaded) {
+    const v = await exe.read(params.find((p) => p.name === name)!);
+    const sum = Array.from(v as ArrayLike<number>).reduce((a, b) => a + b, 0);
+    assert.equal(v[0], expected[name].first, name);
+    assert.ok(Math.abs(sum - expected[name].sum) < 1e-3, `${name}: sum ${sum} vs ${expected[name].sum}`);
+  }
+  // the fine-tuned format: plain names, with the 15-class head and running stats
+  const f = await initFromPointBert(`${DIR}/finetuned.pth`, exe, params);
+  assert.deepEqual(f.loaded.sort(), [
+    "cls_head_finetune.0.bias",
+    "cls_head_finetune.0.weight",
+    "cls_head_finetune.3.bias",
+    "cls_head_finetune.3.weight",
+    "encoder.second_conv.1.running_var",
+    "norm.weight",
+  ]);
+  const head = await exe.read(params.find((p) => p.name === "cls_head_finetune.3.weight")!);
+  assert.equal(head[0], expected["cls_head_finetune.3.weight"].first);
+  exe.destroy();
+});
+
+test("initFromPointBert: another class count keeps the head's init; another width is refused", async () => {
+  const ten = await model({ ...CFG, classes: 10 });
+  const r = await initFromPointBert(`${DIR}/finetuned.pth`, ten.exe, ten.params);
+  assert.ok(r.skipped.some((s) => /cls_head_finetune\.3\.weight: \[15,256\] is another class count/.test(s)));
+  assert.ok(r.kept.includes("cls_head_finetune.3.weight"));
+  const wide = await model({ ...CFG, dim: 8, heads: 2 });
+  await assertRejectsMsg(
+    () => initFromPointBert(`${DIR}/pretrain.pth`, wide.exe, wide.params),
+    "pretrain.pth",
+    "has shape [1,1,16]",
+    "is [1,1,8]",
+  );
+});
+
+test("pointBertGroup: the reference's AdamW groups (mappers 0.5×lr, 1-D/bias/token 0.1×lr, no decay)", () => {
+  const g = new Graph();
+  const p = (name: string, shape: number[]) => g.param(name, shape);
+  assert.deepEqual(pointBertGroup(p("llama_dim_mapper1.weight", [8, 4])), { lrScale: 0.5, weightDecay: 0 });
+  assert.deepEqual(pointBertGroup(p("cls_token", [1, 1, 4])), { lrScale: 0.1, weightDecay: 0 });
+  assert.deepEqual(pointBertGroup(p("encoder.first_conv.0.bias", [4])), { lrScale: 0.1, weightDecay: 0 });
+  assert.deepEqual(pointBertGroup(p("norm.weight", [4])), { lrScale: 0.1, weightDecay: 0 });
+  // cls_pos is 3-D and has no "token": decayed at lr in the reference
+  assert.deepEqual(pointBertGroup(p("cls_pos", [1, 1, 4])), {});
+  assert.ok(!pointBertRecipeNoDecay(p("cls_pos2", [1, 1, 4])));
+  assert.deepEqual(pointBertGroup(p("blocks.blocks.0.attn.qkv.weight", [12, 4])), {});
+});
