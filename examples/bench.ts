@@ -9,7 +9,7 @@
 // after warm-up; each timed run waits for completion (a result is read back). Matmul results are checked
 // against an f64 CPU product on a few random entries, so a broken kernel cannot post a fast number.
 
-import { compile, getGpu, type Gpu, Graph, io, models, nn, type Node, ops, train } from "../mod.ts";
+import { compile, data, getGpu, type Gpu, Graph, io, models, nn, type Node, ops, train } from "../mod.ts";
 
 const { matmul, mul, sub, mean, reshape, crossEntropy } = ops;
 const { randn, Rng } = nn;
@@ -36,7 +36,9 @@ const flags = train.parseFlags("usage: deno task bench [flags]", {
 
 const DEFAULT = ["matmul-512", "matmul-1024", "matmul-2048", "layer-step", "vit-llm-step", "stream"];
 const GPU_SUITE = ["matmul-4096", "matmul-8192", "vit-s-llama7b-step"];
-const ALL = [...DEFAULT, ...GPU_SUITE];
+/** Host-side workloads, run with --only (they measure the CPUs, not the adapter). */
+const HOST = ["data-pipeline"];
+const ALL = [...DEFAULT, ...GPU_SUITE, ...HOST];
 
 let selected = flags["gpu-suite"] ? ALL : DEFAULT;
 if (flags.only) {
@@ -385,6 +387,72 @@ async function benchStream(g: Gpu): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// data-pipeline: images/s of 224×224 DeiT training batches (RandomResizedCrop, flip, RandAugment, erasing)
+// decoded from ~500×375 JPEGs by the worker pipeline, for 1 and 2 workers (and all cores when more).
+
+async function benchDataPipeline(): Promise<void> {
+  const photo = new URL("../tests/fixtures/images/jpeg/bench_500x375.jpg", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ prefix: "bench-jpegs-" });
+  try {
+    // 8 different photos from the fixture with ImageMagick (flips, rotations, crops rescaled, qualities);
+    // without it, copies of the fixture
+    const variants: string[] = [];
+    const edits = [[], ["-flop"], ["-rotate", "180"], ["-crop", "400x300+50+40", "-resize", "500x375!"]];
+    for (const [k, op] of edits.entries()) {
+      for (const q of [75, 92]) {
+        const out = `${dir}/v${k}_${q}.jpg`;
+        try {
+          const r = await new Deno.Command("convert", { args: [photo, ...op, "-quality", `${q}`, out] })
+            .output();
+          if (r.success) variants.push(out);
+        } catch { /* no ImageMagick */ }
+      }
+    }
+    if (!variants.length) variants.push(photo);
+    for (let i = 0; i < 200; i++) {
+      await Deno.mkdir(`${dir}/train/c${i % 2}`, { recursive: true });
+      await Deno.copyFile(variants[i % variants.length], `${dir}/train/c${i % 2}/${i}.jpg`);
+    }
+    const ds = await data.image.openImageDataset(dir, "train");
+    const cores = navigator.hardwareConcurrency;
+    const batch = 64, batches = quick ? 6 : 12;
+    for (const workers of [...new Set([1, 2, cores])]) {
+      const pipe = await data.image.openImagePipeline(ds, { imgSize: 224, chans: 3, augment: "deit" }, {
+        workers,
+        prefetch: 1,
+      });
+      try {
+        const loader = pipe.loader(new data.Batcher(pipe, { batchSize: batch, seed: 0, augment: true }));
+        await loader.next(); // warm-up: workers start, WASM compiles, JIT
+        const ts: number[] = [];
+        const t0 = performance.now();
+        for (let i = 0; i < batches; i++) {
+          const t = performance.now();
+          await loader.next();
+          ts.push(performance.now() - t);
+        }
+        const total = performance.now() - t0;
+        emit({
+          workload: "data-pipeline",
+          ms: median(ts),
+          imgPerSec: (batches * batch * 1000) / total,
+          workers,
+          cores,
+          batch,
+          batches,
+          photos: variants.length,
+          transform: "500×375 JPEG → DeiT train transform 224×224 (rand-m9-mstd0.5-inc1, reprob 0.25)",
+        });
+      } finally {
+        pipe.close();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
 
 if (!flags.json) {
   console.error(
@@ -404,6 +472,7 @@ for (const w of selected) {
         llm: "llama-tiny (last layer)",
       });
     } else if (w === "stream") await benchStream(gpu);
+    else if (w === "data-pipeline") await benchDataPipeline();
     else if (w === "vit-s-llama7b-step") {
       const tmp = await Deno.makeTempDir({ prefix: "bench-llama7b-" });
       try {
@@ -440,6 +509,9 @@ if (!flags.json) {
             fmtRate(r.pipelinedGflops as number)
           }`
           : "");
+    } else if (r.workload === "data-pipeline") {
+      detail =
+        `${r.workers} worker(s) of ${r.cores} cores; ${r.batches} batches of ${r.batch}; ${r.transform}`;
     } else if (r.workload === "stream") {
       detail = `${r.mib} MiB: writeBuffer ${(r.writeBufferGbps as number).toFixed(2)} GB/s, ring ${
         (r.ringGbps as number).toFixed(2)

@@ -123,7 +123,7 @@ export class Executable {
   private staging = new Map<string, GPUBuffer[]>();
   /** Staging buffers with a copy recorded whose read has not finished yet. */
   private pendingStage = new Set<GPUBuffer>();
-  /** Number of times run() was called. */
+  /** Number of runs submitted (a refused run, e.g. one asked to read an intermediate, is not counted). */
   steps = 0;
   /** Streaming statistics: bytes uploaded and seconds spent reading + uploading them. */
   readonly streamStats = { bytes: 0, seconds: 0, uploads: 0 };
@@ -297,6 +297,7 @@ export class Executable {
     return bytes;
   }
 
+  /** Queues already-checked bytes into n's buffer (queue order: after work submitted before it). */
   private upload(n: Node, bytes: Uint8Array): void {
     this.device.queue.writeBuffer(
       this.bufferOf(n),
