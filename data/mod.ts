@@ -45,6 +45,16 @@ export {
   type PointSource,
   scaleAndTranslate,
 } from "./point_data.ts";
+export {
+  detectPointFiles,
+  farthestPoints,
+  loadPointFiles,
+  type PointFileKind,
+  type PointFiles,
+  poolPoints,
+  resampledPointSamples,
+  type ResampleOptions,
+} from "./point_files.ts";
 export { batchOf, type SyntheticBatch, syntheticTask } from "./synthetic.ts";
 /**
  * Real images: JPEG/PNG decoding with Pillow's pixels, timm's eval and train transforms, ImageFolder /

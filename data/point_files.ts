@@ -174,7 +174,9 @@ export async function loadPointFiles(
 /**
  * Farthest point sampling as pointnet2's furthest_point_sample: `m` indices into `cloud` ([P, 3] at
  * `offset`, visited in the order `order`, default 0..P−1), the first being order[0]; each next one the
- * point farthest (squared distance) from those picked, the first such on ties.
+ * point farthest (squared distance) from those picked, the first such on ties. As the CUDA kernel
+ * (sampling_gpu.cu), points within √1e-3 of the origin are never picked after the first (and when
+ * no point is left, the first visited one repeats).
  */
 export function farthestPoints(
   cloud: Float32Array,
@@ -195,6 +197,7 @@ export function farthestPoints(
     let best = -1, bestK = 0;
     for (let k = 0; k < P; k++) {
       const q = offset + 3 * idx(k);
+      if (cloud[q] * cloud[q] + cloud[q + 1] * cloud[q + 1] + cloud[q + 2] * cloud[q + 2] <= 1e-3) continue;
       const dx = cloud[q] - x, dy = cloud[q + 1] - y, dz = cloud[q + 2] - z;
       const d = Math.min(dist[k], dx * dx + dy * dy + dz * dz);
       dist[k] = d;

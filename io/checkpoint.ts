@@ -33,6 +33,8 @@ export interface CheckpointLocation {
   runDir: string;
   /** The checkpoint's step (from its state.json). */
   step: number;
+  /** Its state.json, as validated (readCheckpointState). */
+  state: CheckpointState;
   /** Other candidates that were passed over, each with the reason (an interrupted save leaves some). */
   skipped: string[];
 }
@@ -272,7 +274,14 @@ export async function findCheckpoint(path: string): Promise<CheckpointLocation> 
     runDir = p;
     base = p;
   }
-  const candidates = await candidatesOf(base);
+  const candidates = [];
+  for (const c of await candidatesOf(base)) {
+    // a plain directory (a run directory before its first save) is no candidate
+    const isDir = c === base && base === p;
+    if (!isDir || await exists(`${c}/model.safetensors`) || await exists(`${c}/${MANIFEST}`)) {
+      candidates.push(c);
+    }
+  }
   if (!candidates.length) {
     throw new CheckpointError(
       p,
@@ -281,13 +290,13 @@ export async function findCheckpoint(path: string): Promise<CheckpointLocation> 
         : "not found",
     );
   }
-  let best: { dir: string; step: number } | undefined;
+  let best: { dir: string; step: number; state: CheckpointState } | undefined;
   const refused: string[] = [], valid: { dir: string; step: number }[] = [];
   for (const dir of candidates) {
     try {
       const st = await validateCheckpoint(dir, dir !== base);
       valid.push({ dir, step: st.step });
-      if (!best || st.step > best.step) best = { dir, step: st.step };
+      if (!best || st.step > best.step) best = { dir, step: st.step, state: st };
     } catch (e) {
       refused.push((e as Error).message);
     }
@@ -305,7 +314,7 @@ export async function findCheckpoint(path: string): Promise<CheckpointLocation> 
   }
   const older = valid.filter((v) => v !== best).map((v) => `${v.dir}: step ${v.step}, older`);
   const skipped = [...refused, ...older];
-  return { checkpoint: best.dir, runDir, step: best.step, skipped };
+  return { checkpoint: best.dir, runDir, step: best.step, state: best.state, skipped };
 }
 
 /** Reads every tensor to save: params, then (with opt) their moments; all reads in flight at once. */

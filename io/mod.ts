@@ -1,8 +1,8 @@
 /**
  * Reading and writing tensors on disk: safetensors files (single or sharded), LLM checkpoints in
  * Hugging Face or Meta layout with their configs, random-weight LLaMA checkpoints of a real model's
- * shape, training checkpoints (weights + optimizer state + run state), and VideoMAE `.pth` checkpoints
- * as initial weights of the video ViT.
+ * shape, training checkpoints (weights + optimizer state + run state), and VideoMAE / Point-BERT `.pth`
+ * checkpoints as initial weights of the video ViT and Point-BERT.
  *
  * @module
  */
@@ -26,8 +26,8 @@ export {
   type CheckpointLocation,
   type CheckpointState,
   findCheckpoint,
-  initFromSafetensors,
   type InitAdapter,
+  initFromSafetensors,
   loadCheckpoint,
   readCheckpointState,
   saveCheckpoint,
@@ -41,3 +41,4 @@ export {
   videoMaeName,
   type VideoMaeWeights,
 } from "./videomae.ts";
+export { initFromPointBert, POINTBERT_MODEL_KEYS, pointBertName } from "./pointbert.ts";

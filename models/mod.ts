@@ -28,7 +28,15 @@ export {
   llmParamGroup,
   type LlmPosition,
 } from "./arms.ts";
-export { buildPointBert, type PointBertConfig, type PointBertModel, pointNoDecay } from "./pointbert.ts";
+export {
+  buildPointBert,
+  type PointBertConfig,
+  pointBertGroup,
+  pointBertLr,
+  type PointBertModel,
+  pointBertRecipeNoDecay,
+  pointNoDecay,
+} from "./pointbert.ts";
 export {
   buildVideoVit,
   sinusoidTable,

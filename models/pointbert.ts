@@ -21,6 +21,7 @@ import { batchNorm, batchNormUpdates, dropout } from "../compiler/ops/batchnorm.
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { dropPathRates, transformerBlock } from "../nn/block.ts";
 import type { ParamGroup } from "../nn/optim.ts";
+import { cosineLr } from "../nn/schedule.ts";
 import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
 import { type LlmArm, llmArm } from "./arms.ts";
 
@@ -198,4 +199,28 @@ export function pointBertRecipeNoDecay(p: Node): boolean {
 export function pointBertGroup(p: Node): ParamGroup {
   if ((p.name ?? "").includes("llama")) return { lrScale: 0.5, weightDecay: 0 };
   return pointBertRecipeNoDecay(p) ? { lrScale: 0.1, weightDecay: 0 } : {};
+}
+
+/**
+ * The reference's schedule (tools/builder.py CosLR + runner_BERT_finetune.py) as the lr of each step:
+ * timm's CosineLRScheduler in epochs (t_initial `epochs`, lr_min 1e-6, warmup_t `warmupEpochs` from
+ * warmup_lr_init 1e-6), stepped with `scheduler.step(epoch)` after each epoch — so epoch 0 and epoch 1
+ * both train at lr(0), and epoch e ≥ 1 at lr(e − 1). Param groups scale it (pointBertGroup).
+ */
+export function pointBertLr(
+  lr: number,
+  epochs: number,
+  warmupEpochs: number,
+  stepsPerEpoch: number,
+): (step: number) => number {
+  return (step: number): number => {
+    const e = Math.floor(step / stepsPerEpoch);
+    return cosineLr(Math.max(0, e - 1), {
+      lr,
+      tInitial: epochs,
+      lrMin: 1e-6,
+      warmupT: warmupEpochs,
+      warmupLrInit: 1e-6,
+    });
+  };
 }

@@ -113,7 +113,7 @@ test("analyze: the dump follows the contract and recomputes (frozen and none arm
         arm,
         epochs: 1,
         steps: 1,
-        batch: 8,
+        batch: 4,
         lr: 1e-3,
         warmup: 0,
         weightDecay: 0.05,
@@ -124,17 +124,17 @@ test("analyze: the dump follows the contract and recomputes (frozen and none arm
         out: run,
         seed: 0,
         logEvery: 1,
-        evalBatch: 8,
-        trainLimit: 8,
-        evalLimit: 8,
+        evalBatch: 4,
+        trainLimit: 4,
+        evalLimit: 4,
       });
       const dump = `${tmp}/${arm}.safetensors`;
-      const r = await analyzeCheckpoint({ checkpoint: run, limit: 3, out: `${tmp}/${arm}-fig`, dump });
+      const r = await analyzeCheckpoint({ checkpoint: run, limit: 4, out: `${tmp}/${arm}-fig`, dump });
       const stages = arm === "none" ? ["vit"] : ["vit", "mapper1", "llm_attn", "llm_ffn", "mapper2"];
       assert.deepEqual(r.stages, stages);
       const st = await openSafetensors(dump);
       const get = async (n: string) => toFloat32(st.info(n), await st.read(n));
-      const [N, T] = [3, 16];
+      const [N, T] = [4, 16];
       assert.deepEqual(st.info("pixels").shape, [N, 28, 28]);
       assert.deepEqual(st.info("masks").shape, [N, T]);
       const pixels = await get("pixels"), masks = await get("masks");
@@ -171,7 +171,13 @@ test("analyze: the dump follows the contract and recomputes (frozen and none arm
       assert.deepEqual(st.list().map((t) => t.name).sort(), keys.sort());
       st.close();
       const pngs = [...Deno.readDirSync(`${tmp}/${arm}-fig`)].map((e) => e.name).sort();
-      assert.deepEqual(pngs, ["analysis.json", "image0000.png", "image0001.png", "image0002.png"]);
+      assert.deepEqual(pngs, [
+        "analysis.json",
+        "image0000.png",
+        "image0001.png",
+        "image0002.png",
+        "image0003.png",
+      ]);
     }
   } finally {
     await Deno.remove(tmp, { recursive: true });

@@ -159,7 +159,7 @@ test("checkpoint: resume refuses a bad step, a NaN weight, another --seed/--batc
   const state = async (run: string, step: unknown, manifestStep: number) => {
     await forge(`${run}/checkpoint`, "state.json", (b) => {
       const st = JSON.parse(new TextDecoder().decode(b));
-      return text(JSON.stringify({ ...st, step }));
+      return text(JSON.stringify({ ...st, step, optimizerStep: typeof step === "number" ? step : 2 }));
     }, manifestStep);
     return run;
   };
@@ -175,6 +175,13 @@ test("checkpoint: resume refuses a bad step, a NaN weight, another --seed/--batc
   );
   await assertRejectsMsg(resume(await state(await copy(), -3, -3)), "state.json", "field 'step'", "-3");
   await assertRejectsMsg(resume(await state(await copy(), "5", 5)), "state.json", "field 'step'", '"5"');
+  // a step the optimizer's count disagrees with
+  const skew = await copy();
+  await forge(`${skew}/checkpoint`, "state.json", (b) => {
+    const st = JSON.parse(new TextDecoder().decode(b));
+    return text(JSON.stringify({ ...st, optimizerStep: 3 }));
+  });
+  await assertRejectsMsg(resume(skew), "state.json", "field 'optimizerStep'");
   // an edit the manifest does not know of: refused as corrupt, naming the file
   const tampered = await copy(), cut = await copy();
   const st = await Deno.readTextFile(`${tampered}/checkpoint/state.json`);

@@ -177,7 +177,7 @@ test("data dump: IDX gray is replicated to 3 channels; a corrupt image names the
   }
 });
 
-test("pipeline: batches are the same for 1 and 3 workers and the main thread, and resume exactly", async () => {
+test("pipeline: batches are the same for 1 and 2 workers and the main thread, and resume exactly", async () => {
   const files: Record<string, string> = {};
   const src = [
     "jpeg/astro_q50.jpg",

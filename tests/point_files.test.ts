@@ -71,6 +71,9 @@ test("farthestPoints: pointnet2's order (from the first point, then the farthest
   assert.deepEqual(Array.from(farthestPoints(cloud, 5, 4)), [0, 3, 4, 2]);
   // visiting order starts elsewhere (the training shuffle)
   assert.deepEqual(Array.from(farthestPoints(cloud, 5, 2, 0, Int32Array.from([2, 0, 1, 3, 4]))), [2, 3]);
+  // the kernel's quirk: points near the origin are never picked after the first
+  const near = Float32Array.from([1, 0, 0, 0.01, 0, 0, -0.5, 0, 0]);
+  assert.deepEqual(Array.from(farthestPoints(near, 3, 3)), [0, 2, 0]);
   assert.equal(poolPoints(1024), 1200);
   assert.equal(poolPoints(2048), 2400);
   assert.equal(poolPoints(8192), 8192);

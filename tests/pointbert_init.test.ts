@@ -8,6 +8,7 @@ import {
   buildPointBert,
   type PointBertConfig,
   pointBertGroup,
+  pointBertLr,
   pointBertRecipeNoDecay,
 } from "../models/pointbert.ts";
 import { initFromPointBert, pointBertName } from "../io/pointbert.ts";
@@ -104,4 +105,14 @@ test("pointBertGroup: the reference's AdamW groups (mappers 0.5×lr, 1-D/bias/to
   assert.deepEqual(pointBertGroup(p("cls_pos", [1, 1, 4])), {});
   assert.ok(!pointBertRecipeNoDecay(p("cls_pos2", [1, 1, 4])));
   assert.deepEqual(pointBertGroup(p("blocks.blocks.0.attn.qkv.weight", [12, 4])), {});
+});
+
+test("pointBertLr: timm's CosineLRScheduler in epochs, stepped after each epoch as the reference runner", () => {
+  const lr = pointBertLr(5e-4, 300, 10, 4);
+  const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
+  close(lr(0), 1e-6); // epoch 0: warmup_lr_init
+  close(lr(7), 1e-6); // epoch 1 trains at lr(0) too (scheduler.step(0) after epoch 0)
+  close(lr(8), 1e-6 + (5e-4 - 1e-6) / 10); // epoch 2: lr(1)
+  close(lr(4 * 11), 1e-6 + 0.5 * (5e-4 - 1e-6) * (1 + Math.cos(Math.PI * 10 / 300))); // epoch 11: lr(10)
+  close(lr(4 * 301), 1e-6); // past the cycle: lr_min
 });

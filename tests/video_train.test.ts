@@ -157,10 +157,10 @@ function ffmpeg(...args: string[]): void {
 test("train-video on listed videos: VideoMAE lists, ffmpeg decoding, scores averaged over clips × crops", async () => {
   const tmp = await Deno.makeTempDir();
   try {
-    // four 12-frame 40×32 videos, two classes; paths relative to --video-root
+    // two 12-frame 40×32 videos, one per class; paths relative to --video-root
     await Deno.mkdir(`${tmp}/videos`);
     const list: string[] = [];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 2; i++) {
       const src = i % 2 ? "testsrc" : "rgbtestsrc";
       ffmpeg(
         "-f",
@@ -185,7 +185,7 @@ test("train-video on listed videos: VideoMAE lists, ffmpeg decoding, scores aver
         llm: "none",
         epochs: 1,
         batch: 2,
-        evalBatch: 8,
+        evalBatch: 3,
         trainLimit: 0,
         evalLimit: 0,
         data: `${tmp}/lists`,
@@ -195,9 +195,9 @@ test("train-video on listed videos: VideoMAE lists, ffmpeg decoding, scores aver
         log: (l) => lines.push(l),
       }),
     );
-    assert.equal(s.steps, 2);
-    // accuracy over 4 videos (16 views averaged per video): a multiple of 1/4
-    assert.ok(Number.isInteger(s.testAccuracy * 4), `accuracy ${s.testAccuracy}`);
+    assert.equal(s.steps, 1);
+    // accuracy over 2 videos (4 views averaged per video), not over the 8 views: a multiple of 1/2
+    assert.ok(Number.isInteger(s.testAccuracy * 2), `accuracy ${s.testAccuracy}`);
     assert.match(lines.join("\n"), /video ViT custom on .*lists/);
     // a label beyond the model's classes is named
     await Deno.writeTextFile(`${tmp}/lists/train.csv`, "v0.mkv 5\n");

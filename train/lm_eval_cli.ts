@@ -49,7 +49,7 @@ export async function lmEvalCommand(args: string[] = Deno.args): Promise<void> {
   console.log(`checkpoint ${dir}`);
   try {
     if (f.text) {
-      const ids = scorer.tokenizer.encode(await Deno.readTextFile(f.text));
+      const ids = scorer.encode(await Deno.readTextFile(f.text));
       if (ids.length < 2) {
         console.error(`lm-eval: ${f.text} encodes to ${ids.length} token(s); nothing to predict`);
         Deno.exit(2);

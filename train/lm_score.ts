@@ -32,8 +32,7 @@ export class LmScorer {
   private constructor(
     /** The opened checkpoint. */
     readonly ck: LlmCheckpoint,
-    /** Its tokenizer.json. */
-    readonly tokenizer: BpeTokenizer,
+    private readonly tokenizer: BpeTokenizer,
     private readonly gpu?: Gpu,
   ) {}
 
@@ -45,6 +44,11 @@ export class LmScorer {
     const ck = await openLlm(dir);
     if (ck.cfg.type !== "llama") throw new Error(`${dir}: scoring needs a LLaMA model, not ${ck.cfg.type}`);
     return new LmScorer(ck, await BpeTokenizer.load(`${dir}/tokenizer.json`), gpu);
+  }
+
+  /** Token ids of text with the checkpoint's tokenizer (no BOS; special-token text stays special, as HF). */
+  encode(text: string): number[] {
+    return this.tokenizer.encode(text);
   }
 
   /** Logits [T, vocab] of one window of ids (T ≤ max_position_embeddings). */
@@ -75,12 +79,15 @@ export class LmScorer {
   }
 
   /** The contract's perplexity of `text`; `progress` is called after each window. */
-  async perplexity(text: string, progress?: (done: number, total: number) => void): Promise<Perplexity> {
+  perplexity(text: string, progress?: (done: number, total: number) => void): Promise<Perplexity> {
     return this.perplexityOfIds(this.tokenizer.encode(text), progress);
   }
 
   /** The contract's perplexity of already encoded text. */
-  async perplexityOfIds(ids: readonly number[], progress?: (done: number, total: number) => void) {
+  async perplexityOfIds(
+    ids: readonly number[],
+    progress?: (done: number, total: number) => void,
+  ): Promise<Perplexity> {
     const W = this.ck.cfg.maxPositions;
     const windows = splitWindows(ids.length, W);
     let nll = 0, tokens = 0;

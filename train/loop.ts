@@ -87,6 +87,8 @@ export interface LoopSpec {
   lr: number;
   /** Learning-rate warmup steps. */
   warmup: number;
+  /** The lr of a step, when the task's recipe has its own schedule (default: cosine with `warmup`). */
+  lrAt?: (step: number) => number;
   /** Batch size (for throughput). */
   batch: number;
   /** Read the loss back every N steps. */
@@ -127,7 +129,7 @@ export async function trainLoop(s: LoopSpec): Promise<LoopResult> {
   let step = s.start;
   while (step < s.end) {
     const feeds = await s.feeds();
-    const lrNow = cosineLr(step, s.total, s.lr, Math.min(s.warmup, s.total));
+    const lrNow = s.lrAt ? s.lrAt(step) : cosineLr(step, s.total, s.lr, Math.min(s.warmup, s.total));
     const read = (step + 1) % s.logEvery === 0 || step + 1 === s.end;
     const l = await s.trainer.step(feeds, lrNow, read);
     step++;

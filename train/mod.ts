@@ -20,8 +20,10 @@
 export { cosineLr, Trainer, type TrainerOptions } from "./trainer.ts";
 export { type RunConfig, type RunOptions, type RunSummary, runTraining } from "./run.ts";
 export {
+  type ImageSettings,
   imageTask,
   type ModelConfig,
+  type PointSettings,
   pointsTask,
   type Task,
   type TaskConfig,

@@ -112,7 +112,7 @@ export interface PretrainSummary {
   finished: boolean;
   /** Trainable parameter count. */
   params: number;
-  /** Tokens per second of this invocation. */
+  /** Tokens per second of this invocation, from its first loss readback on (compilation excluded). */
   tokensPerSecond: number;
 }
 
@@ -354,6 +354,8 @@ export async function runPretrain(
   const losses: [number, number][] = [];
   let valLoss: number | undefined, lastLoss = NaN;
   let stopped = false;
+  // steady-state throughput: from the first loss readback on (the first steps compile the pipelines)
+  let firstRead: { step: number; at: number } | undefined;
   while (step < o.steps) {
     fillBatch(data.train, rng, ids, targets, o.context);
     const lr = pretrainLr(o, step);
@@ -362,12 +364,17 @@ export async function runPretrain(
     step++;
     tokens += ids.length;
     if (loss !== undefined) {
+      if (firstRead === undefined) firstRead = { step, at: performance.now() };
       lastLoss = loss;
       losses.push([step, loss]);
       metrics.log({ step, loss, lr, tokens });
     }
     const secs = (performance.now() - t0) / 1000;
-    progress?.update(step, { loss: lastLoss, lr }, (step - startStep) * ids.length);
+    progress?.update(
+      step,
+      Number.isNaN(lastLoss) ? { lr } : { loss: lastLoss, lr },
+      (step - startStep) * ids.length,
+    );
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) {
       valLoss = await validate();
       metrics.log({ step, val_loss: valLoss, val_perplexity: Math.exp(valLoss), tokens });
@@ -382,8 +389,9 @@ export async function runPretrain(
       break;
     }
   }
-  const secs = (performance.now() - t0) / 1000;
-  const tokensPerSecond = ((step - startStep) * ids.length) / Math.max(secs, 1e-9);
+  const from = firstRead && step > firstRead.step ? firstRead : { step: startStep, at: t0 };
+  const tokensPerSecond = ((step - from.step) * ids.length) /
+    Math.max((performance.now() - from.at) / 1000, 1e-9);
   if (!stopped) {
     valLoss = await validate();
     await save();

@@ -78,6 +78,8 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   const trainSet = await task.samples(opts, "train", opts.trainLimit);
   const testSet = await task.samples(opts, "test", opts.evalLimit);
   const where = opts.resume ? await findCheckpoint(opts.resume) : undefined;
+  // the stored settings are checked before anything is built: a refusal costs no compilation
+  if (where) checkStoredSettings(`${where.checkpoint}/state.json`, where.state, opts);
   const runLlm = await openRunLlm(opts.llm, opts.seed);
   try {
     const { ck, what: llmWhat } = runLlm;
@@ -132,7 +134,12 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     let lastGood: string | undefined;
     if (where) {
       const st = await loadCheckpoint(where.checkpoint, trainer.exe, saved, trainer.opt);
-      checkResumedState(`${where.checkpoint}/state.json`, st, opts, total);
+      if (st.step > total) {
+        throw new CheckpointError(
+          `${where.checkpoint}/state.json`,
+          `field 'step' is ${st.step}, beyond the run's ${total} steps`,
+        );
+      }
       step = st.step;
       try {
         batcher.restore(st.batcher as BatcherState);
@@ -193,6 +200,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       start: step,
       lr: opts.lr,
       warmup: opts.warmup,
+      lrAt: task.lrSchedule?.(opts, total, perEpoch),
       batch: opts.batch,
       logEvery: opts.logEvery,
       unit: task.unit,
@@ -273,14 +281,11 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
 }
 
 /**
- * Checks a resumed checkpoint's state against this run: the step within the run, the optimizer's
- * step count equal to it, the stored settings valid and the same as this run's. Errors name the file
- * and the field.
+ * Checks a resumed checkpoint's state against this run (the step's range is checked once the run's
+ * length is known): the optimizer's step count equal to the step, the data position present, the
+ * stored settings valid and the same as this run's. Errors name the file and the field.
  */
-function checkResumedState(file: string, st: CheckpointState, opts: RunOptions, total: number): void {
-  if (st.step > total) {
-    throw new CheckpointError(file, `field 'step' is ${st.step}, beyond the run's ${total} steps`);
-  }
+function checkStoredSettings(file: string, st: CheckpointState, opts: RunOptions): void {
   if (st.optimizerStep !== undefined && st.optimizerStep !== st.step) {
     throw new CheckpointError(
       file,

@@ -43,6 +43,7 @@ import {
   buildPointBert,
   type PointBertConfig,
   pointBertGroup,
+  pointBertLr,
   pointBertRecipeNoDecay,
   pointNoDecay,
 } from "../models/pointbert.ts";
@@ -192,6 +193,8 @@ export interface Task {
   noDecayOf?(c: TaskConfig): ((p: Node) => boolean) | undefined;
   /** The training loss. */
   loss(logits: Node, labels: Node, c: TaskConfig): Node;
+  /** The lr of each step (of `total`, `perEpoch` a epoch), when the run's recipe has its own schedule. */
+  lrSchedule?(c: TaskConfig, total: number, perEpoch: number): ((step: number) => number) | undefined;
   /** Optimizer param groups (layer-wise lr decay), when the run asks for them. */
   paramGroup?(c: TaskConfig): ((p: Node) => ParamGroup) | undefined;
   /**
@@ -394,6 +397,8 @@ export const pointsTask: Task = {
   noDecay: pointNoDecay,
   noDecayOf: (c) => c.recipe === "pointbert" ? pointBertRecipeNoDecay : undefined,
   paramGroup: (c) => c.recipe === "pointbert" ? pointBertGroup : undefined,
+  lrSchedule: (c, total, perEpoch) =>
+    c.recipe === "pointbert" ? pointBertLr(c.lr, total / perEpoch, c.warmup, perEpoch) : undefined,
   loss: (logits, labels, c) =>
     crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing, smoothing: "others" }),
   initFrom: (file, exe, params) =>
