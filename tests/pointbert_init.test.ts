@@ -12,6 +12,8 @@ import {
   pointBertRecipeNoDecay,
 } from "../models/pointbert.ts";
 import { initFromPointBert, pointBertName } from "../io/pointbert.ts";
+import { openLlm } from "../io/llm.ts";
+import { DEFAULT_LLM } from "../models/presets.ts";
 import { assert, assertRejectsMsg, test } from "./testing.ts";
 
 const DIR = "tests/fixtures/pointbert";
@@ -115,4 +117,34 @@ test("pointBertLr: timm's CosineLRScheduler in epochs, stepped after each epoch 
   close(lr(8), 1e-6 + (5e-4 - 1e-6) / 10); // epoch 2: lr(1)
   close(lr(4 * 11), 1e-6 + 0.5 * (5e-4 - 1e-6) * (1 + Math.cos(Math.PI * 10 / 300))); // epoch 11: lr(10)
   close(lr(4 * 301), 1e-6); // past the cycle: lr_min
+});
+
+test("buildPointBert: drop path (timm's linspace rates) takes the step's seed input, in training only", async () => {
+  const seedOf = async (training: boolean, dropPath: number) => {
+    const g = new Graph();
+    const m = await buildPointBert(g, { ...CFG, depth: 2 }, 2, { training, dropout: 0, dropPath });
+    return { seed: m.dropoutSeed, ops: g.nodes.filter((n) => n.op === "drop_path").length };
+  };
+  const on = await seedOf(true, 0.1);
+  assert.ok(on.seed);
+  assert.equal(on.ops, 2); // block 1's attention and MLP branches (block 0's rate is 0)
+  assert.equal((await seedOf(false, 0.1)).seed, undefined);
+  assert.equal((await seedOf(true, 0)).seed, undefined);
+});
+
+test("buildPointBert: the LLM arms (models/arms.ts) between the blocks and the norm", async () => {
+  const ck = await openLlm(DEFAULT_LLM);
+  try {
+    const trainable = async (arm: "frozen" | "mlp" | "none") => {
+      const g = new Graph();
+      await buildPointBert(g, CFG, 2, { training: false, llm: { ck, layers: [ck.cfg.layers - 1], arm } });
+      return g.params.filter((p) => p.trainable).map((p) => p.name!);
+    };
+    const frozen = await trainable("frozen"), mlp = await trainable("mlp"), none = await trainable("none");
+    assert.ok(frozen.includes("llama_dim_mapper1.weight") && !frozen.some((n) => n.startsWith("llm_mlp.")));
+    assert.ok(mlp.includes("llama_dim_mapper2.weight") && mlp.some((n) => n.startsWith("llm_mlp.0.")));
+    assert.ok(!none.some((n) => n.startsWith("llama_dim_mapper")));
+  } finally {
+    ck.src.close();
+  }
 });

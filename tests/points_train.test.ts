@@ -92,7 +92,8 @@ test("points: trains from ScanObjectNN hardest files with --recipe pointbert, vo
     await writeScanObjectNN(tmp, 16, 48);
     const lines: string[] = [];
     const run = await runTraining(options(`${tmp}/out`, {
-      model: SCAN_MODEL,
+      model: { ...SCAN_MODEL, depth: 2 }, // block 1 drops paths (rate linspace(0, 0.1, depth))
+      llm: "none", // keeps the test short; the mappers' group is unit-tested (pointbert_init.test.ts)
       data: `${tmp}/training_objectdataset_augmentedrot_scale75.h5`,
       recipe: "pointbert",
       dropPath: 0.1,
@@ -109,13 +110,19 @@ test("points: trains from ScanObjectNN hardest files with --recipe pointbert, vo
     // 16 test clouds × 3 votes were scored as 16 clouds: the accuracy is a multiple of 1/16
     assert.equal(Math.round(run.testAccuracy * 16), run.testAccuracy * 16);
     assert.ok(
-      lines.some((l) => /^init: 36 tensors from .*pretrain\.pth; 4 skipped .*; 7 keep their init$/.test(l)),
+      lines.some((l) => /^init: 36 tensors from .*pretrain\.pth; 4 skipped .*; 16 keep their init$/.test(l)),
       lines.join("\n"),
     );
     assert.ok(lines.some((l) => l.includes("training_objectdataset_augmentedrot_scale75.h5")));
     const state = JSON.parse(await Deno.readTextFile(`${tmp}/out/checkpoint/state.json`));
     assert.equal(state.run.recipe, "pointbert");
     assert.equal(state.run.vote, 3);
+    // the reference's schedule: epoch 0 trains at warmup_lr_init
+    const lrs = (await Deno.readTextFile(`${tmp}/out/metrics.jsonl`)).trim().split("\n").map((l) =>
+      JSON.parse(l)
+    )
+      .filter((r) => r.lr !== undefined).map((r) => r.lr);
+    assert.deepEqual(lrs, [1e-6, 1e-6]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

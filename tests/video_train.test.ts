@@ -1,7 +1,8 @@
 // The video task through the one runner (train-video): its flags (shape overrides, choices, ranges,
 // the reference's middle LLM layer), a moving Fashion-MNIST run with a frozen LLaMA layer, drop path
-// and layer decay that resumes exactly, a VideoMAE .pth as --init, and listed videos (ffmpeg-made)
-// scored per video over test clips × crops. Numerics are proven by the video parity tests.
+// and layer decay that resumes exactly, a VideoMAE .pth as --init, listed videos (ffmpeg-made) with
+// RandAugment scored per video over test clips × crops, and RandAugment consistent across frames.
+// Numerics are proven by the video parity tests.
 
 import "../mod.ts";
 import { type RunOptions, runTraining } from "../train/run.ts";
@@ -9,6 +10,9 @@ import { trainOptionsFromFlags } from "../train/commands.ts";
 import { AccuracyCounter } from "../train/scores.ts";
 import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { videoDataKind } from "../data/video/dataset.ts";
+import { randAugmentFrames } from "../data/video/clips.ts";
+import { parseRandAugment, randAugment } from "../data/image/augment.ts";
+import { Rng } from "../compiler/core/random.ts";
 import { parseLayerSelection } from "../io/config.ts";
 import { readCheckpointState } from "../io/checkpoint.ts";
 import type { VideoConfig } from "../models/video.ts";
@@ -192,6 +196,7 @@ test("train-video on listed videos: VideoMAE lists, ffmpeg decoding, scores aver
         videoRoot: `${tmp}/videos`,
         testClips: 2,
         testCrops: 2,
+        aa: "rand-m7-n4-mstd0.5-inc1", // VideoMAE's SSv2 setting
         log: (l) => lines.push(l),
       }),
     );
@@ -228,4 +233,18 @@ test("AccuracyCounter: per sample, and per video over consecutive views", () => 
   const short = new AccuracyCounter(views, 2);
   short.add([1, 0], [0], 1);
   assertThrowsMsg(() => short.accuracies(), "1 of 6 view rows");
+});
+
+test("RandAugment of a clip: the same ops and magnitudes on every frame; the rng advances as for one image", () => {
+  const W = 16, H = 12;
+  const frame = (k: number) => Uint8Array.from({ length: W * H * 3 }, (_, i) => (i * 7 + k * 31) & 255);
+  const clip = { path: "x", width: W, height: H, frames: [frame(0), frame(0), frame(1)] };
+  const cfg = parseRandAugment("rand-m9-n3-p1-mstd0.5-inc1");
+  const rng = new Rng(5), one = new Rng(5);
+  const out = randAugmentFrames(clip, cfg, rng);
+  assert.deepEqual(out.frames[0], out.frames[1]); // equal frames stay equal
+  const alone = randAugment({ width: W, height: H, channels: 3, data: frame(1) }, cfg, one);
+  assert.deepEqual(out.frames[2], alone.data); // frame 2 got exactly one image's draws
+  assert.equal(rng.state, one.state);
+  assert.notDeepEqual(out.frames[2], frame(1));
 });

@@ -283,8 +283,9 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     optional: true,
     tasks: ["points"],
     resume: "hyper",
-    help: "pointbert: the paper's reference recipe (AdamW groups: mappers 0.5×lr, 1-D/bias/token 0.1×lr " +
-      "without decay; its defaults of the flags marked 'pointbert')",
+    help: "pointbert: the paper's reference (Point-BERT) recipe: AdamW groups (mappers 0.5×lr; 1-D, bias, " +
+      "token 0.1×lr; both without decay), timm's epoch cosine, and unless given --lr 5e-4 --batch 32 " +
+      "--epochs 300 --steps 0 --warmup 10 (epochs) --drop-path 0.1 --vote 10 --eval-limit 0",
   },
   {
     flag: "vote",
@@ -318,6 +319,16 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     tasks: ["video"],
     resume: "hyper",
     help: "frames of a clip from a video: segment (SSv2) | dense (Kinetics, every --stride frames)",
+  },
+  {
+    flag: "aa",
+    key: "aa",
+    kind: "string",
+    default: "none",
+    tasks: ["video"],
+    resume: "hyper",
+    help:
+      "RandAugment of listed videos, one draw per clip (timm string; VideoMAE's SSv2: rand-m7-n4-mstd0.5-inc1)",
   },
   {
     flag: "stride",
@@ -355,7 +366,8 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     resume: "stored",
     help: "Fashion-MNIST directory of IDX files (Debian: /usr/share/datasets/fashion-mnist); image: also " +
       "an ImageFolder (train/<class>/*, val/<class>/*) or CIFAR-10/100 (folder or .tar.gz); video: it " +
-      "makes moving Fashion-MNIST, or a VideoMAE list dir (train.csv, val.csv) or SSv2 labels dir",
+      "makes moving Fashion-MNIST, or a VideoMAE list dir (train.csv, val.csv) or SSv2 labels dir; points: " +
+      "also ScanObjectNN (a dir or its training_objectdataset*.h5) or ModelNet40 (h5 or txt release dir)",
   },
   {
     flag: "crop-pct",
@@ -464,7 +476,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     default: "",
     resume: "run",
     help: "initial weights: a safetensors file with the model's names (timm names for the ViT; a run's " +
-      "model.safetensors); video: also a VideoMAE .pth",
+      "model.safetensors); video: also a VideoMAE .pth; points: also a Point-BERT .pth (Point-BERT.pth)",
   },
   {
     flag: "out",
@@ -577,6 +589,10 @@ export function checkRunOptions(o: RunOptions): void {
   }
   if (o.stopAfter !== undefined && !(Number.isInteger(o.stopAfter) && o.stopAfter >= 0)) {
     throw new FlagError(`stopAfter: expected an integer ≥ 0, got ${o.stopAfter}`);
+  }
+  if (o.task === "video" && o.arm !== undefined && o.arm !== "frozen") {
+    // models/video.ts still builds the frozen stack itself (llmArm not wired there yet)
+    throw new FlagError(`--arm ${o.arm}: the video task has only the frozen arm so far`);
   }
   if (o.llm === "none" && o.arm !== undefined && o.arm !== "none" && o.arm !== "frozen") {
     throw new FlagError(`--arm ${o.arm}: the arm takes its shape from --llm; give one (not none)`);

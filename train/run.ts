@@ -200,7 +200,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       start: step,
       lr: opts.lr,
       warmup: opts.warmup,
-      lrAt: task.lrSchedule?.(opts, total, perEpoch),
+      lrAt: task.lrSchedule?.(opts, { lr: opts.lr, warmup: opts.warmup, total, perEpoch }),
       batch: opts.batch,
       logEvery: opts.logEvery,
       unit: task.unit,

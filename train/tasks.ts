@@ -34,6 +34,7 @@ import {
   resampledPointSamples,
 } from "../data/point_files.ts";
 import { videoDataKind, videoSplit } from "../data/video/dataset.ts";
+import { parseRandAugment } from "../data/image/augment.ts";
 import { initFromSafetensors } from "../io/checkpoint.ts";
 import type { LlmCheckpoint } from "../io/llm.ts";
 import { initFromVideoMae } from "../io/videomae.ts";
@@ -50,7 +51,7 @@ import {
 import { initFromPointBert } from "../io/pointbert.ts";
 import { buildVideoVit, type VideoConfig, videoNoDecay } from "../models/video.ts";
 import { adaptVitInit, buildVit, type VitConfig, vitNoDecay } from "../models/vit.ts";
-import { type LlmArm, llmParamGroup, type LlmPosition } from "../models/arms.ts";
+import { isLlmParam, type LlmArm, llmParamGroup, type LlmPosition } from "../models/arms.ts";
 
 /** The kinds of training run the runner knows. */
 export type TaskName = "image" | "points" | "video";
@@ -77,6 +78,8 @@ export interface VideoSettings {
   layerDecay?: number;
   /** Where the listed videos are (default: the data directory). */
   videoRoot?: string;
+  /** RandAugment of listed videos' training clips (timm string, e.g. rand-m7-n4-mstd0.5-inc1), or "none". */
+  aa?: string;
 }
 
 /** The RunConfig keys of VideoSettings (stored with a video run's state). */
@@ -88,6 +91,7 @@ export const VIDEO_SETTING_KEYS: readonly (keyof VideoSettings)[] = [
   "dropPath",
   "layerDecay",
   "videoRoot",
+  "aa",
 ];
 
 /** The points task's settings (RunConfig fields only point runs have; see train/flags.ts). */
@@ -193,8 +197,11 @@ export interface Task {
   noDecayOf?(c: TaskConfig): ((p: Node) => boolean) | undefined;
   /** The training loss. */
   loss(logits: Node, labels: Node, c: TaskConfig): Node;
-  /** The lr of each step (of `total`, `perEpoch` a epoch), when the run's recipe has its own schedule. */
-  lrSchedule?(c: TaskConfig, total: number, perEpoch: number): ((step: number) => number) | undefined;
+  /** The lr of each step, when the run's recipe has its own schedule (default: the runner's cosine). */
+  lrSchedule?(
+    c: TaskConfig,
+    s: { lr: number; warmup: number; total: number; perEpoch: number },
+  ): ((step: number) => number) | undefined;
   /** Optimizer param groups (layer-wise lr decay), when the run asks for them. */
   paramGroup?(c: TaskConfig): ((p: Node) => ParamGroup) | undefined;
   /**
@@ -396,9 +403,14 @@ export const pointsTask: Task = {
   },
   noDecay: pointNoDecay,
   noDecayOf: (c) => c.recipe === "pointbert" ? pointBertRecipeNoDecay : undefined,
-  paramGroup: (c) => c.recipe === "pointbert" ? pointBertGroup : undefined,
-  lrSchedule: (c, total, perEpoch) =>
-    c.recipe === "pointbert" ? pointBertLr(c.lr, total / perEpoch, c.warmup, perEpoch) : undefined,
+  paramGroup: (c) => {
+    // the finetune arm's LLM lr scale (--llm-lr-scale) applies to the LLM's params under either rule
+    const llmGroup = llmParamGroup(c.arm, c.llmLrScale);
+    if (c.recipe !== "pointbert") return llmGroup;
+    return (p) => llmGroup && isLlmParam(p) ? llmGroup(p) : pointBertGroup(p);
+  },
+  lrSchedule: (c, s) =>
+    c.recipe === "pointbert" ? pointBertLr(s.lr, s.total / s.perEpoch, s.warmup, s.perEpoch) : undefined,
   loss: (logits, labels, c) =>
     crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing, smoothing: "others" }),
   initFrom: (file, exe, params) =>
@@ -406,6 +418,15 @@ export const pointsTask: Task = {
       ? initFromPointBert(file, exe, params)
       : initFromSafetensors(file, exe, params),
 };
+
+/** `f()`, its error prefixed with the flag it came from. */
+function flagged<T>(flag: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new Error(`--${flag}: ${(e as Error).message}`);
+  }
+}
 
 /** The data a video run reads, for messages. */
 function videoData(c: TaskConfig): string {
@@ -442,6 +463,7 @@ export const videoTask: Task = {
       root: c.videoRoot || undefined,
       testClips: c.testClips,
       testCrops: c.testCrops,
+      randAugment: c.aa && c.aa !== "none" ? flagged("aa", () => parseRandAugment(c.aa!)) : undefined,
     });
   },
   async build(g, c, batch, training, llm) {

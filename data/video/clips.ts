@@ -1,7 +1,9 @@
 // Labelled videos as Batcher samples: each sample is a clip [C, T, H, W] of floats, its frames chosen
 // by VideoMAE's sampling (sampling.ts) and decoded on demand (decode.ts). Spatial processing is the
 // same for every frame of a clip (one crop box, one flip decision), as VideoMAE's video transforms:
-//   training (the Batcher passes an rng): random resized crop (area 8–100 %, aspect 3/4–4/3) of the
+//   training (the Batcher passes an rng): optional RandAugment (timm's, the same ops and magnitudes for
+//     every frame, as VideoMAE's create_random_augment on the frame list), random resized crop (area
+//     8–100 %, aspect 3/4–4/3) of the
 //     frames resized to short side `shortSide`, then bilinear to size×size; horizontal flip with
 //     `flipProb` (0 by default: SSv2's classes depend on direction);
 //   evaluation: crop `crop` of `crops` squares of side `shortSide` spaced along the long side (one:
@@ -9,7 +11,8 @@
 // Test-time averaging: videoViewSamples lists every (clip, crop) view of every video consecutively,
 // and averageViews turns the per-view logits into per-video scores.
 
-import type { Rng } from "../../compiler/core/random.ts";
+import { Rng } from "../../compiler/core/random.ts";
+import { randAugment, type RandAugmentConfig } from "../image/augment.ts";
 import type { Samples } from "../batcher.ts";
 import {
   decodeFrameFolder,
@@ -57,6 +60,26 @@ export interface ClipOptions {
   std?: readonly number[];
   /** Fewest frames a video may have (default: frames; 1 pads short videos as VideoMAE does). */
   minFrames?: number;
+  /** RandAugment in training, the same draws for every frame of a clip (VideoMAE's SSv2: rand-m7-n4-mstd0.5-inc1). */
+  randAugment?: RandAugmentConfig;
+}
+
+/**
+ * RandAugment with one set of random draws for all frames (each frame replays the same rng state), so
+ * the clip stays consistent in time; `rng` advances as for one image.
+ */
+export function randAugmentFrames(f: Frames, cfg: RandAugmentConfig, rng: Rng): Frames {
+  const start = rng.state;
+  let end = start;
+  const frames = f.frames.map((data) => {
+    const r = new Rng(0);
+    r.state = start;
+    const out = randAugment({ width: f.width, height: f.height, channels: 3, data }, cfg, r);
+    end = r.state;
+    return out.data;
+  });
+  rng.state = end;
+  return { ...f, frames };
 }
 
 /** The short-side-`s` size of a w×h frame (aspect kept, even dimensions for ffmpeg's scaler). */
@@ -238,7 +261,7 @@ export function videoSamples(entries: readonly VideoEntry[], opts: ClipOptions):
     write(i, out, offset, rng) {
       const e = entries[i];
       if (!rng) return writeView(e, opts, { clip: 0, crop: 0 }, 1, 1, out, offset);
-      const f = readClip(
+      let f = readClip(
         e,
         opts,
         (total) =>
@@ -246,6 +269,7 @@ export function videoSamples(entries: readonly VideoEntry[], opts: ClipOptions):
             ? ssv2TrainIndices(total, opts.frames, rng)
             : denseTrainIndices(total, opts.frames, r.stride, rng),
       );
+      if (opts.randAugment) f = randAugmentFrames(f, opts.randAugment, rng);
       const box = randomResizedBox(f.width, f.height, rng);
       const flip = rng.next() < r.flipProb;
       writeClip(f, box, opts.size, opts.chans, r.mean, r.std, flip, out, offset);

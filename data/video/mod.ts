@@ -23,6 +23,7 @@ export {
   clipSize,
   IMAGENET_MEAN,
   IMAGENET_STD,
+  randAugmentFrames,
   randomResizedBox,
   shortSideSize,
   videoSamples,

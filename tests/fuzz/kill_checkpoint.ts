@@ -185,7 +185,9 @@ async function main() {
       const again = resumable ? ["--resume", run] : [...RUN_FLAGS, `--out=${run}`];
       const killAgain = rng.next() < 1 / 3 ? rng.next() * wall : undefined;
       r = await train(again, run, killAgain);
-      notes.push(resumable ? `resumed${r.killed ? " (killed again)" : ""}` : "restarted (no checkpoint yet)");
+      notes.push(
+        `${resumable ? "resumed" : "restarted (no checkpoint yet)"}${r.killed ? " (killed again)" : ""}`,
+      );
     }
     if (!ok || r.code !== 0) {
       tally.failed++;
