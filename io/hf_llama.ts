@@ -4,7 +4,8 @@
 //   config.json        architectures ["LlamaForCausalLM"], model_type "llama", the LlamaConfig keys
 //   model.safetensors  every tensor under its HF name, bf16 (default, round to nearest even) or f32,
 //                      with metadata {"format": "pt"} as transformers' save_pretrained writes it
-//   tokenizer.json     the `tokenizers` JSON, copied (optional)
+//   tokenizer.json     the `tokenizers` JSON, copied (optional), with tokenizer_config.json naming the fast
+//                      tokenizer class and the special token (no BOS added: the model is trained without one)
 
 import { toBf16 } from "../compiler/core/dtype.ts";
 import type { LlmConfig } from "./config.ts";
@@ -20,6 +21,8 @@ export interface HfLlamaOptions {
   eosId?: number;
   /** A tokenizer.json to copy into the directory. */
   tokenizerJson?: string;
+  /** The end-of-text token's text for tokenizer_config.json (default "<|endoftext|>"). */
+  eosToken?: string;
   /** Extra string metadata for the safetensors header (next to "format": "pt"). */
   metadata?: Record<string, string>;
 }
@@ -87,5 +90,19 @@ export async function writeHfLlama(
   }));
   await writeSafetensors(`${dir}/model.safetensors`, out, { format: "pt", ...opts.metadata });
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(hfLlamaConfig(cfg, opts), null, 2) + "\n");
-  if (opts.tokenizerJson) await Deno.copyFile(opts.tokenizerJson, `${dir}/tokenizer.json`);
+  if (opts.tokenizerJson) {
+    await Deno.copyFile(opts.tokenizerJson, `${dir}/tokenizer.json`);
+    const eos = opts.eosToken ?? "<|endoftext|>";
+    const tc = {
+      tokenizer_class: "PreTrainedTokenizerFast",
+      bos_token: eos,
+      eos_token: eos,
+      unk_token: null,
+      add_bos_token: false,
+      add_eos_token: false,
+      clean_up_tokenization_spaces: false,
+      model_max_length: cfg.maxPositions,
+    };
+    await Deno.writeTextFile(`${dir}/tokenizer_config.json`, JSON.stringify(tc, null, 2) + "\n");
+  }
 }

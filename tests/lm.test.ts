@@ -167,6 +167,10 @@ test("lm: the exported HF checkpoint has HF's keys and shapes, and opens in the 
     ];
     assert.deepEqual(st.list().map((x) => `${x.name}:${x.shape}`).sort(), want.sort());
     assert.equal(st.metadata?.format, "pt");
+    const tc = JSON.parse(await Deno.readTextFile(`${dir}/tokenizer_config.json`));
+    assert.equal(tc.tokenizer_class, "PreTrainedTokenizerFast");
+    assert.equal(tc.eos_token, "<|endoftext|>");
+    assert.equal(tc.add_bos_token, false);
     st.close();
     const bf = await tinyCheckpoint("bf16");
     const sb = await openSafetensors(`${bf.dir}/model.safetensors`);
@@ -305,8 +309,23 @@ test("lm-eval: perplexity (the exact contract) equals an independent f64 forward
   const text = "A dictionary containing a natural history requires too many hands, as well as too much time.";
   const file = await Deno.makeTempFile({ suffix: ".txt" });
   await Deno.writeTextFile(file, text);
+  // a corpus of 10 documents: 9 train, 1 held out; the unigram baseline counts the train split's tokens
+  const docs = [
+    "the cat sat",
+    "a dog ran far",
+    "the end",
+    "hands and time",
+    "too much",
+    "a natural history",
+    "requires",
+    "many hands",
+    "as well as",
+    "held out",
+  ];
+  const corpus = `${dir}/corpus.txt`;
+  await Deno.writeTextFile(corpus, docs.join("\n\n") + "\n");
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}examples/lm_eval.ts`, "--llm", dir, "--text", file],
+    args: ["run", "-A", `${ROOT}examples/lm_eval.ts`, "--llm", dir, "--text", file, "--unigram", corpus],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -335,6 +354,27 @@ test("lm-eval: perplexity (the exact contract) equals an independent f64 forward
   assert.equal(Number(m[2]), n);
   assert.ok(Math.abs(Number(m[1]) - want) / want < 1e-4, `perplexity ${m[1]} vs f64 reference ${want}`);
   assert.ok(want > 2 && want < 1e4, `a non-trivial perplexity (${want})`);
+  // add-one unigram over the train documents (each followed by <|endoftext|>), same predicted tokens
+  const tok = await BpeTokenizer.load(`${dir}/tokenizer.json`);
+  const counts = new Map<number, number>();
+  let total = 0;
+  for (const d of docs.slice(0, 9)) {
+    for (const id of [...tok.encode(d), 1023]) {
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+      total++;
+    }
+  }
+  let unll = 0;
+  for (const [s, e] of windows) {
+    for (let t = s + 1; t < e; t++) unll -= Math.log(((counts.get(ids[t]) ?? 0) + 1) / (total + 1024));
+  }
+  const u = /^unigram perplexity (\S+) over (\d+) tokens$/m.exec(out);
+  assert.ok(u, out);
+  assert.equal(Number(u[2]), n);
+  assert.ok(
+    Math.abs(Number(u[1]) / Math.exp(unll / n) - 1) < 1e-9,
+    `unigram ${u[1]} vs ${Math.exp(unll / n)}`,
+  );
   await Deno.remove(dir, { recursive: true });
   await Deno.remove(file);
 });

@@ -108,6 +108,8 @@ export interface PretrainSummary {
   unigramPerplexity: number;
   /** The exported HF checkpoint directory. */
   modelDir: string;
+  /** The run directory (resume it with --resume). */
+  runDir: string;
   /** Whether the run reached `steps` (false: stopped early, resume it). */
   finished: boolean;
   /** Trainable parameter count. */
@@ -410,6 +412,7 @@ export async function runPretrain(
     valPerplexity: valLoss === undefined ? undefined : Math.exp(valLoss),
     unigramPerplexity: uni.perplexity,
     modelDir,
+    runDir: o.out,
     finished: !stopped,
     params: trainer.paramCount,
     tokensPerSecond,

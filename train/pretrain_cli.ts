@@ -84,6 +84,16 @@ export function pretrainOptionsFromFlags(f: Record<keyof typeof PRETRAIN_FLAGS, 
 export async function pretrainCommand(args: string[] = Deno.args): Promise<void> {
   const f = parseFlags("deno task pretrain [flags]", PRETRAIN_FLAGS, args);
   const opts = pretrainOptionsFromFlags(f);
+  if (f.resume) {
+    const keep = new Set(["resume", "stop-after", "time-limit"]);
+    const given = args.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=")[0]);
+    const ignored = given.filter((k) => !keep.has(k));
+    if (ignored.length) {
+      console.error(
+        `note: ${ignored.map((k) => `--${k}`).join(", ")} ignored: a resumed run keeps its stored options`,
+      );
+    }
+  }
   const stopAfter = num("stop-after", f["stop-after"]), timeLimit = num("time-limit", f["time-limit"]);
   const s = await runPretrain(opts, {
     resume: f.resume || undefined,
@@ -100,7 +110,7 @@ export async function pretrainCommand(args: string[] = Deno.args): Promise<void>
       }  (unigram baseline ${s.unigramPerplexity.toFixed(2)})`
       : `unigram baseline perplexity ${s.unigramPerplexity.toFixed(2)}`,
     `model ${s.modelDir}`,
-    s.finished ? "finished" : `stopped at step ${s.step}: continue with --resume ${opts.out}`,
+    s.finished ? "finished" : `stopped at step ${s.step}: continue with --resume ${s.runDir}`,
   ];
   for (const l of lines) console.log(l);
 }
