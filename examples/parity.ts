@@ -10,6 +10,13 @@
 //   deno task parity --ref REF --out OUT --model video --frames 4 --tubelet 2 --img 28 --patch 7 --chans 1 \
 //     --dim 32 --depth 2 --heads 2 --classes 10 --llm CHECKPOINT_DIR --llm-layers 1 \
 //     --label-smoothing 0.1 --lr 1e-3 --weight-decay 0.05 [--init-values 0.1]
+//   deno task parity --ref tests/fixtures/parity/parity-finetune.safetensors --out OUT --model vit \
+//     --img 28 --patch 7 --chans 1 --dim 32 --depth 2 --heads 2 --classes 10 --label-smoothing 0.1 \
+//     --llm tests/fixtures/llama-tiny-bf16 --llm-layers 2 --arm finetune --llm-lr-scale 0.5
+//
+// --arm (models/arms.ts; vit and point): with finetune the LLM layers are trainable (REF then holds
+// param./grad./next. for them under their HF names) and their AdamW lr is --llm-lr-scale × lr
+// (generator: tests/fixtures/parity/gen_parity_finetune.py).
 //
 // For --model video (models/video.ts, VideoMAE names), inputs are clips [B, C, T, H, W]; layer scale
 // (gamma_1/gamma_2) exists when --init-values > 0 (default 0: none, as VideoMAE's fine-tuning); the
@@ -51,6 +58,12 @@ const flags = train.parseFlags("usage: deno task parity --ref REF --out OUT [fla
   heads: { type: "string", default: "2", help: "attention heads" },
   classes: { type: "string", default: "10", help: "classes" },
   llm: { type: "string", default: "none", help: "none or a checkpoint dir" },
+  arm: { type: "string", default: "frozen", help: "LLM arm (models/arms.ts): frozen | finetune | mlp | ..." },
+  "llm-lr-scale": {
+    type: "string",
+    default: "1",
+    help: "finetune arm: the LLM layers' lr as a multiple of --lr",
+  },
   "llm-layers": { type: "string", default: "last", help: "layers of the LLM, e.g. 2 or 1,2 or last:2" },
   "label-smoothing": { type: "string", default: "0.1", help: "label smoothing" },
   lr: { type: "string", default: "1e-3", help: "learning rate" },
@@ -97,7 +110,16 @@ if (got !== sampleShape.join()) {
 const g = new Graph();
 const llm = flags.llm === "none" ? undefined : await io.openLlm(flags.llm);
 const layers = llm ? io.parseLayerSelection(flags["llm-layers"], llm.cfg.layers) : [];
-const llmOpt = llm ? { ck: llm, layers } : undefined;
+const arm = flags.arm as models.LlmArm;
+if (!models.LLM_ARMS.includes(arm) || arm === "none" || (isVideo && arm !== "frozen")) {
+  console.error(
+    `parity: --arm ${arm} is not supported here (${
+      isVideo ? "video: frozen" : "frozen, finetune, mlp, ..."
+    })`,
+  );
+  Deno.exit(2);
+}
+const llmOpt = llm ? { ck: llm, layers, arm } : undefined;
 let input: Node, logitsNode: Node, buffers: Node[] = [], bnUpdates: Node[] = [], loader;
 if (isPoint) {
   const m = await models.buildPointBert(
@@ -146,6 +168,7 @@ const opt = new nn.AdamW(g, grads, {
   lr,
   weightDecay: wd,
   noDecay: isPoint ? models.pointNoDecay : isVideo ? models.videoNoDecay : models.vitNoDecay,
+  paramGroup: models.llmParamGroup(arm, num("llm-lr-scale", flags["llm-lr-scale"])),
 });
 const gradNodes = [...grads.values()];
 const gpu = await getGpu();
