@@ -48,7 +48,9 @@ const SPEC = /(?:^|\n)\s*(?:import|export)\b[^;"']*?(?:from\s*)?["'](\.{1,2}\/[^
 async function importsOf(path: string): Promise<string[]> {
   const text = await Deno.readTextFile(new URL(path, ROOT));
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/") + 1) : "";
-  return [...text.matchAll(SPEC)].map((m) => new URL(m[1], new URL(dir || ".", ROOT)).href.slice(ROOT.href.length));
+  return [...text.matchAll(SPEC)].map((m) =>
+    new URL(m[1], new URL(dir || ".", ROOT)).href.slice(ROOT.href.length)
+  );
 }
 
 test("layering: every import points down a layer or stays in its own; no cycles", async () => {

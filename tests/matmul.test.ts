@@ -18,36 +18,9 @@ import { sumAll } from "../compiler/ops/reduce.ts";
 import { linear, matmul } from "../compiler/ops/matmul.ts";
 import { Rng } from "../compiler/core/random.ts";
 import { DEFAULT_LOWER_CTX, type LowerCtx } from "../kernels/kernel.ts";
-import { chooseVariant, type MatmulVariant, setMatmulVariant } from "../kernels/matmul.ts";
+import { chooseVariant, type MatmulVariant } from "../kernels/matmul.ts";
 import { interpret } from "./ref/tensor.ts";
-
-type Layout = "2d" | "batched" | "shared";
-const TRANS = [[false, false], [false, true], [true, false], [true, true]] as const;
-
-/** Shapes of a and b for op(a) [..., M, K] and op(b) [..., K, N]. */
-function shapes(layout: Layout, M: number, K: number, N: number, ta: boolean, tb: boolean, batch = [3]) {
-  const a = ta ? [K, M] : [M, K];
-  const b = tb ? [N, K] : [K, N];
-  if (layout === "2d") return { a, b };
-  if (layout === "shared") return { a: [...batch, ...a], b };
-  return { a: [...batch, ...a], b: [...batch, ...b] };
-}
-
-function buildMatmul(
-  g: Graph,
-  layout: Layout,
-  [M, K, N]: number[],
-  ta: boolean,
-  tb: boolean,
-  withBias: boolean,
-  batch?: number[],
-): Node {
-  const s = shapes(layout, M, K, N, ta, tb, batch);
-  const a = randParam(g, "a", s.a);
-  const b = randParam(g, "b", s.b);
-  const bias = withBias ? randParam(g, "bias", [N]) : undefined;
-  return matmul(a, b, { transA: ta, transB: tb, bias });
-}
+import { buildMatmul, type Layout, shapes, TRANS, withVariant } from "./matmul_cases.ts";
 
 test("matmul: fwd + grads, all trans combos x 2-D/batched/shared b x bias, odd sizes", async (t) => {
   for (const layout of ["2d", "batched", "shared"] as const) {
@@ -99,104 +72,6 @@ test("matmul: the 64x64 tile config (chosen for larger products) is exercised an
         });
       });
     }
-  }
-});
-
-/** Runs f with every matmul lowered as variant v (whatever the heuristic would pick). */
-async function withVariant<R>(v: MatmulVariant, f: () => Promise<R> | R): Promise<R> {
-  setMatmulVariant(v);
-  try {
-    return await f();
-  } finally {
-    setMatmulVariant(undefined);
-  }
-}
-
-// Forced in every layout and trans combination. Tiled: one or two workgroup buffers, vec4 and scalar
-// staging, one or several loads per thread (with and without the idle-thread guard), 1-5 K steps,
-// partial and several tiles; 2×2 to 4×4 blocks per thread, the same code as the production tiles' 8×8
-// (only fewer unrolled lines), which LLVM compiles in a fraction of their time (2-3 s a case on
-// lavapipe with a cold shader cache). Direct: vec4 and scalar reads along k, m and n, the K tail.
-const VARIANTS: MatmulVariant[] = [
-  { kind: "tiled", WX: 16, WY: 16, TM: 2, TN: 2, BK: 16 }, // 256 threads
-  { kind: "tiled", WX: 8, WY: 8, TM: 4, TN: 4, BK: 16, double: true }, // two workgroup buffers
-  { kind: "tiled", WX: 16, WY: 8, TM: 2, TN: 4, BK: 32 }, // unequal sides, deeper K step
-  { kind: "tiled", WX: 8, WY: 8, TM: 2, TN: 2, BK: 8, double: true }, // 5 K steps: both buffers reused
-  { kind: "direct", TM: 4, TN: 4 },
-  { kind: "direct", TM: 3, TN: 1 },
-];
-// The production blocks with more unrolled lines of the same code (kernels/matmul.ts: HUGE, BIG and
-// BIG with two buffers; the software adapters' 8×8 and 16×16 direct blocks), forced in the cases
-// that reach all of their paths: aligned and odd sizes, a transposed a and b (the dA / dB products of
-// each case's gradient add the other combinations).
-const PRODUCTION: [MatmulVariant, number[], Layout, boolean, boolean][] = [
-  [{ kind: "tiled", WX: 16, WY: 16, TM: 8, TN: 8, BK: 16 }, [12, 40, 20], "shared", true, false],
-  [{ kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16 }, [12, 40, 20], "shared", true, false],
-  [{ kind: "tiled", WX: 8, WY: 8, TM: 8, TN: 8, BK: 16, double: true }, [7, 37, 5], "batched", false, false],
-  [{ kind: "direct", TM: 8, TN: 8 }, [12, 40, 20], "shared", true, false],
-  [{ kind: "direct", TM: 8, TN: 8 }, [7, 37, 5], "shared", false, true],
-  [{ kind: "direct", TM: 8, TN: 8 }, [12, 40, 20], "2d", true, true],
-];
-// the software adapters' big block: ~2 s of shader compile per distinct kernel on lavapipe
-const SOFT_BIG: MatmulVariant = { kind: "direct", TM: 16, TN: 16, WG: 32 };
-
-/** Barriers in the tiled variant's K loop: one with two buffers, two with one (+1 before the loop). */
-function barriers(code: string): number {
-  return code.split("workgroupBarrier()").length - 1;
-}
-
-test("matmul: every variant, forced, vs the CPU reference (fwd + grads)", async (t) => {
-  // [7,37,5]: odd everywhere (scalar reads and staging, K tail, 2-5 K steps of the tiles);
-  // [12,40,20]: multiples of 4 (vec4 reads along k, m and n; vec4 staging of the tiles);
-  // [36,20,44]: several tiles of the deep-K config, partial ones at both edges.
-  // Together with the production blocks below, these reach every line shape and tile geometry
-  // (partial / several tiles, K tail, 1 / 2 / ≥3 K steps, batch strides) of the former 136 cases
-  // (every variant × 3 sizes × 7 layouts, 8×8 blocks included), checked when this set was chosen.
-  const combos: [Layout, boolean, boolean][] = [
-    ...TRANS.map(([ta, tb]): [Layout, boolean, boolean] => ["batched", ta, tb]),
-    ["shared", false, true],
-    ["shared", true, false],
-    ["2d", true, true],
-  ];
-  const cases: [MatmulVariant, number[], Layout, boolean, boolean][] = [];
-  for (const v of VARIANTS) {
-    for (const [layout, ta, tb] of combos) {
-      const mkn = layout === "batched" && !ta && !tb
-        ? [7, 37, 5]
-        : v.kind === "tiled" && v.BK === 32 && layout === "shared" && !ta
-        ? [36, 20, 44]
-        : [12, 40, 20];
-      cases.push([v, mkn, layout, ta, tb]);
-    }
-  }
-  cases.push(...PRODUCTION, [SOFT_BIG, [12, 40, 20], "batched", false, false]);
-  for (const [v, mkn, layout, ta, tb] of cases) {
-    await t.step(
-      `${JSON.stringify(v)} ${layout} ${mkn.join("x")} transA=${ta} transB=${tb}`,
-      async () => {
-        await withVariant(v, async () => {
-          const g = new Graph();
-          const code = lower([buildMatmul(g, layout, mkn, ta, tb, true, [2])]).dispatches[0].code;
-          assert.equal(
-            code.includes("workgroupBarrier"),
-            v.kind === "tiled",
-            "the forced variant is used",
-          );
-          if (v.kind === "tiled") assert.equal(barriers(code), v.double ? 2 : 3, "barriers per K step");
-          // vec4 reads / staging iff the layout allows them (all sides multiples of 4, or none; the
-          // direct variant reads along m / n only in groups of 4 rows / columns)
-          const groups = v.kind === "tiled" || !ta || tb || v.TM % 4 === 0 || v.TN % 4 === 0;
-          if (mkn[1] % 4 === 0 && groups) {
-            assert.ok(code.includes("array<vec4<f32>>"), "vec4 reads for multiples of 4");
-          }
-          if (mkn[0] === 7) assert.ok(!code.includes("vec4<f32>"), "scalar reads for odd sizes");
-          await checkOp({
-            build: (g) => buildMatmul(g, layout, mkn, ta, tb, true, [2]),
-            fdSamples: 4,
-          });
-        });
-      },
-    );
   }
 });
 

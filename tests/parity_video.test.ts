@@ -1,0 +1,28 @@
+// The video ViT against PyTorch (tests/fixtures/parity/gen_video.py): layer scale without an LLM, and
+// the issue's exact command with a middle LLaMA layer.
+
+import { assert, test } from "./testing.ts";
+import { parity, ROOT, VIDEO } from "./parity_harness.ts";
+
+test("parity: the video ViT matches PyTorch (layer scale without an LLM; a middle LLaMA layer)", async (t) => {
+  for (
+    const [ref, llm, layers, extra] of [
+      ["parity-video-none.safetensors", "none", "1", ["--init-values", "0.1"]],
+      ["parity-video-llama.safetensors", `${ROOT}tests/fixtures/llama-tiny`, "1", []],
+    ] as const
+  ) {
+    await t.step(ref, async () => {
+      const r = await parity(ref, llm, layers, [...extra], VIDEO);
+      assert.equal(r.code, 0, r.text);
+      assert.match(r.text, /parity: pass/);
+      for (const group of ["logits", "loss", "grad", "next"]) {
+        assert.match(r.text, new RegExp(`${group}\\s+worst`));
+      }
+    });
+  }
+  await t.step("without --init-values the layer-scale params are named as missing", async () => {
+    const r = await parity("parity-video-none.safetensors", "none", "1", [], VIDEO);
+    assert.notEqual(r.code, 0);
+    assert.match(r.text, /params the model does not have: blocks\.0\.gamma_1.*pass --init-values/);
+  });
+});
