@@ -21,7 +21,8 @@ import { mean } from "../compiler/ops/reduce.ts";
 import { dropout } from "../compiler/ops/batchnorm.ts";
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
 import { transformerBlock } from "../nn/block.ts";
-import { frozenEncoderStack, type FrozenStack, type LlmCheckpoint } from "./llm.ts";
+import type { FrozenStack, LlmCheckpoint } from "./llm.ts";
+import { type LlmArm, llmArm } from "./arms.ts";
 
 /** A video ViT's shape (VideoMAE `VisionTransformer` arguments). */
 export interface VideoConfig {
@@ -151,15 +152,16 @@ class MaskStream {
 
 /**
  * Builds the video ViT for a batch of `batch` clips [B, chans, frames, img, img]. With `llm`, the
- * selected frozen layers of that checkpoint sit between the blocks and the pooling (the paper uses
- * LLaMA-7B's layer 15). `training` with `reg` turns on drop path and fc dropout.
+ * selected layers of that checkpoint, built as its ablation arm (llmArm; default the frozen layers),
+ * sit between the blocks and the pooling (the paper uses LLaMA-7B's layer 15). `training` with `reg` turns on drop path and fc dropout.
  */
 export async function buildVideoVit(
   g: Graph,
   cfg: VideoConfig,
   batch: number,
   opts: {
-    llm?: { ck: LlmCheckpoint; layers: number[] };
+    /** The LLM layers and the ablation arm they are built as (models/arms.ts; default frozen; none: no stack). */
+    llm?: { ck: LlmCheckpoint; layers: number[]; arm?: LlmArm };
     seed?: number;
     training?: boolean;
     reg?: VideoRegularisation;
@@ -209,10 +211,11 @@ export async function buildVideoVit(
     });
   }
   let llm: FrozenStack | undefined;
-  if (opts.llm) {
-    const H = opts.llm.ck.cfg.hidden;
+  if (opts.llm && opts.llm.arm !== "none") {
+    const { ck, layers, arm } = opts.llm;
+    const H = ck.cfg.hidden;
     x = linear(x, w("llama_dim_mapper1.weight", [H, D]));
-    llm = await frozenEncoderStack(g, x, opts.llm.ck, opts.llm.layers);
+    llm = await llmArm(g, x, { arm: arm ?? "frozen", ck, layers, seed: opts.seed });
     x = linear(llm.out, w("llama_dim_mapper2.weight", [D, H]));
   }
   let pooled = layerNorm(mean(x, 1), ones("fc_norm.weight", [D]), zeros("fc_norm.bias", [D]), eps);

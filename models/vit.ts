@@ -15,7 +15,7 @@ import { layerNorm } from "../compiler/ops/norm.ts";
 import { patchEmbed } from "../compiler/ops/patch.ts";
 import { concat, reshape, slice } from "../compiler/ops/layout.ts";
 import { constantInit, truncNormal } from "../compiler/core/random.ts";
-import { transformerBlock } from "../nn/block.ts";
+import { dropPathRates, transformerBlock } from "../nn/block.ts";
 import type { FrozenStack, LlmCheckpoint } from "./llm.ts";
 import { type LlmArm, llmArm, type LlmPosition } from "./arms.ts";
 
@@ -49,6 +49,8 @@ export interface VitModel {
   logits: Node;
   /** Present when frozen LLM layers are inside. */
   llm?: FrozenStack;
+  /** u32 [1] seed of drop path (present when `dropPath` > 0): write a fresh one every step. */
+  dropPathSeed?: Node;
   /** Intermediate nodes for the information-filtering analysis (train/analysis.ts). */
   taps: VitTaps;
 }
@@ -87,12 +89,14 @@ export interface VitLlm {
 /**
  * Builds the model for a batch of `batch` images [B, chans, img, img]. With `llm`, the selected
  * frozen layers of that checkpoint sit between the blocks and the norm (the paper's ViT-LLM).
+ * `dropPath` > 0 turns on stochastic depth (timm drop_path_rate: block i drops with rate·i/(depth − 1),
+ * per sample, masks from the `dropPathSeed` input); leave it out for evaluation.
  */
 export async function buildVit(
   g: Graph,
   cfg: VitConfig,
   batch: number,
-  opts: { llm?: VitLlm; seed?: number } = {},
+  opts: { llm?: VitLlm; seed?: number; dropPath?: number } = {},
 ): Promise<VitModel> {
   const { img, patch, chans, dim: D } = cfg;
   if (img % patch !== 0) {
@@ -106,6 +110,8 @@ export async function buildVit(
   const ones = (name: string, shape: number[]) => g.param(name, shape, { init: constantInit(1) });
 
   const images = g.input("images", [batch, chans, img, img]);
+  const pathRates = dropPathRates(opts.dropPath ?? 0, cfg.depth);
+  const dropPathSeed = pathRates.some((r) => r > 0) ? g.input("drop_path_seed", [1], "u32") : undefined;
   const tokens = patchEmbed(
     images,
     w("patch_embed.proj.weight", [D, chans, patch, patch]),
@@ -142,6 +148,7 @@ export async function buildVit(
       mlpRatio: cfg.mlpRatio ?? 4,
       eps: cfg.eps ?? 1e-6,
       seed: 1000 + 100 * i + seed,
+      dropPath: dropPathSeed && pathRates[i] > 0 ? { rate: pathRates[i], seed: dropPathSeed } : undefined,
     });
   }
   if (want && at === cfg.depth) await insert(want);
@@ -150,7 +157,7 @@ export async function buildVit(
   x = layerNorm(x, ones("norm.weight", [D]), zeros("norm.bias", [D]), cfg.eps ?? 1e-6);
   const clsOut = reshape(slice(x, 1, 0, 1), [batch, D]);
   const logits = linear(clsOut, w("head.weight", [cfg.classes, D]), zeros("head.bias", [cfg.classes]));
-  return { images, logits, llm, taps: taps as VitTaps };
+  return { images, logits, llm, dropPathSeed, taps: taps as VitTaps };
 }
 
 /** timm's weight-decay groups: no decay on 1-D tensors (norms, biases), pos_embed and cls_token. */

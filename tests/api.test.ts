@@ -281,6 +281,7 @@ export type PublicTypes = [
   api.data.video.ClipOptions,
   api.data.video.VideoEntry,
   api.train.VideoSettings,
+  api.train.MixSettings,
   api.train.PointSettings,
   api.models.FrozenStack,
 ];

@@ -1,10 +1,11 @@
 // The parity tool against our PyTorch references (tests/fixtures/parity/gen_parity.py): a ViT with no
 // LLM, with a LLaMA layer, and with two OPT layers, one training step each — logits, loss, every
-// gradient, every weight after AdamW. Run as users run it (a subprocess with the documented flags).
+// gradient, every weight after AdamW. Run in this process through the CLI's own code (runParity), so
+// the cases share compiled kernels; the CLI as a subprocess is run in parity_video.test.ts.
 // Point-BERT and the video ViT are in parity_points.test.ts and parity_video.test.ts.
 
 import { assert, test } from "./testing.ts";
-import { parity, ROOT } from "./parity_harness.ts";
+import { parityInProcess as parity, ROOT } from "./parity_harness.ts";
 
 test("parity: one training step matches PyTorch (no LLM, a LLaMA layer, two OPT layers)", async (t) => {
   for (

@@ -1,7 +1,7 @@
 // Point-BERT with BatchNorm running stats against PyTorch (tests/fixtures/parity/gen_parity_points.py).
 
 import { assert, test } from "./testing.ts";
-import { parity, POINT, ROOT } from "./parity_harness.ts";
+import { parityInProcess as parity, POINT, ROOT } from "./parity_harness.ts";
 
 test("parity: Point-BERT with BatchNorm running stats matches PyTorch (no LLM, a LLaMA layer)", async (t) => {
   for (

@@ -32,8 +32,8 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     out,
     seed: 1,
     logEvery: 1,
-    evalBatch: 16,
-    trainLimit: 32, // 4 steps per epoch
+    evalBatch: 8, // the training batch: eval reuses kernels of the same shapes
+    trainLimit: 16, // 2 steps per epoch
     evalLimit: 32,
     ...extra,
   };
@@ -43,12 +43,13 @@ test("points: a resumed run reproduces the uninterrupted run exactly; BatchNorm 
   const tmp = await Deno.makeTempDir();
   try {
     const full = await runTraining(options(`${tmp}/full`));
-    assert.equal(full.losses.length, 8);
+    assert.equal(full.losses.length, 4);
     assert.ok(full.losses.every((l) => Number.isFinite(l.loss)));
-    const first = await runTraining(options(`${tmp}/part`, { stopAfter: 5 }));
+    // stopped in the second epoch's first step: the resume continues mid-epoch (data order, dropout seeds)
+    const first = await runTraining(options(`${tmp}/part`, { stopAfter: 3 }));
     const rest = await runTraining(options(`${tmp}/part`, { resume: `${tmp}/part` }));
-    assert.deepEqual(first.losses, full.losses.slice(0, 5));
-    assert.deepEqual(rest.losses, full.losses.slice(5));
+    assert.deepEqual(first.losses, full.losses.slice(0, 3));
+    assert.deepEqual(rest.losses, full.losses.slice(3));
     assert.equal(rest.testAccuracy, full.testAccuracy);
     const ck = await openSafetensors(`${tmp}/full/checkpoint/model.safetensors`);
     const rv = toFloat32(

@@ -32,9 +32,9 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     out,
     seed: 3,
     logEvery: 1,
-    evalBatch: 100,
-    trainLimit: 96, // 6 steps per epoch
-    evalLimit: 100,
+    evalBatch: 16, // the training batch: evaluation reuses kernels of the same shapes
+    trainLimit: 48, // 3 steps per epoch
+    evalLimit: 96,
     ...extra,
   };
 }
@@ -46,30 +46,31 @@ test("vit: resuming from the run directory reproduces the uninterrupted run; met
   const tmp = await Deno.makeTempDir();
   try {
     const full = await runTraining(options(`${tmp}/full`));
-    assert.equal(full.steps, 12);
-    assert.equal(full.losses.length, 12);
+    assert.equal(full.steps, 6);
+    assert.equal(full.losses.length, 6);
     assert.equal(full.checkpoint, `${tmp}/full/checkpoint`);
-    const first = await runTraining(options(`${tmp}/part`, { stopAfter: 7 }));
-    assert.equal(first.steps, 7);
+    // stopped in the second epoch's first step: the resume continues mid-epoch
+    const first = await runTraining(options(`${tmp}/part`, { stopAfter: 4 }));
+    assert.equal(first.steps, 4);
     const lines: string[] = [];
     const rest = await runTraining(
       options(`${tmp}/part`, { resume: `${tmp}/part`, log: (l) => lines.push(l) }),
     );
-    assert.deepEqual(first.losses, full.losses.slice(0, 7));
-    assert.deepEqual(rest.losses, full.losses.slice(7));
+    assert.deepEqual(first.losses, full.losses.slice(0, 4));
+    assert.deepEqual(rest.losses, full.losses.slice(4));
     assert.equal(rest.testAccuracy, full.testAccuracy);
-    assert.ok(lines.some((l) => l.includes("resumed from") && l.includes("step 7")), lines.join("\n"));
+    assert.ok(lines.some((l) => l.includes("resumed from") && l.includes("step 4")), lines.join("\n"));
     // one metrics file for the whole run: every step once, both evaluations, one final record
     const recs = await records(`${tmp}/part/metrics.jsonl`);
     assert.deepEqual(
       recs.filter((r) => r.loss !== undefined).map((r) => r.step),
-      [...Array(12).keys()].map((i) => i + 1),
+      [...Array(6).keys()].map((i) => i + 1),
     );
     // evaluations at each epoch end and where the first invocation stopped
     assert.deepEqual(recs.filter((r) => r.test_accuracy !== undefined && !r.final).map((r) => r.step), [
+      3,
+      4,
       6,
-      7,
-      12,
     ]);
     assert.equal(recs.filter((r) => r.final).length, 1);
     // the chart covers the steps before the resume too: three accuracy markers, a loss line from step 1
@@ -81,11 +82,11 @@ test("vit: resuming from the run directory reproduces the uninterrupted run; met
     assert.match(svg, />part: ViT fmnist on Fashion-MNIST, frozen LLM: llama-tiny \(layers \d+\)</);
 
     // the eval command's library half: the checkpoint's settings rebuild the model; same accuracy
-    const ev = await evaluateCheckpoint({ checkpoint: `${tmp}/part`, limit: 100 });
+    const ev = await evaluateCheckpoint({ checkpoint: `${tmp}/part`, limit: 96 });
     assert.equal(ev.top1, full.testAccuracy);
     assert.ok(ev.top5! >= ev.top1 && ev.top5! <= 1);
-    assert.equal(ev.n, 100);
-    assert.equal(ev.step, 12);
+    assert.equal(ev.n, 96);
+    assert.equal(ev.step, 6);
     // and the command itself
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
@@ -95,7 +96,7 @@ test("vit: resuming from the run directory reproduces the uninterrupted run; met
         "--checkpoint",
         `${tmp}/part`,
         "--limit",
-        "100",
+        "96",
         "--split",
         "train",
       ],
@@ -107,7 +108,7 @@ test("vit: resuming from the run directory reproduces the uninterrupted run; met
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     assert.match(
       text,
-      /step 12, ViT fmnist on Fashion-MNIST\) on the train split .* \(100 samples\): top-1 accuracy \d+\.\d\d%, top-5 accuracy \d+\.\d\d%/,
+      /step 6, ViT fmnist on Fashion-MNIST\) on the train split .* \(96 samples\): top-1 accuracy \d+\.\d\d%, top-5 accuracy \d+\.\d\d%/,
     );
   } finally {
     await Deno.remove(tmp, { recursive: true });

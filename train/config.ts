@@ -1,11 +1,18 @@
 // The shape of a training run's settings, shared by the runner, the flag table and evaluation (types
 // only, so that neither imports the other).
 
-import type { ImageSettings, ModelConfig, PointSettings, TaskName, VideoSettings } from "./tasks.ts";
+import type {
+  ImageSettings,
+  MixSettings,
+  ModelConfig,
+  PointSettings,
+  TaskName,
+  VideoSettings,
+} from "./tasks.ts";
 import type { LlmArm, LlmPosition } from "../models/arms.ts";
 
 /** Every hyper-parameter of a run: what state.json stores, and what a resumed run continues with. */
-export interface RunConfig extends VideoSettings, PointSettings, ImageSettings {
+export interface RunConfig extends VideoSettings, PointSettings, ImageSettings, MixSettings {
   /** The kind of run (train/tasks.ts). */
   task: TaskName;
   /** The model's shape. */
@@ -76,6 +83,8 @@ export interface RunOptions extends RunConfig {
 export interface RunSummary {
   /** Top-1 accuracy on the (limited) test split at the end. */
   testAccuracy: number;
+  /** The EMA model's top-1 accuracy at the end (--model-ema-decay > 0). */
+  emaTestAccuracy?: number;
   /** Training time of this invocation in seconds. */
   seconds: number;
   /** The step the run ended at. */

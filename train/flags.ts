@@ -199,14 +199,52 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     help: "peak learning rate (cosine schedule)",
   },
   {
+    flag: "lr-base",
+    key: "lrBase",
+    kind: "number",
+    min: 0,
+    default: "0",
+    recipeDefault: { deit: "5e-4" },
+    optional: true,
+    tasks: ["image"],
+    resume: "hyper",
+    help: "DeiT's linear scaling: > 0 sets the peak lr to lr-base × batch / 512 in place of --lr " +
+      "(0: off; --recipe deit: 5e-4)",
+  },
+  {
+    flag: "warmup-lr",
+    key: "warmupLr",
+    kind: "number",
+    min: 0,
+    default: "0",
+    recipeDefault: { deit: "1e-6" },
+    optional: true,
+    tasks: ["image"],
+    resume: "hyper",
+    help: "the lr the warmup starts from (timm warmup_lr; --recipe deit: 1e-6); > 0, or --min-lr > 0, " +
+      "gives timm's cosine per step in place of the runner's (--recipe deit: per epoch)",
+  },
+  {
+    flag: "min-lr",
+    key: "minLr",
+    kind: "number",
+    min: 0,
+    default: "0",
+    recipeDefault: { deit: "1e-5" },
+    optional: true,
+    tasks: ["image"],
+    resume: "hyper",
+    help: "the floor of the cosine (timm min_lr; --recipe deit: 1e-5)",
+  },
+  {
     flag: "warmup",
     key: "warmup",
     kind: "int",
     min: 0,
     default: "20",
-    recipeDefault: { pointbert: "10" },
+    recipeDefault: { pointbert: "10", deit: "5" },
     resume: "hyper",
-    help: "learning-rate warmup steps (linear; --recipe pointbert: epochs, its timm schedule)",
+    help: "learning-rate warmup steps (linear; --recipe pointbert / deit: epochs, their timm schedule)",
   },
   {
     flag: "weight-decay",
@@ -227,6 +265,70 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     taskDefault: { points: ["0.2", "Point-BERT's recipe"] },
     resume: "hyper",
     help: "label smoothing",
+  },
+  {
+    flag: "model-ema-decay",
+    key: "modelEmaDecay",
+    kind: "number",
+    min: 0,
+    below: 1,
+    default: "0",
+    recipeDefault: { deit: "0.99996" },
+    optional: true,
+    tasks: ["image"],
+    resume: "hyper",
+    help: "model EMA (timm ModelEmaV2): ema ← decay·ema + (1 − decay)·weights after every step, saved with " +
+      "checkpoints and evaluated too (0: off; --recipe deit: 0.99996)",
+  },
+  {
+    flag: "mixup",
+    key: "mixup",
+    kind: "number",
+    min: 0,
+    default: "0",
+    recipeDefault: { deit: "0.8" },
+    optional: true,
+    tasks: ["image", "video"],
+    resume: "hyper",
+    help: "Mixup alpha (timm Mixup: λ ~ Beta(α, α) per batch, sample i with B−1−i; 0: off); with --cutmix " +
+      "the loss is soft-target cross-entropy on mixed targets, --label-smoothing folded in; clips mix as " +
+      "[B, C·T, H, W]",
+  },
+  {
+    flag: "cutmix",
+    key: "cutmix",
+    kind: "number",
+    min: 0,
+    default: "0",
+    recipeDefault: { deit: "1.0" },
+    optional: true,
+    tasks: ["image", "video"],
+    resume: "hyper",
+    help: "CutMix alpha (timm: a box of side ratio sqrt(1 − λ), λ corrected to its area; 0: off)",
+  },
+  {
+    flag: "mixup-prob",
+    key: "mixupProb",
+    kind: "number",
+    min: 0,
+    max: 1,
+    default: "1",
+    optional: true,
+    tasks: ["image", "video"],
+    resume: "hyper",
+    help: "probability that a batch is mixed (timm mixup_prob)",
+  },
+  {
+    flag: "mixup-switch-prob",
+    key: "mixupSwitchProb",
+    kind: "number",
+    min: 0,
+    max: 1,
+    default: "0.5",
+    optional: true,
+    tasks: ["image", "video"],
+    resume: "hyper",
+    help: "probability of CutMix instead of Mixup when both are on (timm mixup_switch_prob)",
   },
   {
     flag: "clip",
@@ -261,31 +363,38 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     help: "stochastic depth rate of the last block (VideoMAE drop_path)",
   },
   {
-    // the points task's own entry: its default is 0, and options made in code may leave it out
+    // the points and image tasks' entry: its default is 0, and options made in code may leave it out
     flag: "drop-path",
     key: "dropPath",
     kind: "number",
     min: 0,
     below: 1,
     default: "0",
-    recipeDefault: { pointbert: "0.1" },
+    recipeDefault: { pointbert: "0.1", deit: "0.1" },
     optional: true,
-    tasks: ["points"],
+    tasks: ["points", "image"],
     resume: "hyper",
-    help: "stochastic depth rate of the last block (Point-BERT drop_path_rate; --recipe pointbert: 0.1)",
+    help:
+      "stochastic depth rate of the last block (timm / Point-BERT drop_path_rate, block i: rate·i/(depth − 1); " +
+      "--recipe pointbert / deit: 0.1)",
   },
   {
     flag: "recipe",
     key: "recipe",
     kind: "string",
-    choices: ["none", "pointbert"],
+    choices: ["none", "pointbert", "deit"],
     default: "none",
     optional: true,
-    tasks: ["points"],
+    tasks: ["points", "image"],
     resume: "hyper",
-    help: "pointbert: the paper's reference (Point-BERT) recipe: AdamW groups (mappers 0.5×lr; 1-D, bias, " +
-      "token 0.1×lr; both without decay), timm's epoch cosine, and unless given --lr 5e-4 --batch 32 " +
-      "--epochs 300 --steps 0 --warmup 10 (epochs) --drop-path 0.1 --vote 10 --eval-limit 0",
+    help:
+      "pointbert (points): the paper's reference (Point-BERT) recipe: AdamW groups (mappers 0.5×lr; 1-D, " +
+      "bias, token 0.1×lr; both without decay), timm's epoch cosine, and unless given --lr 5e-4 --batch 32 " +
+      "--epochs 300 --steps 0 --warmup 10 (epochs) --drop-path 0.1 --vote 10 --eval-limit 0; deit (image): " +
+      "timm's epoch cosine, and unless given --lr-base 5e-4 (lr = lr-base × batch / 512) --warmup 5 " +
+      "(epochs) --warmup-lr 1e-6 --min-lr 1e-5 --drop-path 0.1 --mixup 0.8 --cutmix 1.0 --augment deit " +
+      "--model-ema-decay 0.99996 " +
+      "(weight decay 0.05 and label smoothing 0.1 are the defaults)",
   },
   {
     flag: "vote",
@@ -402,6 +511,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     key: "augment",
     kind: "string",
     choices: ["auto", "deit", "flip", "none"],
+    recipeDefault: { deit: "deit" },
     optional: true,
     tasks: ["image"],
     resume: "hyper",
@@ -533,6 +643,7 @@ function expectation(f: TrainFlag): string {
   if (f.min !== undefined && f.below !== undefined) return `${what} in [${f.min}, ${f.below})`;
   if (f.min === Number.MIN_VALUE && f.max !== undefined) return `${what} in (0, ${f.max}]`;
   if (f.min === Number.MIN_VALUE) return `${what} > 0`;
+  if (f.min !== undefined && f.max !== undefined) return `${what} in [${f.min}, ${f.max}]`;
   if (f.min !== undefined) return `${what} ≥ ${f.min}`;
   return what;
 }
@@ -590,9 +701,14 @@ export function checkRunOptions(o: RunOptions): void {
   if (o.stopAfter !== undefined && !(Number.isInteger(o.stopAfter) && o.stopAfter >= 0)) {
     throw new FlagError(`stopAfter: expected an integer ≥ 0, got ${o.stopAfter}`);
   }
-  if (o.task === "video" && o.arm !== undefined && o.arm !== "frozen") {
-    // models/video.ts still builds the frozen stack itself (llmArm not wired there yet)
-    throw new FlagError(`--arm ${o.arm}: the video task has only the frozen arm so far`);
+  const recipeTask = { pointbert: "points", deit: "image" }[o.recipe ?? ""];
+  if (recipeTask && recipeTask !== o.task) {
+    throw new FlagError(`--recipe ${o.recipe}: a recipe of the ${recipeTask} task, not of ${o.task}`);
+  }
+  if (((o.mixup ?? 0) > 0 || (o.cutmix ?? 0) > 0) && o.batch % 2 !== 0) {
+    throw new FlagError(
+      `--batch: Mixup/CutMix pair sample i with B−1−i, so the batch must be even, got ${o.batch}`,
+    );
   }
   if (o.llm === "none" && o.arm !== undefined && o.arm !== "none" && o.arm !== "frozen") {
     throw new FlagError(`--arm ${o.arm}: the arm takes its shape from --llm; give one (not none)`);

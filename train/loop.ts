@@ -1,7 +1,8 @@
 // The runner's parts: opening the frozen LLM the user asked for, the training loop (schedule, loss
 // read every N steps, progress, metrics, evaluation and checkpoint at each epoch end), and the chart.
 
-import type { Node } from "../compiler/core/ir.ts";
+import type { Graph, Node } from "../compiler/core/ir.ts";
+import { softCrossEntropy } from "../compiler/ops/loss.ts";
 import type { HostArray } from "../compiler/runtime/executable.ts";
 import { type LlmCheckpoint, openLlm } from "../io/llm.ts";
 import { DEFAULT_LLM } from "../models/presets.ts";
@@ -10,6 +11,8 @@ import { writeRandomLlama } from "../io/random_llm.ts";
 import { cosineLr, DivergedError, type Trainer } from "./trainer.ts";
 import { type Metrics, Progress, readMetrics } from "./progress.ts";
 import { lineChart } from "./chart.ts";
+import { Mixup } from "../data/mixup.ts";
+import type { MixSettings } from "./tasks.ts";
 
 /** The frozen LLM of a run, opened. */
 export interface RunLlm {
@@ -71,6 +74,76 @@ export async function closeRunLlm(r: RunLlm): Promise<void> {
   if (r.tmp) await Deno.remove(r.tmp, { recursive: true });
 }
 
+/** Mixup/CutMix of a run's training batches (timm's Mixup, mode "batch"). */
+export interface BatchMixer {
+  /** The Mixup drawing the decisions (its `state` goes into checkpoints). */
+  mixup: Mixup;
+  /** The batch as Mixup sees it: [B, C, H, W]; clips [B, C, T, H, W] as [B, C·T, H, W]. */
+  shape: [number, number, number, number];
+  /** Mixes a batch in place; returns its soft targets [B, classes] (label smoothing folded in). */
+  mix(x: Float32Array, labels: ArrayLike<number>): Float32Array;
+}
+
+/**
+ * The batch mixer of a run, or undefined when --mixup and --cutmix are both 0. `input` is the model's
+ * batch shape ([B, C, H, W] or [B, C, T, H, W]); the generator is seeded from the run's seed.
+ */
+export function batchMixer(
+  c: MixSettings & { labelSmoothing: number; seed: number },
+  input: readonly number[],
+  classes: number,
+): BatchMixer | undefined {
+  const mixupAlpha = c.mixup ?? 0, cutmixAlpha = c.cutmix ?? 0;
+  if (mixupAlpha <= 0 && cutmixAlpha <= 0) return undefined;
+  if (input.length < 4) throw new Error(`mixup: the batch must be [B, C, …, H, W], got [${input}]`);
+  const n = input.length;
+  const inner = input.slice(1, n - 2).reduce((a, b) => a * b, 1);
+  const shape: [number, number, number, number] = [input[0], inner, input[n - 2], input[n - 1]];
+  const mixup = new Mixup({
+    numClasses: classes,
+    mixupAlpha,
+    cutmixAlpha,
+    prob: c.mixupProb ?? 1,
+    switchProb: c.mixupSwitchProb ?? 0.5,
+    labelSmoothing: c.labelSmoothing,
+  }, c.seed * 31 + 11);
+  return { mixup, shape, mix: (x, labels) => mixup.apply(x, shape, labels).targets };
+}
+
+/** The training loss of a run and the inputs it reads. */
+export interface RunObjective {
+  /** The scalar loss. */
+  loss: Node;
+  /** i32 [B] hard labels (no mixing). */
+  labels?: Node;
+  /** f32 [B, classes] soft targets (Mixup/CutMix on). */
+  targets?: Node;
+  /** The batch mixer (Mixup/CutMix on). */
+  mixer?: BatchMixer;
+}
+
+/**
+ * The loss of a training step: the task's loss on hard labels, or — with --mixup/--cutmix — soft-target
+ * cross-entropy on the mixed targets, label smoothing folded into them as timm does (evaluation keeps
+ * the hard labels).
+ */
+export function runObjective(
+  g: Graph,
+  model: { input: Node; logits: Node },
+  c: MixSettings & { labelSmoothing: number; seed: number },
+  classes: number,
+  taskLoss: (logits: Node, labels: Node) => Node,
+): RunObjective {
+  const batch = model.input.shape[0];
+  const mixer = batchMixer(c, model.input.shape, classes);
+  if (mixer) {
+    const targets = g.input("targets", [batch, classes]);
+    return { loss: softCrossEntropy(model.logits, targets), targets, mixer };
+  }
+  const labels = g.input("labels", [batch], "i32");
+  return { loss: taskLoss(model.logits, labels), labels };
+}
+
 /** What the training loop runs. */
 export interface LoopSpec {
   /** The compiled training step. */
@@ -104,6 +177,8 @@ export interface LoopSpec {
   /** The next batch's inputs. */
   feeds(): Map<Node, HostArray> | Promise<Map<Node, HostArray>>;
   evaluate(): Promise<number>;
+  /** Evaluates the EMA model (model EMA on), after each evaluate(). */
+  evaluateEma?(): Promise<number>;
   /** Saves a checkpoint after `step`. */
   checkpoint(step: number): Promise<void>;
 }
@@ -114,6 +189,8 @@ export interface LoopResult {
   losses: { step: number; loss: number }[];
   /** [step, accuracy] of each evaluation. */
   accs: [number, number][];
+  /** [step, accuracy] of each evaluation of the EMA model (model EMA on). */
+  emaAccs: [number, number][];
   /** Seconds spent. */
   seconds: number;
   /** The step it ended at. */
@@ -125,6 +202,7 @@ export async function trainLoop(s: LoopSpec): Promise<LoopResult> {
   const bar = s.progress ? new Progress(s.total, s.unit, s.start) : undefined;
   const losses: { step: number; loss: number }[] = [];
   const accs: [number, number][] = [];
+  const emaAccs: [number, number][] = [];
   const t0 = performance.now();
   let step = s.start;
   while (step < s.end) {
@@ -156,14 +234,22 @@ export async function trainLoop(s: LoopSpec): Promise<LoopResult> {
     if (step % s.perEpoch === 0 || step === s.end) {
       const acc = await s.evaluate();
       accs.push([step, acc]);
-      s.metrics.log({ step, epoch: step / s.perEpoch, test_accuracy: acc });
+      const ema = s.evaluateEma ? await s.evaluateEma() : undefined;
+      if (ema !== undefined) emaAccs.push([step, ema]);
+      s.metrics.log({
+        step,
+        epoch: step / s.perEpoch,
+        test_accuracy: acc,
+        ...(ema !== undefined ? { test_accuracy_ema: ema } : {}),
+      });
       s.log?.(
-        `step ${step} (epoch ${(step / s.perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%`,
+        `step ${step} (epoch ${(step / s.perEpoch).toFixed(2)}): test accuracy ${(100 * acc).toFixed(2)}%` +
+          (ema !== undefined ? `, EMA model ${(100 * ema).toFixed(2)}%` : ""),
       );
       await s.checkpoint(step);
     }
   }
-  return { losses, accs, seconds: (performance.now() - t0) / 1000, step };
+  return { losses, accs, emaAccs, seconds: (performance.now() - t0) / 1000, step };
 }
 
 /**

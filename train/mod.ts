@@ -22,6 +22,7 @@ export { type RunConfig, type RunOptions, type RunSummary, runTraining } from ".
 export {
   type ImageSettings,
   imageTask,
+  type MixSettings,
   type ModelConfig,
   type PointSettings,
   pointsTask,

@@ -7,6 +7,8 @@ export type { RunConfig, RunOptions, RunSummary } from "./config.ts";
 
 import { Graph, type Node } from "../compiler/core/ir.ts";
 import { Rng } from "../compiler/core/random.ts";
+import { scaledLr } from "../nn/schedule.ts";
+import { ModelEma } from "../nn/ema.ts";
 import { compile } from "../compiler/runtime/executable.ts";
 import { getGpu } from "../compiler/runtime/device.ts";
 import type { HostArray } from "../compiler/runtime/executable.ts";
@@ -24,9 +26,10 @@ import { Batcher, type BatcherState } from "../data/batcher.ts";
 import { ImagePipeline, type PrefetchLoader } from "../data/image/pipeline.ts";
 import { DivergedError, Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
-import { closeRunLlm, openRunLlm, trainLoop, writeRunChart } from "./loop.ts";
+import { closeRunLlm, openRunLlm, runObjective, trainLoop, writeRunChart } from "./loop.ts";
 import {
   IMAGE_SETTING_KEYS,
+  MIX_SETTING_KEYS,
   POINT_SETTING_KEYS,
   type TaskModel,
   TASKS,
@@ -63,7 +66,9 @@ export function runConfigOf(o: RunConfig): RunConfig {
   if (o.arm !== undefined) c.arm = o.arm;
   if (o.llmPosition !== undefined) c.llmPosition = o.llmPosition;
   if (o.llmLrScale !== undefined) c.llmLrScale = o.llmLrScale;
-  for (const k of [...VIDEO_SETTING_KEYS, ...POINT_SETTING_KEYS, ...IMAGE_SETTING_KEYS]) {
+  for (
+    const k of [...VIDEO_SETTING_KEYS, ...POINT_SETTING_KEYS, ...IMAGE_SETTING_KEYS, ...MIX_SETTING_KEYS]
+  ) {
     if (o[k] !== undefined) (c as unknown as Record<string, unknown>)[k] = o[k];
   }
   return c;
@@ -86,12 +91,21 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     const llm = ck ? { ck, layers: parseLayerSelection(opts.llmLayers, ck.cfg.layers) } : undefined;
     const budget = opts.gpuMemory || undefined;
 
-    // the training step
+    // the training step; --lr-base: DeiT's lr = lr_base · batch / 512 in place of --lr
+    const lr = opts.lrBase ? scaledLr(opts.lrBase, opts.batch) : opts.lr;
     const g = new Graph();
     const m = await task.build(g, opts, opts.batch, true, llm);
-    const labels = g.input("labels", [opts.batch], "i32");
-    const trainer = await Trainer.create(task.loss(m.logits, labels, opts), {
-      lr: opts.lr,
+    let ema: ModelEma | undefined;
+    // hard labels, or Mixup/CutMix soft targets (evaluation keeps the hard labels)
+    const { loss, labels, targets, mixer } = runObjective(
+      g,
+      m,
+      opts,
+      task.classes(opts),
+      (logits, y) => task.loss(logits, y, opts),
+    );
+    const trainer = await Trainer.create(loss, {
+      lr,
       weightDecay: opts.weightDecay,
       maxGradNorm: opts.clip > 0 ? opts.clip : undefined,
       noDecay: task.noDecayOf?.(opts) ?? task.noDecay,
@@ -99,12 +113,19 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       weights: m.llm?.loader,
       gpuMemoryBudget: budget,
       effectsBefore: m.effects,
+      // model EMA: its updates average the weights the optimizer has just written
+      effectsAfter: opts.modelEmaDecay
+        ? (tg) => (ema = new ModelEma(tg, { decay: opts.modelEmaDecay })).effects
+        : undefined,
     });
     // evaluation: a forward-only plan of the same model in eval mode; weights copied by name
     const ge = new Graph();
     const me = await task.build(ge, opts, opts.evalBatch, false, llm);
     const evalExe = await compile([me.logits], { weights: me.llm?.loader, gpuMemoryBudget: budget });
     const saved = [...trainer.grads.keys(), ...m.buffers];
+    // the EMA weights (ema.<name>) go into checkpoint-ema/ beside checkpoint/, so a resumed run continues
+    // the same average and checkpoint/ stays what eval and predict load
+    const shadows = ema ? [...ema.shadows.values()] : [];
 
     const batcher = new Batcher(trainSet, {
       batchSize: opts.batch,
@@ -126,6 +147,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     if (opts.init && !where) {
       const r = await (task.initFrom ?? initFromSafetensors)(opts.init, trainer.exe, saved);
       const skipped = r.skipped.slice(0, 4).join(", ") + (r.skipped.length > 4 ? ", …" : "");
+      await ema?.reset(trainer.exe); // timm: the EMA starts as a copy of the initial weights
       log(
         `init: ${r.loaded.length} tensors from ${opts.init}; ${r.skipped.length} skipped` +
           (r.skipped.length ? ` (${skipped})` : "") + `; ${r.kept.length} keep their init`,
@@ -134,6 +156,16 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     let lastGood: string | undefined;
     if (where) {
       const st = await loadCheckpoint(where.checkpoint, trainer.exe, saved, trainer.opt);
+      if (shadows.length) {
+        const emaDir = `${where.runDir}/checkpoint-ema`;
+        const es = await loadCheckpoint(emaDir, trainer.exe, shadows, undefined);
+        if (es.step !== st.step) {
+          throw new CheckpointError(
+            `${emaDir}/state.json`,
+            `field 'step' is ${es.step}, not ${st.step} as checkpoint/`,
+          );
+        }
+      }
       if (st.step > total) {
         throw new CheckpointError(
           `${where.checkpoint}/state.json`,
@@ -150,6 +182,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
         );
       }
       if (typeof st.dropoutRng === "number") dropoutRng.state = st.dropoutRng;
+      if (mixer && typeof st.mixupRng === "number") mixer.mixup.state = st.mixupRng;
       lastGood = `step ${step} in ${where.checkpoint}`;
       const skipped = where.skipped.length ? ` (passed over: ${where.skipped.join("; ")})` : "";
       log(`resumed from ${where.checkpoint} at step ${step}${skipped}`);
@@ -190,6 +223,15 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       }
       return acc.accuracies()[0];
     };
+    // the EMA model: its weights swapped into the training step's, copied over, evaluated, swapped back
+    const evaluateEma = ema && (async (): Promise<number> => {
+      await ema!.swap(trainer.exe);
+      try {
+        return await evaluate();
+      } finally {
+        await ema!.swap(trainer.exe);
+      }
+    });
     let checkpoint: string | undefined;
     let loader: PrefetchLoader | undefined; // made at the first step, after a resumed batcher's restore
     const r = await trainLoop({
@@ -198,9 +240,9 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       end: Math.min(total, opts.stopAfter ?? total),
       perEpoch,
       start: step,
-      lr: opts.lr,
+      lr,
       warmup: opts.warmup,
-      lrAt: task.lrSchedule?.(opts, { lr: opts.lr, warmup: opts.warmup, total, perEpoch }),
+      lrAt: task.lrSchedule?.(opts, { lr, warmup: opts.warmup, total, perEpoch }),
       batch: opts.batch,
       logEvery: opts.logEvery,
       unit: task.unit,
@@ -211,21 +253,29 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
         const b = trainSet instanceof ImagePipeline
           ? await (loader ??= trainSet.loader(batcher)).next()
           : batcher.next();
-        const feeds = new Map<Node, HostArray>([[m.input, b.x], [labels, b.labels]]);
+        const feeds = new Map<Node, HostArray>([[m.input, b.x]]);
+        if (mixer && targets) feeds.set(targets, mixer.mix(b.x, b.labels));
+        else feeds.set(labels!, b.labels);
         if (m.dropoutSeed) feeds.set(m.dropoutSeed, Uint32Array.of(dropoutRng.int(2 ** 32)));
         return feeds;
       },
       evaluate,
+      evaluateEma,
       checkpoint: async (step) => {
         // never checkpoint a diverged state: the GPU flag names the first bad step, and the writer
         // itself refuses non-finite values (weights can overflow in the last update)
         await trainer.assertFinite();
         const dir = `${opts.out}/checkpoint`;
         try {
+          // the EMA first: a checkpoint/ newer than checkpoint-ema/ never exists
+          if (shadows.length) {
+            await saveCheckpoint(`${opts.out}/checkpoint-ema`, trainer.exe, shadows, undefined, { step });
+          }
           await saveCheckpoint(dir, trainer.exe, saved, trainer.opt, {
             step,
             batcher: loader ? loader.state() : batcher.state(),
             dropoutRng: dropoutRng.state,
+            ...(mixer ? { mixupRng: mixer.mixup.state } : {}),
             run: runConfigOf(opts),
           });
         } catch (e) {
@@ -243,10 +293,12 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       throw new DivergedError(e.step, e.detail, kept);
     });
     const acc = r.accs.at(-1)?.[1] ?? await evaluate();
+    const emaAcc = evaluateEma ? r.emaAccs.at(-1)?.[1] ?? await evaluateEma() : undefined;
     metrics.log({
       final: true,
       step: r.step,
       test_accuracy: acc,
+      ...(emaAcc !== undefined ? { test_accuracy_ema: emaAcc } : {}),
       seconds: r.seconds,
       steps: r.step,
       adapter: gpu.adapterName,
@@ -263,6 +315,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     evalExe.destroy();
     return {
       testAccuracy: acc,
+      ...(emaAcc !== undefined ? { emaTestAccuracy: emaAcc } : {}),
       seconds: r.seconds,
       steps: r.step,
       adapter: gpu.adapterName,

@@ -6,7 +6,7 @@ import type { Graph, Node } from "../compiler/core/ir.ts";
 import { crossEntropy } from "../compiler/ops/loss.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";
 import type { ParamGroup } from "../nn/optim.ts";
-import { layerDecayGroups } from "../nn/schedule.ts";
+import { layerDecayGroups, lrAtStep } from "../nn/schedule.ts";
 import type { Samples } from "../data/batcher.ts";
 import {
   CLASSES,
@@ -116,16 +116,53 @@ export interface ImageSettings {
   workers?: number;
   /** Skip corrupt images (a warning each) instead of failing. */
   skipBad?: boolean;
+  /** DeiT's linear scaling: > 0 sets lr = lrBase · batch / 512 in place of lr (absent or 0: off). */
+  lrBase?: number;
+  /** timm's warmup_lr_init: the lr the warmup starts from (absent: 0, the runner's own cosine). */
+  warmupLr?: number;
+  /** timm's lr_min: the floor of the cosine (absent: 0). */
+  minLr?: number;
+  /** Model EMA decay (timm ModelEmaV2; > 0: the EMA model is kept and evaluated too; absent or 0: off). */
+  modelEmaDecay?: number;
 }
 
+/** Batch mixing of the image and video tasks (timm Mixup/CutMix; RunConfig fields; see train/flags.ts). */
+export interface MixSettings {
+  /** Mixup alpha (0 or absent: off). */
+  mixup?: number;
+  /** CutMix alpha (0 or absent: off). */
+  cutmix?: number;
+  /** Probability that a batch is mixed (absent: 1). */
+  mixupProb?: number;
+  /** Probability of CutMix instead of Mixup when both are on (absent: 0.5). */
+  mixupSwitchProb?: number;
+}
+
+/** The RunConfig keys of MixSettings (stored with a run's state). */
+export const MIX_SETTING_KEYS: readonly (keyof MixSettings)[] = [
+  "mixup",
+  "cutmix",
+  "mixupProb",
+  "mixupSwitchProb",
+];
+
 /** The RunConfig keys of ImageSettings (stored with an image run's state). */
-export const IMAGE_SETTING_KEYS: readonly (keyof ImageSettings)[] = ["cropPct", "mean", "std", "augment"];
+export const IMAGE_SETTING_KEYS: readonly (keyof ImageSettings)[] = [
+  "cropPct",
+  "mean",
+  "std",
+  "augment",
+  "lrBase",
+  "warmupLr",
+  "minLr",
+  "modelEmaDecay",
+];
 
 /** The RunConfig keys of PointSettings (stored with a point run's state). */
 export const POINT_SETTING_KEYS: readonly (keyof PointSettings)[] = ["recipe", "vote"];
 
 /** What a task needs from a run's configuration (a subset of RunConfig). */
-export interface TaskConfig extends VideoSettings, PointSettings, ImageSettings {
+export interface TaskConfig extends VideoSettings, PointSettings, ImageSettings, MixSettings {
   /** The model's shape. */
   model: ModelConfig;
   /** The preset the shape came from (or "custom"), for messages. */
@@ -324,12 +361,35 @@ export const imageTask: Task = {
     // --augment none: the batcher's random stream is not drawn from
     return c.augment === "none" ? { ...s, write: (i, out, o) => s.write(i, out, o) } : s;
   },
-  async build(g, c, batch, _training, llm) {
+  async build(g, c, batch, training, llm) {
     const m = await buildVit(g, c.model as VitConfig, batch, {
       llm: llm && { ...llm, arm: c.arm, position: c.llmPosition },
       seed: c.seed,
+      dropPath: training ? c.dropPath : undefined,
     });
-    return { input: m.images, logits: m.logits, buffers: [], effects: [], llm: m.llm };
+    return {
+      input: m.images,
+      logits: m.logits,
+      buffers: [],
+      effects: [],
+      dropoutSeed: m.dropPathSeed,
+      llm: m.llm,
+    };
+  },
+  // --recipe deit: timm's cosine in epochs (DeiT steps its scheduler per epoch), --warmup in epochs from
+  // --warmup-lr, down to --min-lr; otherwise --warmup-lr / --min-lr give timm's cosine per step
+  lrSchedule: (c, s) => {
+    const deit = c.recipe === "deit";
+    if (!deit && !c.warmupLr && !c.minLr) return undefined;
+    const r = {
+      lr: s.lr,
+      epochs: deit ? s.total / s.perEpoch : s.total,
+      stepsPerEpoch: deit ? s.perEpoch : 1,
+      warmup: s.warmup,
+      warmupLr: c.warmupLr ?? 0,
+      minLr: c.minLr ?? 0,
+    };
+    return (step) => lrAtStep(step, r);
   },
   noDecay: vitNoDecay,
   paramGroup: (c) => llmParamGroup(c.arm, c.llmLrScale),
@@ -468,7 +528,7 @@ export const videoTask: Task = {
   },
   async build(g, c, batch, training, llm) {
     const m = await buildVideoVit(g, c.model as VideoConfig, batch, {
-      llm,
+      llm: llm && { ...llm, arm: c.arm },
       seed: c.seed,
       training,
       reg: { dropPath: c.dropPath ?? 0 },
@@ -484,10 +544,13 @@ export const videoTask: Task = {
   },
   noDecay: videoNoDecay,
   loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
-  paramGroup: (c) =>
-    c.layerDecay !== undefined && c.layerDecay !== 1
-      ? layerDecayGroups((c.model as VideoConfig).depth, c.layerDecay)
-      : undefined,
+  paramGroup: (c) => {
+    // the finetune arm's LLM lr scale (--llm-lr-scale) applies to the LLM's params; layer decay to the rest
+    const llmGroup = llmParamGroup(c.arm, c.llmLrScale);
+    if (c.layerDecay === undefined || c.layerDecay === 1) return llmGroup;
+    const decay = layerDecayGroups((c.model as VideoConfig).depth, c.layerDecay);
+    return (p) => llmGroup && isLlmParam(p) ? llmGroup(p) : decay(p);
+  },
   initFrom: (file, exe, params) =>
     /\.(pth|pt|bin)$/.test(file)
       ? initFromVideoMae(file, exe, params)

@@ -35,6 +35,8 @@ export interface TrainerOptions extends AdamWOptions {
   gpuMemoryBudget?: number;
   /** In-place updates to run before the optimizer's (e.g. BatchNorm running statistics). */
   effectsBefore?: Node[];
+  /** Builds in-place updates once the optimizer is in the graph, run after its (e.g. ModelEma's). */
+  effectsAfter?: (g: Graph) => Node[];
   /** Matmul epilogue fusion and in-place elementwise ops in the plan (default true; see compiler/lower.ts). */
   fuse?: boolean;
   /** In-place elementwise ops in the plan (default true). */
@@ -110,7 +112,12 @@ export class Trainer {
     const opt = new AdamW(loss.graph, grads, opts);
     const finite = opts.checkFinite === false ? undefined : finiteCheck(loss.graph, loss, grads, opt);
     const exe = await compile([loss, ...(opts.outputs ?? [])], {
-      effects: [...(opts.effectsBefore ?? []), ...opt.effects, ...(finite ? [finite.effect] : [])],
+      effects: [
+        ...(opts.effectsBefore ?? []),
+        ...opt.effects,
+        ...(opts.effectsAfter?.(loss.graph) ?? []),
+        ...(finite ? [finite.effect] : []),
+      ],
       gpu: opts.gpu,
       weights: opts.weights,
       gpuMemoryBudget: opts.gpuMemoryBudget,
