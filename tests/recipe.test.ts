@@ -86,6 +86,23 @@ test("video arms: --arm is accepted for train-video; finetune's lr scale beside 
   assert.ok(Math.abs(group(stemP).lrScale! - 0.5 ** (depth + 1)) < 1e-12);
 });
 
+test("image layer decay: --layer-decay scales block i's lr by decay^(depth + 1 - (i + 1)), the head keeps lr", () => {
+  const c = trainOptionsFromFlags("image", { "layer-decay": "0.5" });
+  checkRunOptions(c);
+  const group = imageTask.paramGroup!(c)!;
+  const depth = (c.model as VitConfig).depth;
+  const g = new Graph();
+  const block0 = g.param("blocks.0.attn.qkv.weight", [2, 2]);
+  const last = g.param(`blocks.${depth - 1}.mlp.fc2.weight`, [2, 2]);
+  const head = g.param("head.weight", [2, 2]);
+  const pos = g.param("pos_embed", [2, 2]);
+  assert.ok(Math.abs(group(block0).lrScale! - 0.5 ** depth) < 1e-12);
+  assert.ok(Math.abs(group(last).lrScale! - 0.5) < 1e-12);
+  assert.equal(group(head).lrScale, 1);
+  assert.ok(Math.abs(group(pos).lrScale! - 0.5 ** (depth + 1)) < 1e-12);
+  assert.equal(imageTask.paramGroup!(trainOptionsFromFlags("image", {})), undefined, "off by default");
+});
+
 test("mixup flags: one table for image and video, off by default, an even batch, not for points", () => {
   const o = trainOptionsFromFlags("image", {});
   assert.deepEqual([o.mixup, o.cutmix, o.mixupProb, o.mixupSwitchProb], [0, 0, 1, 0.5]);

@@ -415,9 +415,11 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     min: Number.MIN_VALUE,
     max: 1,
     default: "1",
-    tasks: ["video"],
+    tasks: ["image", "video"],
     resume: "hyper",
-    help: "layer-wise lr decay: block i's lr × decay^(depth − i) (1: off; VideoMAE's SSv2 ViT-S: 0.7)",
+    help:
+      "layer-wise lr decay for fine-tuning: block i's lr × decay^(depth − i) (1: off; DeiT/BEiT fine-tuning " +
+      "0.65–0.75; VideoMAE's SSv2 ViT-S: 0.7)",
   },
   {
     flag: "sampling",

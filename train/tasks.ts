@@ -392,7 +392,7 @@ export const imageTask: Task = {
     return (step) => lrAtStep(step, r);
   },
   noDecay: vitNoDecay,
-  paramGroup: (c) => llmParamGroup(c.arm, c.llmLrScale),
+  paramGroup: (c) => llmAndLayerDecayGroups(c, (c.model as VitConfig).depth),
   // timm/DeiT weights for another image or patch grid: pos_embed resampled as timm does
   initFrom: (file, exe, params) => initFromSafetensors(file, exe, params, adaptVitInit),
   loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
@@ -544,18 +544,23 @@ export const videoTask: Task = {
   },
   noDecay: videoNoDecay,
   loss: (logits, labels, c) => crossEntropy(logits, labels, { labelSmoothing: c.labelSmoothing }),
-  paramGroup: (c) => {
-    // the finetune arm's LLM lr scale (--llm-lr-scale) applies to the LLM's params; layer decay to the rest
-    const llmGroup = llmParamGroup(c.arm, c.llmLrScale);
-    if (c.layerDecay === undefined || c.layerDecay === 1) return llmGroup;
-    const decay = layerDecayGroups((c.model as VideoConfig).depth, c.layerDecay);
-    return (p) => llmGroup && isLlmParam(p) ? llmGroup(p) : decay(p);
-  },
+  paramGroup: (c) => llmAndLayerDecayGroups(c, (c.model as VideoConfig).depth),
   initFrom: (file, exe, params) =>
     /\.(pth|pt|bin)$/.test(file)
       ? initFromVideoMae(file, exe, params)
       : initFromSafetensors(file, exe, params),
 };
+
+/**
+ * AdamW groups of a transformer task: the finetune arm's LLM lr scale (--llm-lr-scale) for the LLM's params,
+ * layer-wise lr decay (--layer-decay, timm/BEiT layer ids of `blocks.i.*` names) for the rest.
+ */
+function llmAndLayerDecayGroups(c: TaskConfig, depth: number): ((p: Node) => ParamGroup) | undefined {
+  const llmGroup = llmParamGroup(c.arm, c.llmLrScale);
+  if (c.layerDecay === undefined || c.layerDecay === 1) return llmGroup;
+  const decay = layerDecayGroups(depth, c.layerDecay);
+  return (p) => llmGroup && isLlmParam(p) ? llmGroup(p) : decay(p);
+}
 
 /** Every task by name. */
 export const TASKS: Readonly<Record<TaskName, Task>> = {
