@@ -32,9 +32,9 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     out,
     seed: 3,
     logEvery: 1,
-    evalBatch: 16, // the training batch: evaluation reuses kernels of the same shapes
+    evalBatch: 100,
     trainLimit: 48, // 3 steps per epoch
-    evalLimit: 96,
+    evalLimit: 100,
     ...extra,
   };
 }
@@ -82,10 +82,10 @@ test("vit: resuming from the run directory reproduces the uninterrupted run; met
     assert.match(svg, />part: ViT fmnist on Fashion-MNIST, frozen LLM: llama-tiny \(layers \d+\)</);
 
     // the eval command's library half: the checkpoint's settings rebuild the model; same accuracy
-    const ev = await evaluateCheckpoint({ checkpoint: `${tmp}/part`, limit: 96 });
+    const ev = await evaluateCheckpoint({ checkpoint: `${tmp}/part`, limit: 100 });
     assert.equal(ev.top1, full.testAccuracy);
     assert.ok(ev.top5! >= ev.top1 && ev.top5! <= 1);
-    assert.equal(ev.n, 96);
+    assert.equal(ev.n, 100);
     assert.equal(ev.step, 6);
     // and the command itself
     const out = await new Deno.Command(Deno.execPath(), {
@@ -96,7 +96,7 @@ test("vit: resuming from the run directory reproduces the uninterrupted run; met
         "--checkpoint",
         `${tmp}/part`,
         "--limit",
-        "96",
+        "100",
         "--split",
         "train",
       ],
@@ -108,7 +108,7 @@ test("vit: resuming from the run directory reproduces the uninterrupted run; met
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     assert.match(
       text,
-      /step 6, ViT fmnist on Fashion-MNIST\) on the train split .* \(96 samples\): top-1 accuracy \d+\.\d\d%, top-5 accuracy \d+\.\d\d%/,
+      /step 6, ViT fmnist on Fashion-MNIST\) on the train split .* \(100 samples\): top-1 accuracy \d+\.\d\d%, top-5 accuracy \d+\.\d\d%/,
     );
   } finally {
     await Deno.remove(tmp, { recursive: true });

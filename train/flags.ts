@@ -411,6 +411,7 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
   {
     flag: "layer-decay",
     key: "layerDecay",
+    optional: true,
     kind: "number",
     min: Number.MIN_VALUE,
     max: 1,
