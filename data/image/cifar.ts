@@ -34,8 +34,26 @@ export interface CifarData {
   sourceOf(i: number): string;
 }
 
+/** The files of one CIFAR layout, relative to its folder. */
+export interface CifarFiles {
+  /** The folder the archive unpacks to. */
+  folder: string;
+  /** Training batches. */
+  train: string[];
+  /** Test batches (the `val` split). */
+  val: string[];
+  /** Class names, one per line (CIFAR-100: the fine labels). */
+  meta: string;
+  /** CIFAR-100's coarse class names. */
+  coarseMeta?: string;
+  /** Label bytes before each image (CIFAR-100: coarse, fine). */
+  labelBytes: number;
+  /** Classes of the (fine) label. */
+  classCount: number;
+}
+
 /** The files of each layout, relative to its folder. */
-export const CIFAR_FILES = {
+export const CIFAR_FILES: { cifar10: CifarFiles; cifar100: CifarFiles & { coarseMeta: string } } = {
   cifar10: {
     folder: "cifar-10-batches-bin",
     train: [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`),
@@ -53,7 +71,7 @@ export const CIFAR_FILES = {
     labelBytes: 2,
     classCount: 100,
   },
-} as const;
+};
 
 /** The image `i` of a split, ready for the transforms. */
 export function cifarImage(d: CifarData, i: number): DecodedImage {
