@@ -15,7 +15,7 @@
 import type { Node } from "../compiler/core/ir.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";
 import { openPth } from "./pth.ts";
-import { CheckpointError, toFloat32 } from "./weights.ts";
+import { CheckpointError, takeFloatTensor } from "./weights.ts";
 
 /** The keys a Point-BERT checkpoint keeps its state dict under. */
 export const POINTBERT_MODEL_KEYS: readonly string[] = ["base_model", "model"];
@@ -68,13 +68,7 @@ export async function initFromPointBert(
             `a checkpoint of another model (dim, encoder dim)?`,
         );
       }
-      if (values.has(name)) {
-        throw new CheckpointError(file, `two tensors map to '${name}' (one is '${t.name}')`);
-      }
-      if (t.dtype !== "F32" && t.dtype !== "F16" && t.dtype !== "BF16") {
-        throw new CheckpointError(file, `tensor '${t.name}' has dtype ${t.dtype}; expected F32, F16 or BF16`);
-      }
-      values.set(name, toFloat32(t, await src.read(t.name)));
+      await takeFloatTensor(file, src, t, name, values);
     }
   } finally {
     src.close();

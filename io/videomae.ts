@@ -16,7 +16,7 @@
 import type { Node } from "../compiler/core/ir.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";
 import { openPth } from "./pth.ts";
-import { CheckpointError, toFloat32, type WeightSource } from "./weights.ts";
+import { CheckpointError, takeFloatTensor, type WeightSource } from "./weights.ts";
 
 /** The keys a VideoMAE training checkpoint keeps its state dict under (run_class_finetuning's default). */
 export const VIDEOMAE_MODEL_KEYS: readonly string[] = ["model", "module"];
@@ -90,13 +90,7 @@ export async function readVideoMae(file: string, params: readonly ParamSpec[]): 
             `a checkpoint of another model (size, patch, tubelet or channels)?`,
         );
       }
-      if (values.has(name)) {
-        throw new CheckpointError(file, `two tensors map to '${name}' (one is '${t.name}')`);
-      }
-      if (t.dtype !== "F32" && t.dtype !== "F16" && t.dtype !== "BF16") {
-        throw new CheckpointError(file, `tensor '${t.name}' has dtype ${t.dtype}; expected F32, F16 or BF16`);
-      }
-      values.set(name, toFloat32(t, await src.read(t.name)));
+      await takeFloatTensor(file, src, t, name, values);
     }
   } finally {
     src.close();

@@ -97,3 +97,23 @@ export function toU16(raw: Uint8Array): Uint16Array {
   for (let i = 0; i < out.length; i++) out[i] = dv.getUint16(2 * i, true);
   return out;
 }
+
+/**
+ * Reads one float tensor of a checkpoint being imported into `values` under the model's `name`, refusing a
+ * second tensor for the same name and non-float dtypes (the importers of VideoMAE and Point-BERT `.pth`).
+ */
+export async function takeFloatTensor(
+  file: string,
+  src: WeightSource,
+  t: TensorInfo,
+  name: string,
+  values: Map<string, Float32Array>,
+): Promise<void> {
+  if (values.has(name)) {
+    throw new CheckpointError(file, `two tensors map to '${name}' (one is '${t.name}')`);
+  }
+  if (t.dtype !== "F32" && t.dtype !== "F16" && t.dtype !== "BF16") {
+    throw new CheckpointError(file, `tensor '${t.name}' has dtype ${t.dtype}; expected F32, F16 or BF16`);
+  }
+  values.set(name, toFloat32(t, await src.read(t.name)));
+}
