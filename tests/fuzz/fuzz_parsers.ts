@@ -1,13 +1,14 @@
 // Mutation fuzzer for every parser of untrusted files (safetensors, .pth zip, data.pkl, IDX .gz,
 // config.json, ModelNet .txt, HDF5):
 //
-//   deno run -A tests/fuzz/fuzz_parsers.ts --mutants N --seed S [--parser NAME] [--timeout-ms 5000]
+//   deno run -A tests/fuzz/fuzz_parsers.ts --mutants N --seed S [--parser NAME] [--timeout-ms 5000] [--json]
 //
 // Each target's cases run in a Worker; a case that runs past the time limit is a hang (the worker is
 // killed and a fresh one continues with the next case). Findings: crash (an error that is not the
 // parser's own one-line refusal naming the file), hang, memory (process RSS over 1 GB), and
 // accepted-corrupt (the target's oracle, see targets.ts). Prints a table; exits 1 on any finding.
-// tests/fuzz.test.ts runs a bounded subset in CI.
+// tests/fuzz.test.ts runs a bounded subset in CI, in a process of its own: the memory limit reads the
+// process's RSS, which inside the parallel test runner would include every other test file's memory.
 
 import { TARGETS } from "./targets.ts";
 
@@ -177,6 +178,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const rows = await runFuzz(opts);
-  console.log(table(rows));
+  // --json: one JSON line with the rows, for tests/fuzz.test.ts, which runs this file as its own process.
+  console.log(Deno.args.includes("--json") ? JSON.stringify(rows) : table(rows));
   Deno.exit(rows.some((r) => findings(r) > 0) ? 1 : 0);
 }
