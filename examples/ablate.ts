@@ -75,7 +75,11 @@ for (const arm of arms) {
     }
   }
 }
-const llmName = base.llm === "default" ? "llama-tiny (random weights)" : base.llm;
+const llmName = base.llm === "default"
+  ? "lm-default (pretrained on English text)"
+  : base.llm === "random"
+  ? "llama-tiny (random weights)"
+  : base.llm;
 const table = train.ablationTable(
   `ViT '${base.modelName}' on Fashion-MNIST (${base.data}), LLM ${llmName} layers ${base.llmLayers}, ` +
     `position ${base.llmPosition ?? "tail"}, ${base.steps || base.epochs + " epochs"}${

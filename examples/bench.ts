@@ -467,7 +467,7 @@ for (const w of selected) {
     if (w.startsWith("matmul-")) await benchMatmul(Number(w.slice(7)));
     else if (w === "layer-step") await benchLayerStep();
     else if (w === "vit-llm-step") {
-      await benchVitStep(w, models.VIT_PRESETS["tiny-28"], 64, models.DEFAULT_LLM, "last", quick ? 3 : 10, {
+      await benchVitStep(w, models.VIT_PRESETS["tiny-28"], 64, models.RANDOM_LLM, "last", quick ? 3 : 10, {
         model: "tiny-28",
         llm: "llama-tiny (last layer)",
       });

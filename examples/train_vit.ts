@@ -3,7 +3,7 @@
 //   deno task train                                   (defaults: the bundled subset, about a minute)
 //   deno task train --data /usr/share/datasets/fashion-mnist --model tiny-28 --epochs 5 --out out/full
 //   deno task train --llm none                        (the baseline without the frozen layer)
-//   deno task train --llm random                      (a frozen layer of the same shape, random weights)
+//   deno task train --llm random                      (the bundled llama-tiny: random weights, not text)
 //   deno task train --resume out/vit                  (continue a run exactly where it stopped)
 //   deno task train --help                            (every flag, its default and valid range)
 //

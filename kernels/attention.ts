@@ -161,6 +161,51 @@ fn stage_kv(t: u32, b: u32, hk: u32, j0: u32) {
 `;
 }
 
+/**
+ * The tiled kernels' launch constants: tiles of `rows` × `cols` (named BQ × BK when a tile's rows are
+ * queries, BK × BQ when they are keys), R threads per row owning DPT output columns each, the tile
+ * counts, and the NGROUPS workgroups folded into a grid GX wide.
+ */
+function tileConsts(
+  rows: "BQ" | "BK",
+  cols: "BK" | "BQ",
+  t: Tiling,
+  nqt: number,
+  nkt: number,
+  groups: number,
+  gx: number,
+): string {
+  return /* wgsl */ `const ${rows}: u32 = ${t.rows}u;
+const ${cols}: u32 = ${t.cols}u;
+const R: u32 = ${t.R}u;
+const WG: u32 = ${t.rows * t.R}u;
+const DPT: u32 = ${t.DPT}u;
+const NQT: u32 = ${nqt}u;
+const NKT: u32 = ${nkt}u;
+const NGROUPS: u32 = ${groups}u;
+const GX: u32 = ${gx}u;`;
+}
+
+/**
+ * The opening of a query-tile kernel (forward, backward q): the workgroup's batch b, head h, kv head
+ * hk and first query i0; the thread's row r (query i) and column c; the tile's queries staged.
+ */
+function queryTileMain(t: Tiling): string {
+  return /* wgsl */ `@compute @workgroup_size(${t.rows * t.R})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let grp = wid.x + wid.y * GX;
+  if (grp >= NGROUPS) { return; }
+  let bh = grp / NQT;
+  let b = bh / H;
+  let h = bh % H;
+  let hk = h / G;
+  let i0 = (grp % NQT) * BQ;
+  let r = t / R;
+  let c = t % R;
+  let i = i0 + r;
+  stage_q(t, b, h, i0);`;
+}
+
 /** Key tiles (of BK) a query tile starting at i0 can see: all, or up to the last visible key. */
 const KEY_TILES = /* wgsl */ `
 fn key_tiles(i0: u32) -> u32 {
@@ -182,34 +227,14 @@ function forward(n: AttnNode, ctx: LowerCtx) {
   const code = /* wgsl */ `
 ${io.wgsl}
 ${common(z, n.attrs, false)}
-const BQ: u32 = ${t.rows}u;
-const BK: u32 = ${t.cols}u;
-const R: u32 = ${t.R}u;
-const WG: u32 = ${t.rows * t.R}u;
-const DPT: u32 = ${t.DPT}u;
-const NQT: u32 = ${nqt}u;
-const NKT: u32 = ${nkt}u;
-const NGROUPS: u32 = ${groups}u;
-const GX: u32 = ${f.gx}u;
+${tileConsts("BQ", "BK", t, nqt, nkt, groups, f.gx)}
 ${KEY_TILES}
 var<workgroup> sq: array<f32, ${t.rows * z.Dh}>;
 var<workgroup> sk: array<f32, ${t.cols * z.Dh}>;
 var<workgroup> sv: array<f32, ${t.cols * z.Dh}>;
 var<workgroup> sp: array<f32, ${t.rows * t.cols}>;
 
-@compute @workgroup_size(${t.rows * t.R})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
-  let grp = wid.x + wid.y * GX;
-  if (grp >= NGROUPS) { return; }
-  let bh = grp / NQT;
-  let b = bh / H;
-  let h = bh % H;
-  let hk = h / G;
-  let i0 = (grp % NQT) * BQ;
-  let r = t / R;
-  let c = t % R;
-  let i = i0 + r;
-  stage_q(t, b, h, i0);
+${queryTileMain(t)}
   var m = NEG; // running max of the row's scores
   var l = 0.0; // running sum of exp(s - m)
   var acc: array<f32, DPT>; // unnormalised output columns c, c + R, ...
@@ -352,15 +377,7 @@ function backwardQ(n: AttnNode, ctx: LowerCtx) {
   const code = /* wgsl */ `
 ${io.wgsl}
 ${common(z, n.attrs, true)}
-const BQ: u32 = ${t.rows}u;
-const BK: u32 = ${t.cols}u;
-const R: u32 = ${t.R}u;
-const WG: u32 = ${t.rows * t.R}u;
-const DPT: u32 = ${t.DPT}u;
-const NQT: u32 = ${nqt}u;
-const NKT: u32 = ${nkt}u;
-const NGROUPS: u32 = ${groups}u;
-const GX: u32 = ${f.gx}u;
+${tileConsts("BQ", "BK", t, nqt, nkt, groups, f.gx)}
 ${KEY_TILES}
 var<workgroup> sq: array<f32, ${t.rows * z.Dh}>;
 var<workgroup> sdo: array<f32, ${t.rows * z.Dh}>;
@@ -368,19 +385,7 @@ var<workgroup> sk: array<f32, ${t.cols * z.Dh}>;
 var<workgroup> sv: array<f32, ${t.cols * z.Dh}>;
 var<workgroup> sds: array<f32, ${t.rows * t.cols}>;
 
-@compute @workgroup_size(${t.rows * t.R})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
-  let grp = wid.x + wid.y * GX;
-  if (grp >= NGROUPS) { return; }
-  let bh = grp / NQT;
-  let b = bh / H;
-  let h = bh % H;
-  let hk = h / G;
-  let i0 = (grp % NQT) * BQ;
-  let r = t / R;
-  let c = t % R;
-  let i = i0 + r;
-  stage_q(t, b, h, i0);
+${queryTileMain(t)}
   var lrow = 0.0;
   var drow = 0.0;
   if (i < TQ) {
@@ -455,15 +460,7 @@ function backwardKV(n: AttnNode, ctx: LowerCtx) {
   const code = /* wgsl */ `
 ${io.wgsl}
 ${common(z, n.attrs, true)}
-const BK: u32 = ${t.rows}u;
-const BQ: u32 = ${t.cols}u;
-const R: u32 = ${t.R}u;
-const WG: u32 = ${t.rows * t.R}u;
-const DPT: u32 = ${t.DPT}u;
-const NQT: u32 = ${nqt}u;
-const NKT: u32 = ${nkt}u;
-const NGROUPS: u32 = ${groups}u;
-const GX: u32 = ${f.gx}u;
+${tileConsts("BK", "BQ", t, nqt, nkt, groups, f.gx)}
 var<workgroup> sk: array<f32, ${t.rows * z.Dh}>;
 var<workgroup> sv: array<f32, ${t.rows * z.Dh}>;
 var<workgroup> sq: array<f32, ${t.cols * z.Dh}>;

@@ -340,9 +340,23 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   return { dispatches: [{ label: "batchnorm_stats_update", code, bindings, workgroups: grid.workgroups }] };
 };
 
-const dropoutKernel: KernelOf<"dropout"> = (n, ctx) => {
+/** What a dropout-style mask draws its keep bits from: see dropLowering. */
+export interface DropMask {
+  /** Extra WGSL constants the key or unit need (after `N`, the element count). */
+  consts?: string;
+  /** WGSL for the u32 key of the mask, given the seed's key (pcg of seed[0] + seedOffset). */
+  key: (seedKey: string) => string;
+  /** WGSL for the u32 the element `i` draws its bit for: `i` itself, or its sample. */
+  unit: string;
+}
+
+/**
+ * One thread per element of x (inputs [x, seed]): out = 0 where pcg(pcg(unit) ^ key) is below
+ * round(p·2³²) (dropThreshold), else x / (1 − p). pcg is DROPOUT_HASH's PCG hash, as the CPU
+ * reference computes it. Dropout draws per element; drop path (kernels/droppath.ts) per sample.
+ */
+export function dropLowering(label: string, n: Node, p: number, mask: DropMask, ctx: LowerCtx): Lowered {
   const [x, seed] = n.inputs;
-  const p = n.attrs.p;
   const grid = grid1d(x.size, WG, ctx);
   const { wgsl: decls, bindings } = bind({
     x: read(x),
@@ -353,7 +367,7 @@ const dropoutKernel: KernelOf<"dropout"> = (n, ctx) => {
   const code = /* wgsl */ `
 ${decls}
 const N: u32 = ${x.size}u;
-const THRESHOLD: u32 = ${dropThreshold(p)}u;
+${mask.consts ? `${mask.consts}\n` : ""}const THRESHOLD: u32 = ${dropThreshold(p)}u;
 const SCALE: f32 = ${f32lit(1 / (1 - p))};
 ${grid.stride}
 fn pcg(v: u32) -> u32 {
@@ -365,13 +379,16 @@ fn pcg(v: u32) -> u32 {
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x + gid.y * GRID_STRIDE;
   if (i >= N) { return; }
-  let key = pcg(bitcast<u32>(seed[0]) + ${h.seedOffset}u);
-  let hv = pcg(pcg(i) ^ key);
+  let key = ${mask.key(`pcg(bitcast<u32>(seed[0]) + ${h.seedOffset}u)`)};
+  let hv = pcg(pcg(${mask.unit}) ^ key);
   out[i] = select(x[i] * SCALE, 0.0, hv < THRESHOLD);
 }
 `;
-  return { dispatches: [{ label: "dropout_fwd", code, bindings, workgroups: grid.workgroups }] };
-};
+  return { dispatches: [{ label, code, bindings, workgroups: grid.workgroups }] };
+}
+
+const dropoutKernel: KernelOf<"dropout"> = (n, ctx) =>
+  dropLowering("dropout_fwd", n, n.attrs.p, { key: (seedKey) => seedKey, unit: "i" }, ctx);
 
 /** The kernel lowerings of this family (entries of kernels/table.ts). */
 export const batchnormKernels: KernelsFor<

@@ -1,6 +1,6 @@
 // Optimizer kernels.
-//   sumsq_fwd:     one workgroup strides over the tensor (or over sumsq_partial's partials) and adds acc.
-//   sumsq_partial: for large tensors, up to 256 workgroups each write a partial Σg² to scratch first.
+//   sumsq_fwd:     Σg² (+ acc) by kernels/reduce_all.ts: one workgroup strides over the tensor (or over
+//                  sumsq_partial's partials: for large tensors up to 256 workgroups each write one first).
 //   clip_coef_fwd: one thread: min(1, maxNorm / (sqrt(total) + 1e-6)).
 //   adamw_update:  one thread per element, updating p, m, v in place (see compiler/ops/optim.ts).
 //   sumsq_span and adamw_fused (label adamw_fused) do the same over arenas (a { span } binding per
@@ -18,75 +18,28 @@ import {
   type LowerCtx,
   type Lowered,
   spanLayout,
-  wgslWorkgroupReduce,
 } from "./kernel.ts";
 import { ADAMW_HYPER, type AdamWAttrs, adamwFusedParts } from "../compiler/ops/optim.ts";
 import { bind, read, write } from "./bindings.ts";
+import { type ReduceAll, reduceAllLowering } from "./reduce_all.ts";
 import type { Node } from "../compiler/core/ir.ts";
 
 const WG = 256;
-/** Elements per thread above which sumsq splits into partials. */
-const PER_THREAD = 16;
 
-/** Σ over the workgroup's threads (every thread gets it); see wgslWorkgroupReduce. */
-const WG_SUM = wgslWorkgroupReduce("wg_sum", "f32", WG, (a, b) => `${a} + ${b}`);
-
-/** Σ src² (+ acc) into n's output; src is `len` f32 values (a node or an arena span). */
-function sumsqLowering(n: Node, src: BufRef, len: number, acc: Node | undefined): Lowered {
-  const parts = Math.min(WG, Math.ceil(len / (WG * PER_THREAD)));
-  const partsRef = { scratch: 0 };
-  const accAdd = acc ? " + acc[0]" : "";
-  const finalDispatch = (from: "g" | "parts", count: number) => {
-    const io = bind({
-      src: read(from === "g" ? src : partsRef, "f32"),
-      out: write(n),
-      acc: acc && read(acc),
-    });
-    return {
-      label: "sumsq_fwd",
-      code: /* wgsl */ `
-${io.wgsl}
-const LEN: u32 = ${count}u;
-${WG_SUM}
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) t: u32) {
-  var s = 0.0;
-  for (var i = t; i < LEN; i += ${WG}u) { let v = src[i]; s += ${from === "g" ? "v * v" : "v"}; }
-  let total = wg_sum(t, s);
-  if (t == 0u) { out[0] = total${accAdd}; }
-}
-`,
-      bindings: io.bindings,
-      workgroups: [1, 1, 1] as const,
-    };
-  };
-  if (parts <= 1) return { dispatches: [finalDispatch("g", len)] };
-  const partialIo = bind({ g: read(src, "f32"), parts: write(partsRef, "f32") });
-  const partial = {
-    label: "sumsq_partial",
-    code: /* wgsl */ `
-${partialIo.wgsl}
-const LEN: u32 = ${len}u;
-const STRIDE: u32 = ${parts * WG}u;
-${WG_SUM}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
-  var s = 0.0;
-  for (var i = wid.x * ${WG}u + t; i < LEN; i += STRIDE) { let v = g[i]; s += v * v; }
-  let total = wg_sum(t, s);
-  if (t == 0u) { parts[wid.x] = total; }
-}
-`,
-    bindings: partialIo.bindings,
-    workgroups: [parts, 1, 1] as const,
-  };
-  return { scratch: [4 * parts], dispatches: [partial, finalDispatch("parts", parts)] };
-}
+/** Σ g² (kernels/reduce_all.ts). */
+const SUM_OF_SQUARES: ReduceAll = {
+  label: "sumsq_fwd",
+  partialLabel: "sumsq_partial",
+  type: "f32",
+  identity: "0.0",
+  map: (v) => `${v} * ${v}`,
+  combine: (a, b) => `${a} + ${b}`,
+};
 
 const sumsqSpanKernel: KernelOf<"sumsq_span"> = (n) => {
   const count = n.attrs.count;
   const xs = n.inputs.slice(0, count);
-  return sumsqLowering(n, { span: xs }, spanLayout(xs).bytes / 4, n.inputs[count]);
+  return reduceAllLowering(n, { span: xs }, spanLayout(xs).bytes / 4, n.inputs[count], SUM_OF_SQUARES);
 };
 
 const clipCoefKernel: KernelOf<"clip_coef"> = (n) => {
@@ -185,7 +138,7 @@ const adamwFusedKernel: KernelOf<"adamw_fused"> = (n, ctx) => {
 
 /** The kernel lowerings of this family (entries of kernels/table.ts). */
 export const optimKernels: KernelsFor<"sumsq" | "sumsq_span" | "clip_coef" | "adamw" | "adamw_fused"> = {
-  sumsq: (n) => sumsqLowering(n, { node: n.inputs[0] }, n.inputs[0].size, n.inputs[1]),
+  sumsq: (n) => reduceAllLowering(n, { node: n.inputs[0] }, n.inputs[0].size, n.inputs[1], SUM_OF_SQUARES),
   sumsq_span: sumsqSpanKernel,
   clip_coef: clipCoefKernel,
   adamw: adamwKernel,

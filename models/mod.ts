@@ -47,7 +47,7 @@ export {
   type VideoRegularisation,
   videoTokens,
 } from "./video.ts";
-export { DEFAULT_LLM, POINT_PRESETS, VIDEO_PRESETS, VIT_PRESETS } from "./presets.ts";
+export { DEFAULT_LLM, POINT_PRESETS, RANDOM_LLM, VIDEO_PRESETS, VIT_PRESETS } from "./presets.ts";
 export {
   causalLm,
   frozenEncoderStack,
@@ -65,4 +65,3 @@ export {
   lmNoDecay,
   lmTensorShapes,
 } from "./lm.ts";
-export { DEFAULT_LM } from "./lm_presets.ts";

@@ -75,7 +75,15 @@ export const VIDEO_PRESETS: Readonly<Record<string, VideoConfig>> = {
 };
 
 /**
- * The bundled default frozen LLM: models/llama-tiny, a tiny LLaMA checkpoint whose weights are random
- * (not text-pretrained). Present in a clone of the repository; the published package does not ship it.
+ * The default frozen LLM (`--llm default`): models/lm-default, a LLaMA-architecture language model
+ * pretrained on English text by `deno task pretrain` (hidden 256, 6 layers; an HF LlamaForCausalLM
+ * checkpoint with tokenizer.json). Present in a clone of the repository.
  */
-export const DEFAULT_LLM: string = decodeURIComponent(new URL("./llama-tiny", import.meta.url).pathname);
+export const DEFAULT_LLM: string = decodeURIComponent(new URL("./lm-default", import.meta.url).pathname);
+
+/**
+ * The random-weight fixture (`--llm random`): models/llama-tiny, a tiny LLaMA checkpoint (hidden 64,
+ * 3 layers) whose weights are random, not text-pretrained: the cheap layer of tests and of the paper's
+ * "random layer" control. Present in a clone of the repository.
+ */
+export const RANDOM_LLM: string = decodeURIComponent(new URL("./llama-tiny", import.meta.url).pathname);

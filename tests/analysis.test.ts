@@ -108,7 +108,7 @@ test("analyze: the dump follows the contract and recomputes (frozen and none arm
         task: "image",
         model: VIT_PRESETS.fmnist,
         modelName: "fmnist",
-        llm: "default",
+        llm: "random",
         llmLayers: "last",
         arm,
         epochs: 1,

@@ -137,10 +137,10 @@ const NAMESPACES: Record<string, string[]> = {
   ],
   models: [
     "DEFAULT_LLM",
-    "DEFAULT_LM",
     "LLM_ARMS",
     "LLM_POSITIONS",
     "POINT_PRESETS",
+    "RANDOM_LLM",
     "VIDEO_PRESETS",
     "VIT_PRESETS",
     "adaptVitInit",

@@ -17,7 +17,7 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     task: "points",
     model: { points: 32, groups: 4, groupSize: 4, encoderDim: 16, dim: 16, depth: 1, heads: 2, classes: 10 },
     modelName: "custom",
-    llm: "default",
+    llm: "random",
     llmLayers: "last",
     epochs: 2,
     steps: 0,

@@ -8,7 +8,8 @@ import { checkRunOptions, conflictingOption, resumedOptions } from "../train/fla
 import { parseBytes } from "../train/cli.ts";
 import { lineChart, niceTicks } from "../train/chart.ts";
 import { runConfigOf } from "../train/run.ts";
-import { POINT_PRESETS, VIT_PRESETS } from "../models/presets.ts";
+import { DEFAULT_LLM, POINT_PRESETS, RANDOM_LLM, VIT_PRESETS } from "../models/presets.ts";
+import { closeRunLlm, openRunLlm } from "../train/loop.ts";
 
 test("train flags: one table, the same defaults for the same idea, task recipes where stated", () => {
   const img = trainOptionsFromFlags("image", {});
@@ -163,4 +164,28 @@ test("train command: a bad flag exits with status 2 and a message naming it (bef
     new TextDecoder().decode(out.stderr),
     /^train: --eval-batch: expected an integer ≥ 1, got '0'/,
   );
+});
+
+test("--llm default is the bundled text-pretrained lm-default, --llm random the random llama-tiny; summaries say so", async () => {
+  const d = await openRunLlm("default");
+  try {
+    assert.equal(d.ck!.dir, DEFAULT_LLM);
+    assert.deepEqual([d.ck!.cfg.hidden, d.ck!.cfg.layers, d.ck!.cfg.vocab], [256, 6, 4096]);
+    assert.match(d.what, /lm-default .*pretrained on English text.*hidden 256, 6 layers/);
+    assert.equal(d.ck!.src.info("model.layers.5.mlp.down_proj.weight").dtype, "BF16");
+  } finally {
+    closeRunLlm(d);
+  }
+  // lm-default is what pretraining wrote: a BPE tokenizer beside bf16 weights
+  const tok = JSON.parse(await Deno.readTextFile(`${DEFAULT_LLM}/tokenizer.json`));
+  assert.equal(tok.model.type, "BPE");
+  const r = await openRunLlm("random");
+  try {
+    assert.equal(r.ck!.dir, RANDOM_LLM);
+    assert.deepEqual([r.ck!.cfg.hidden, r.ck!.cfg.layers], [64, 3]);
+    assert.match(r.what, /llama-tiny .*random, not text-pretrained/);
+  } finally {
+    closeRunLlm(r);
+  }
+  assert.equal(trainOptionsFromFlags("image", {}).llm, "default");
 });

@@ -17,7 +17,7 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     task: "image",
     model: VIT_PRESETS.fmnist,
     modelName: "fmnist",
-    llm: "default",
+    llm: "random",
     llmLayers: "last",
     epochs: 2,
     steps: 0,

@@ -10,7 +10,7 @@ import { TASKS } from "./tasks.ts";
 
 /** Trainable and frozen parameter counts of a run's training model (built on a graph, not compiled). */
 export async function paramCounts(c: RunConfig): Promise<{ trainable: number; frozen: number }> {
-  const r = await openRunLlm(c.llm, c.seed);
+  const r = await openRunLlm(c.llm);
   try {
     const llm = r.ck ? { ck: r.ck, layers: parseLayerSelection(c.llmLayers, r.ck.cfg.layers) } : undefined;
     const g = new Graph();
@@ -19,7 +19,7 @@ export async function paramCounts(c: RunConfig): Promise<{ trainable: number; fr
     for (const p of g.params) p.trainable ? (trainable += p.size) : (frozen += p.size);
     return { trainable, frozen };
   } finally {
-    await closeRunLlm(r);
+    closeRunLlm(r);
   }
 }
 

@@ -91,7 +91,7 @@ export async function analyzeCheckpoint(opts: AnalyzeOptions): Promise<AnalysisR
   const N = d.n, hw = d.rows * d.cols, T = (cfg.img / cfg.patch) ** 2;
   const B = Math.min(N, 32);
   await getGpu({ quiet: true });
-  const runLlm = await openRunLlm(run.llm, run.seed);
+  const runLlm = await openRunLlm(run.llm);
   const feats = new Map<AnalysisStage, { C: number; data: Float32Array }>();
   let attn: Float64Array[] = [];
   try {
@@ -142,7 +142,7 @@ export async function analyzeCheckpoint(opts: AnalyzeOptions): Promise<AnalysisR
       exe.destroy();
     }
   } finally {
-    await closeRunLlm(runLlm);
+    closeRunLlm(runLlm);
   }
   attn = attn.map(minMax);
 

@@ -74,7 +74,7 @@ export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalResult>
   const batch = opts.batch ?? run.evalBatch;
   await getGpu({ quiet: true });
   const samples = await task.samples(run, split, opts.limit ?? 0);
-  const runLlm = await openRunLlm(run.llm, run.seed);
+  const runLlm = await openRunLlm(run.llm);
   try {
     const ck = runLlm.ck;
     const llm = ck ? { ck, layers: parseLayerSelection(run.llmLayers, ck.cfg.layers) } : undefined;
@@ -116,6 +116,6 @@ export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalResult>
       exe.destroy();
     }
   } finally {
-    await closeRunLlm(runLlm);
+    closeRunLlm(runLlm);
   }
 }

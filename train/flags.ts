@@ -111,7 +111,8 @@ export const TRAIN_FLAGS: readonly TrainFlag[] = [
     kind: "string",
     default: "default",
     resume: "hyper",
-    help: "frozen LLM: none | random | default (bundled llama-tiny, random weights) | CHECKPOINT_DIR",
+    help: "frozen LLM: none | default (bundled lm-default, pretrained on English text) | " +
+      "random (bundled llama-tiny, random weights) | CHECKPOINT_DIR",
   },
   {
     flag: "llm-layers",

@@ -4,7 +4,7 @@
 
 import { resolve } from "node:path";
 import { exists } from "../io/fs.ts";
-import { DEFAULT_LM } from "../models/lm_presets.ts";
+import { DEFAULT_LLM } from "../models/presets.ts";
 import { type FlagSpec, num, parseFlags } from "./cli.ts";
 import { LmScorer, unigramCounts, unigramPerplexity } from "./lm_score.ts";
 import { tokenizedCorpus } from "./pretrain.ts";
@@ -32,7 +32,7 @@ export async function lmEvalCommand(args: string[] = Deno.args): Promise<void> {
     FLAGS,
     args,
   );
-  const dir = resolve(f.llm === "default" ? DEFAULT_LM : f.llm);
+  const dir = resolve(f.llm === "default" ? DEFAULT_LLM : f.llm);
   if (!(await exists(`${dir}/config.json`))) {
     console.error(
       f.llm === "default"

@@ -5,9 +5,8 @@ import type { Graph, Node } from "../compiler/core/ir.ts";
 import { softCrossEntropy } from "../compiler/ops/loss.ts";
 import type { HostArray } from "../compiler/runtime/executable.ts";
 import { type LlmCheckpoint, openLlm } from "../io/llm.ts";
-import { DEFAULT_LLM } from "../models/presets.ts";
+import { DEFAULT_LLM, RANDOM_LLM } from "../models/presets.ts";
 import { exists } from "../io/fs.ts";
-import { writeRandomLlama } from "../io/random_llm.ts";
 import { cosineLr, DivergedError, type Trainer } from "./trainer.ts";
 import { type Metrics, Progress, readMetrics } from "./progress.ts";
 import { lineChart } from "./chart.ts";
@@ -20,58 +19,36 @@ export interface RunLlm {
   ck?: LlmCheckpoint;
   /** How the summary describes it. */
   what: string;
-  /** A temporary directory to remove at the end (random weights). */
-  tmp?: string;
 }
 
 /**
- * "none"; "random" (a frozen layer of the default LLM's shape with fresh random weights — the
- * paper's ablation); "default" (the bundled llama-tiny, whose weights are random, which the
- * description says plainly); or a checkpoint directory.
+ * "none"; "default" (models/lm-default, the LLaMA-architecture LM this framework pretrained on English
+ * text); "random" (models/llama-tiny, the fixture whose weights are random — the summary says so); or a
+ * checkpoint directory.
  */
-export async function openRunLlm(llm: string, seed: number): Promise<RunLlm> {
+export async function openRunLlm(llm: string): Promise<RunLlm> {
   if (llm === "none") return { what: "none" };
-  if (llm === "default") llm = DEFAULT_LLM;
-  if ((llm === DEFAULT_LLM || llm === "random") && !(await exists(DEFAULT_LLM))) {
+  const bundled = llm === "default" ? DEFAULT_LLM : llm === "random" ? RANDOM_LLM : undefined;
+  if (bundled && !(await exists(bundled))) {
     throw new Error(
-      `--llm ${
-        llm === DEFAULT_LLM ? "default" : "random"
-      }: ${DEFAULT_LLM} not found; the bundled llama-tiny comes ` +
-        "with a clone of the repository, not with the published package: pass --llm DIR (a Hugging Face or Meta " +
-        "LLaMA/OPT checkpoint) or --llm none",
+      `--llm ${llm}: ${bundled} not found; the bundled checkpoints come with a clone of the repository, not ` +
+        "with the published package: pass --llm DIR (a Hugging Face or Meta LLaMA/OPT checkpoint) or --llm none",
     );
   }
-  if (llm === "random") {
-    const base = await openLlm(DEFAULT_LLM);
-    const c = base.cfg;
-    base.src.close();
-    const tmp = await Deno.makeTempDir({ prefix: "llm-random-" });
-    const shape = {
-      hidden: c.hidden,
-      heads: c.heads,
-      kvHeads: c.kvHeads,
-      intermediate: c.intermediate,
-      layers: c.layers,
-      vocab: c.vocab,
-    };
-    await writeRandomLlama(tmp, shape, { seed: 1000 + seed });
-    return {
-      ck: await openLlm(tmp),
-      what: `random weights of llama-tiny's shape (seed ${1000 + seed})`,
-      tmp,
-    };
-  }
-  const ck = await openLlm(llm);
-  const what = llm === DEFAULT_LLM
-    ? "bundled llama-tiny (its weights are random, not text-pretrained)"
-    : `${ck.format} ${ck.cfg.type} checkpoint ${llm}`;
+  const ck = await openLlm(bundled ?? llm);
+  const c = ck.cfg;
+  const what = llm === "default"
+    ? `bundled lm-default (LLaMA-architecture LM pretrained on English text by deno task pretrain; ` +
+      `hidden ${c.hidden}, ${c.layers} layers)`
+    : llm === "random"
+    ? `bundled llama-tiny (hidden ${c.hidden}, ${c.layers} layers; its weights are random, not text-pretrained)`
+    : `${ck.format} ${c.type} checkpoint ${llm}`;
   return { ck, what };
 }
 
-/** Closes the checkpoint and removes a temporary one. */
-export async function closeRunLlm(r: RunLlm): Promise<void> {
+/** Closes the checkpoint. */
+export function closeRunLlm(r: RunLlm): void {
   r.ck?.src.close();
-  if (r.tmp) await Deno.remove(r.tmp, { recursive: true });
 }
 
 /** Mixup/CutMix of a run's training batches (timm's Mixup, mode "batch"). */

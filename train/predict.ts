@@ -58,7 +58,7 @@ export async function predictImages(
     }
   }
   await getGpu({ quiet: true });
-  const runLlm = await openRunLlm(run.llm, run.seed);
+  const runLlm = await openRunLlm(run.llm);
   try {
     const ck = runLlm.ck;
     const llm = ck ? { ck, layers: parseLayerSelection(run.llmLayers, ck.cfg.layers) } : undefined;
@@ -92,6 +92,6 @@ export async function predictImages(
       exe.destroy();
     }
   } finally {
-    await closeRunLlm(runLlm);
+    closeRunLlm(runLlm);
   }
 }

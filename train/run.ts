@@ -85,7 +85,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
   const where = opts.resume ? await findCheckpoint(opts.resume) : undefined;
   // the stored settings are checked before anything is built: a refusal costs no compilation
   if (where) checkStoredSettings(`${where.checkpoint}/state.json`, where.state, opts);
-  const runLlm = await openRunLlm(opts.llm, opts.seed);
+  const runLlm = await openRunLlm(opts.llm);
   try {
     const { ck, what: llmWhat } = runLlm;
     const llm = ck ? { ck, layers: parseLayerSelection(opts.llmLayers, ck.cfg.layers) } : undefined;
@@ -329,7 +329,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       s.close();
       if (s.skipped.size) log(`skipped ${s.skipped.size} corrupt image(s) (--skip-bad)`);
     }
-    await closeRunLlm(runLlm);
+    closeRunLlm(runLlm);
   }
 }
 
@@ -363,9 +363,9 @@ function checkStoredSettings(file: string, st: CheckpointState, opts: RunOptions
 function llmLabel(llm: string, layers?: number[]): string {
   if (llm === "none") return "none";
   const name = llm === "random"
-    ? "random"
-    : llm === "default"
     ? "llama-tiny"
+    : llm === "default"
+    ? "lm-default"
     : llm.replace(/\/+$/, "").split("/").pop();
   return layers ? `${name} (layers ${layers})` : `${name}`;
 }
