@@ -2,7 +2,8 @@
 // frozen, random-frozen, random-trained, finetune) over several seeds. Takes the train command's flags
 // (same meanings and defaults; --llm is the checkpoint whose layers, or shape, the arms use), plus
 // --arms and --seeds. Each cell runs in OUT/<arm>-seed<k>/ and stores result.json when it finishes;
-// a rerun skips finished cells (resumable). Writes OUT/table.md (mean ± std top-1, trainable/frozen
+// a rerun skips finished cells (resumable; --table-only runs nothing and tabulates the finished cells,
+// for grids filled by several processes or machines). Writes OUT/table.md (mean ± std top-1, trainable/frozen
 // parameter counts, samples/s) and OUT/ablate.json (every cell).
 //
 //   deno task ablate --arms none,mlp,frozen,random-frozen,random-trained,finetune --seeds 3 --epochs 5 \
@@ -26,6 +27,11 @@ spec.arms = {
   help: `arms, comma-separated: ${models.LLM_ARMS.join(", ")}`,
 };
 spec.seeds = { type: "string", default: "3", help: "seeds per arm (0, 1, ...)" };
+spec["table-only"] = {
+  type: "boolean",
+  default: false,
+  help: "run no cell: write the table of the finished ones and list the missing ones",
+};
 const raw = train.parseFlags("usage: deno task ablate [flags]", spec);
 let base: train.RunOptions, seeds: number, arms: models.LlmArm[];
 try {
@@ -47,7 +53,8 @@ try {
   Deno.exit(2);
 }
 const quiet = (raw as Record<string, unknown>).quiet === true;
-const cells: train.AblationCell[] = [];
+const tableOnly = (raw as Record<string, unknown>)["table-only"] === true;
+const cells: train.AblationCell[] = [], missing: string[] = [];
 for (const arm of arms) {
   for (let seed = 0; seed < seeds; seed++) {
     const out = `${base.out}/${arm}-seed${seed}`;
@@ -59,10 +66,20 @@ for (const arm of arms) {
       }
       continue;
     }
+    if (tableOnly) {
+      missing.push(`${arm} seed ${seed}`);
+      continue;
+    }
     const opts: train.RunOptions = { ...base, arm, seed, out };
     // a cell interrupted mid-run starts again from scratch: its old checkpoint has another run's progress
     await Deno.remove(out, { recursive: true }).catch(() => {});
-    const s = await train.runTraining(opts);
+    let s: train.RunSummary;
+    try {
+      s = await train.runTraining(opts);
+    } catch (e) {
+      console.error(`ablate: ${arm} seed ${seed} (${out}): ${(e as Error).message}`);
+      Deno.exit(1);
+    }
     const cell = train.cellOf(arm, seed, s, base.batch, await train.paramCounts(opts), out);
     await train.writeCell(out, cell);
     cells.push(cell);
@@ -75,6 +92,7 @@ for (const arm of arms) {
     }
   }
 }
+if (missing.length) console.error(`ablate --table-only: not finished yet: ${missing.join(", ")}`);
 const llmName = base.llm === "default"
   ? "lm-default (pretrained on English text)"
   : base.llm === "random"

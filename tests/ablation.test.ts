@@ -74,3 +74,28 @@ test("flags: --arm, --llm-position, --llm-lr-scale parse, check, and old runs re
   assert.equal(conflictingOption(d, stored), undefined);
   assert.match(conflictingOption({ ...d, arm: "mlp" }, stored) ?? "", /--arm: .*"frozen", not "mlp"/);
 });
+
+test("ablate --table-only: tabulates the finished cells of a grid, runs nothing, names the missing ones", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await writeCell(`${tmp}/none-seed0`, cell("none", 0, 0.7));
+    await writeCell(`${tmp}/none-seed1`, cell("none", 1, 0.8));
+    await writeCell(`${tmp}/frozen-seed1`, cell("frozen", 1, 0.9));
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "examples/ablate.ts", "--arms", "none,frozen", "--seeds", "2", "--table-only"]
+        .concat(["--llm", "random", "--out", tmp]),
+      cwd: new URL("..", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, err);
+    assert.match(err, /not finished yet: frozen seed 0\n/);
+    const table = (await Deno.readTextFile(`${tmp}/table.md`)).split("\n");
+    assert.equal(table[4], "| none | 75.00 ± 7.07 | 70.00, 80.00 | 100 | 0 | 80 |");
+    assert.equal(table[5], "| frozen | 90.00 ± 0.00 | 90.00 | 100 | 50 | 80 |");
+    assert.equal(await readCell(`${tmp}/frozen-seed0`), undefined, "a cell was run");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
