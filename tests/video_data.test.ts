@@ -1,10 +1,20 @@
 // Video data (data/video/): VideoMAE's frame sampling, list files and SSv2 JSON, decoding through
 // ffmpeg (clips generated here with ffmpeg's testsrc: a lossless .mkv, an .mp4, a .webm and a folder
-// of PNG frames), clip assembly with one crop for all frames, test views, the errors for bad inputs,
-// and the built-in moving Fashion-MNIST. Needs Debian's ffmpeg (.ci/run installs it).
+// of PNG frames), clip assembly with one crop for all frames, test views, the decoded-clip cache (a
+// second epoch starts no ffmpeg), the errors for bad inputs, and the built-in moving Fashion-MNIST.
+// Needs Debian's ffmpeg (.ci/run installs it).
 
 import { Rng } from "../compiler/core/random.ts";
-import { decodeFrameFolder, decodeVideo, type Frames, probeVideo } from "../data/video/decode.ts";
+import {
+  clearProbeCache,
+  decodeFrameFolder,
+  decodeVideo,
+  type Frames,
+  probeVideo,
+  videoToolRuns,
+} from "../data/video/decode.ts";
+import { LruCache } from "../data/video/cache.ts";
+import { parseRandAugment } from "../data/image/augment.ts";
 import { parseSsv2, parseVideoList } from "../data/video/labels.ts";
 import {
   cropOffset,
@@ -14,7 +24,7 @@ import {
   ssv2TrainIndices,
   testViews,
 } from "../data/video/sampling.ts";
-import { averageViews, videoSamples, videoViewSamples, writeClip } from "../data/video/clips.ts";
+import { averageViews, clipCache, videoSamples, videoViewSamples, writeClip } from "../data/video/clips.ts";
 import { drawTrajectory, movingFashionSamples, renderClip } from "../data/video/moving_fmnist.ts";
 import { DEFAULT_DATA_DIR, loadFashionMnist } from "../data/fashion_mnist.ts";
 import { assert, assertThrowsMsg, test } from "./testing.ts";
@@ -29,28 +39,30 @@ function ffmpeg(...args: string[]): void {
   assert.ok(r.success, new TextDecoder().decode(r.stderr));
 }
 
-/** A temp dir with: testsrc 64×48, 20 frames at 10 fps as lossless ffv1 .mkv, .mp4, .webm and PNG frames. */
+/**
+ * A temp dir with: testsrc 64×48, 20 frames at 10 fps as lossless ffv1 .mkv, .mp4, .webm and PNG frames;
+ * a 3-frame short.mp4, an unreadable broken.mp4, and mixed/ with frames of two sizes. One ffmpeg call
+ * writes them all (each call costs about half a second).
+ */
 function makeClips(): string {
   const d = Deno.makeTempDirSync({ prefix: "video_data_" });
-  const src = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=2"];
-  ffmpeg(...src, "-c:v", "ffv1", "-pix_fmt", "bgr0", `${d}/a.mkv`);
-  ffmpeg(...src, "-pix_fmt", "yuv420p", `${d}/a.mp4`);
-  ffmpeg(...src, "-c:v", "libvpx-vp9", "-b:v", "200k", `${d}/a.webm`);
   Deno.mkdirSync(`${d}/frames`);
-  ffmpeg(...src, `${d}/frames/img_%d.png`); // img_1 .. img_20: numeric order differs from name order
+  Deno.mkdirSync(`${d}/mixed`);
+  const lavfi = (src: string) => ["-f", "lavfi", "-i", `testsrc=${src}`];
   ffmpeg(
-    "-f",
-    "lavfi",
-    "-i",
-    "testsrc=size=64x48:rate=10:duration=0.3",
-    "-pix_fmt",
-    "yuv420p",
-    `${d}/short.mp4`,
+    ...lavfi("size=64x48:rate=10:duration=2"),
+    ...lavfi("size=64x48:rate=10:duration=0.3"),
+    ...lavfi("size=64x48:rate=1:duration=1"),
+    ...lavfi("size=32x32:rate=1:duration=1"),
+    ...["-map", "0:v", "-c:v", "ffv1", "-pix_fmt", "bgr0", `${d}/a.mkv`],
+    ...["-map", "0:v", "-pix_fmt", "yuv420p", `${d}/a.mp4`],
+    ...["-map", "0:v", "-c:v", "libvpx-vp9", "-b:v", "200k", `${d}/a.webm`],
+    ...["-map", "0:v", `${d}/frames/img_%d.png`], // img_1 .. img_20: numeric order differs from name order
+    ...["-map", "1:v", "-pix_fmt", "yuv420p", `${d}/short.mp4`],
+    ...["-map", "2:v", `${d}/mixed/1.png`],
+    ...["-map", "3:v", `${d}/mixed/2.png`],
   );
   Deno.writeFileSync(`${d}/broken.mp4`, new Uint8Array(4096).map((_, i) => (i * 37) & 255));
-  Deno.mkdirSync(`${d}/mixed`);
-  ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=1:duration=1", `${d}/mixed/1.png`);
-  ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=1:duration=1", `${d}/mixed/2.png`);
   return d;
 }
 
@@ -137,6 +149,14 @@ test("video decode: ffprobe sizes; mkv, mp4, webm and a PNG folder decode to the
   }
   const small = decodeVideo(`${d}/a.mkv`, { width: 32, height: 24 });
   assert.deepEqual([small.width, small.height, small.frames[0].length], [32, 24, 32 * 24 * 3]);
+  // several frames of a folder come from one ffmpeg call (concat, then scale), byte for byte what one
+  // call per frame gives
+  const runs = videoToolRuns();
+  const both = decodeFrameFolder(`${d}/frames`, [0, 9], { width: 32, height: 24 });
+  assert.equal(videoToolRuns() - runs, 1, "one ffmpeg call for both frames (frame 0's probe is remembered)");
+  const one = decodeFrameFolder(`${d}/frames`, [0], { width: 32, height: 24 });
+  assert.deepEqual(both.frames[0], one.frames[0]);
+  assert.deepEqual(both.frames[1], small.frames[9]);
 });
 
 test("video clips: one crop for every frame; flip mirrors; luma; test views averaged", () => {
@@ -186,6 +206,77 @@ test("video clips: one crop for every frame; flip mirrors; luma; test views aver
   views.write(1, v1, 0);
   assert.notDeepEqual(v0, v1, "two crops differ");
   assert.deepEqual(averageViews(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8), 2, 2), Float32Array.of(2, 3, 6, 7));
+});
+
+test("video clip cache: a second epoch starts no ffmpeg and gives the same clips; rewrites seen; bounded", () => {
+  const d = clips();
+  const entries = [{ path: `${d}/a.mkv`, label: 0 }, { path: `${d}/frames`, label: 1 }];
+  const opts = {
+    frames: 4,
+    size: 24,
+    chans: 3 as const,
+    sampling: "segment" as const,
+    shortSide: 32,
+    randAugment: parseRandAugment("rand-m7-n4-mstd0.5-inc1"),
+  };
+  const s = videoSamples(entries, opts);
+  // an epoch: every video augmented (its rng from `seed`), then its evaluation view
+  const epoch = (seed: number) => {
+    const rng = new Rng(seed), out: Float32Array[] = [];
+    for (let i = 0; i < s.n; i++) {
+      out.push(new Float32Array(s.sampleSize), new Float32Array(s.sampleSize));
+      s.write(i, out[out.length - 2], 0, rng);
+      s.write(i, out[out.length - 1], 0);
+    }
+    return out;
+  };
+  const runs = (f: () => unknown) => {
+    const before = videoToolRuns();
+    f();
+    return videoToolRuns() - before;
+  };
+  const maxBytes = clipCache.maxBytes;
+  try {
+    clipCache.clear();
+    clearProbeCache();
+    let first: Float32Array[] = [], second: Float32Array[] = [];
+    // the .mkv: its probe and one decode; the folder: its first frame's probe, then one ffmpeg call per
+    // sample for the frames not decoded yet (the training clip's 4, the evaluation clip's 3 others)
+    assert.equal(runs(() => (first = epoch(7))), 5, "first epoch");
+    assert.equal(runs(() => (second = epoch(7))), 0, "the second epoch starts no ffmpeg or ffprobe");
+    assert.deepEqual(second, first, "cached clips are the decoded ones");
+    assert.ok(first.every((x) => x.every(Number.isFinite)));
+    assert.notDeepEqual(first[0], first[1], "augmented and evaluation clips differ");
+    // other random frames of the video file come from the cache too
+    assert.equal(runs(() => s.write(0, new Float32Array(s.sampleSize), 0, new Rng(99))), 0);
+    // room for one video (20 frames of 42×32: 80,640 bytes): reading b.mkv evicts a.mkv
+    clipCache.maxBytes = 100_000;
+    Deno.copyFileSync(`${d}/a.mp4`, `${d}/b.mkv`);
+    const b = videoSamples([{ path: `${d}/b.mkv`, label: 0 }], opts);
+    const before = new Float32Array(s.sampleSize), after = new Float32Array(s.sampleSize);
+    b.write(0, before, 0);
+    assert.ok(clipCache.bytes >= 80_640 && clipCache.bytes <= 100_000, `${clipCache.bytes} bytes`);
+    // a file rewritten in place is decoded again: now it holds a.mkv's frames
+    Deno.copyFileSync(`${d}/a.mkv`, `${d}/b.mkv`);
+    assert.equal(runs(() => b.write(0, after, 0)), 2, "the rewritten file is probed and decoded again");
+    assert.deepEqual(after, first[1], "a decode afresh equals the cached clip of the same frames");
+    assert.notDeepEqual(after, before);
+    assert.equal(runs(() => s.write(0, new Float32Array(s.sampleSize), 0)), 1, "a.mkv was evicted");
+  } finally {
+    clipCache.maxBytes = maxBytes; // b.mkv goes with the temp dir
+  }
+  // the LRU itself: recency, the byte and entry bounds, values too large to keep
+  const lru = new LruCache<number[]>(10, (v) => v.length, 3);
+  lru.set("a", [1, 2, 3]);
+  lru.set("b", [1, 2, 3]);
+  lru.set("c", [1, 2, 3]);
+  lru.get("a"); // now b is the least recently used
+  lru.set("d", [1]);
+  assert.deepEqual([lru.get("b"), lru.size, lru.bytes], [undefined, 3, 7]);
+  lru.set("e", [1, 2, 3, 4, 5, 6, 7]); // 14 bytes > 10: c, then a go
+  assert.deepEqual([lru.get("c"), lru.get("a"), lru.get("d"), lru.bytes], [undefined, undefined, [1], 8]);
+  lru.set("big", new Array(11).fill(0));
+  assert.equal(lru.get("big"), undefined);
 });
 
 test("video data: missing, unreadable and short videos and mixed frame sizes give errors naming the file", () => {

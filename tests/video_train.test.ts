@@ -11,6 +11,7 @@ import { AccuracyCounter } from "../train/scores.ts";
 import { DEFAULT_DATA_DIR } from "../data/fashion_mnist.ts";
 import { videoDataKind } from "../data/video/dataset.ts";
 import { randAugmentFrames } from "../data/video/clips.ts";
+import { videoToolRuns } from "../data/video/decode.ts";
 import { parseRandAugment, randAugment } from "../data/image/augment.ts";
 import { Rng } from "../compiler/core/random.ts";
 import { parseLayerSelection } from "../io/config.ts";
@@ -39,7 +40,7 @@ function options(out: string, extra: Partial<RunOptions> = {}): RunOptions {
     task: "video",
     model: MODEL,
     modelName: "custom",
-    llm: "default",
+    llm: "random",
     llmLayers: "middle",
     epochs: 2,
     steps: 0,
@@ -161,22 +162,15 @@ function ffmpeg(...args: string[]): void {
 test("train-video on listed videos: VideoMAE lists, ffmpeg decoding, scores averaged over clips × crops", async () => {
   const tmp = await Deno.makeTempDir();
   try {
-    // two 12-frame 40×32 videos, one per class; paths relative to --video-root
+    // two 12-frame 40×32 videos, one per class (one ffmpeg call); paths relative to --video-root
     await Deno.mkdir(`${tmp}/videos`);
-    const list: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const src = i % 2 ? "testsrc" : "rgbtestsrc";
-      ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        `${src}=size=40x32:rate=12:duration=1`,
-        "-c:v",
-        "ffv1",
-        `${tmp}/videos/v${i}.mkv`,
-      );
-      list.push(`v${i}.mkv ${i % 2}`);
-    }
+    const list = ["v0.mkv 0", "v1.mkv 1"];
+    ffmpeg(
+      ...["-f", "lavfi", "-i", "rgbtestsrc=size=40x32:rate=12:duration=1"],
+      ...["-f", "lavfi", "-i", "testsrc=size=40x32:rate=12:duration=1"],
+      ...["-map", "0:v", "-c:v", "ffv1", `${tmp}/videos/v0.mkv`],
+      ...["-map", "1:v", "-c:v", "ffv1", `${tmp}/videos/v1.mkv`],
+    );
     await Deno.mkdir(`${tmp}/lists`);
     await Deno.writeTextFile(`${tmp}/lists/train.csv`, list.join("\n") + "\n");
     await Deno.writeTextFile(`${tmp}/lists/val.csv`, list.join("\n") + "\n");
@@ -184,6 +178,7 @@ test("train-video on listed videos: VideoMAE lists, ffmpeg decoding, scores aver
     // the moving Fashion-MNIST run's model and batch but RGB: only the patch embedding compiles anew
     const model: VideoConfig = { ...MODEL, chans: 3 };
     const lines: string[] = [];
+    const runs = videoToolRuns();
     const s = await runTraining(
       options(`${tmp}/run`, {
         model,
@@ -199,6 +194,8 @@ test("train-video on listed videos: VideoMAE lists, ffmpeg decoding, scores aver
       }),
     );
     assert.equal(s.steps, 1);
+    // each video probed and decoded once, for its training clip and its 4 test views (clipCache)
+    assert.equal(videoToolRuns() - runs, 4, "ffmpeg / ffprobe runs");
     // accuracy over 2 videos (4 views averaged per video), not over the 8 views: a multiple of 1/2
     assert.ok(Number.isInteger(s.testAccuracy * 2), `accuracy ${s.testAccuracy}`);
     assert.match(lines.join("\n"), /video ViT custom on .*lists/);

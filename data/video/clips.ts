@@ -15,7 +15,7 @@ import { Rng } from "../../compiler/core/random.ts";
 import { randAugment, type RandAugmentConfig } from "../image/augment.ts";
 import type { Samples } from "../batcher.ts";
 import {
-  decodeFrameFolder,
+  decodeFrameFiles,
   decodeVideo,
   type Frames,
   listFrameFiles,
@@ -23,6 +23,7 @@ import {
   VideoError,
 } from "./decode.ts";
 import type { VideoEntry } from "./labels.ts";
+import { fileVersion, LruCache } from "./cache.ts";
 import {
   cropOffset,
   denseTestIndices,
@@ -169,6 +170,18 @@ export function writeClip(
   }
 }
 
+/**
+ * Decoded frames kept between samples, so that an epoch that revisits a video, or the test views of one
+ * video, decode it once: a video file's frames at a short side, or one frame file of a folder at a size,
+ * keyed by the file's version (cache.ts) and that geometry. Bounded to 256 MiB of frames by default (set
+ * `maxBytes`; 0 turns it off), least recently used evicted first. Clips share the cached frame arrays,
+ * so nothing here writes to decoded frames (randAugmentFrames makes new ones).
+ */
+export const clipCache: LruCache<Frames> = new LruCache<Frames>(
+  256 * 2 ** 20,
+  (f) => f.frames.reduce((n, fr) => n + fr.byteLength, 0),
+);
+
 /** A video's frames at short side `s`: the indices chosen from its frame count. */
 function readClip(
   e: VideoEntry,
@@ -176,24 +189,59 @@ function readClip(
   pick: (total: number) => number[],
 ): Frames {
   const s = opts.shortSide ?? opts.size, min = opts.minFrames ?? opts.frames;
-  const isDir = (() => {
-    try {
-      return Deno.statSync(e.path).isDirectory;
-    } catch {
-      throw new VideoError(e.path, "no such file or directory (listed with label " + e.label + ")");
-    }
-  })();
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(e.path);
+  } catch {
+    throw new VideoError(e.path, "no such file or directory (listed with label " + e.label + ")");
+  }
   const tooFew = (n: number) => new VideoError(e.path, `has ${n} frames, fewer than the ${min} a clip needs`);
-  if (isDir) {
+  if (info.isDirectory) {
     const files = listFrameFiles(e.path);
     if (files.length < min) throw tooFew(files.length);
-    const first = probeVideo(files[0], false);
-    return decodeFrameFolder(e.path, pick(files.length), shortSideSize(first.width, first.height, s));
+    return readFolderClip(e.path, files, s, pick(files.length));
   }
-  const p = probeVideo(e.path, false);
-  const all = decodeVideo(e.path, shortSideSize(p.width, p.height, s));
+  const key = `${fileVersion(e.path, info)}\u0000short side ${s}`;
+  let all = clipCache.get(key);
+  if (!all) {
+    const p = probeVideo(e.path, false);
+    all = decodeVideo(e.path, shortSideSize(p.width, p.height, s));
+    clipCache.set(key, all);
+  }
   if (all.frames.length < min) throw tooFew(all.frames.length);
-  return { ...all, frames: pick(all.frames.length).map((i) => all.frames[i]) };
+  const frames = all.frames;
+  return { ...all, frames: pick(frames.length).map((i) => frames[i]) };
+}
+
+/** Frames `indices` of a frame folder at short side `s`, decoding (in one call) only those not cached. */
+function readFolderClip(dir: string, files: string[], s: number, indices: number[]): Frames {
+  const first = probeVideo(files[0], false);
+  const size = shortSideSize(first.width, first.height, s);
+  const keys = new Map<number, string>();
+  for (const i of indices) {
+    if (keys.has(i)) continue;
+    let version = `${files[i]}\u0000gone`; // a file removed since the listing: decoding names it
+    try {
+      version = fileVersion(files[i], Deno.statSync(files[i]));
+    } catch { /* see above */ }
+    keys.set(i, `${version}\u0000${size.width}×${size.height}`);
+  }
+  const got = new Map<number, Uint8Array>();
+  const missing: number[] = [];
+  for (const [i, key] of keys) {
+    const hit = clipCache.get(key);
+    if (hit) got.set(i, hit.frames[0]);
+    else missing.push(i);
+  }
+  if (missing.length) {
+    const decoded = decodeFrameFiles(files, missing, first, size);
+    missing.forEach((i, k) => {
+      const frame = decoded[k].slice(); // its own buffer: the cache counts the bytes it holds alive
+      got.set(i, frame);
+      clipCache.set(keys.get(i)!, { path: files[i], ...size, frames: [frame] });
+    });
+  }
+  return { path: dir, ...size, frames: indices.map((i) => got.get(i)!) };
 }
 
 function resolved(opts: ClipOptions) {

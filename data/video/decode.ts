@@ -2,7 +2,11 @@
 // decoded by Debian's `ffmpeg` as a subprocess that pipes raw rgb24 frames, sized by `ffprobe`, or (b) a
 // folder of frame images (VideoMAE's extracted-frames layout, e.g. img_00001.jpg), each decoded the
 // same way. Decoding is synchronous (Deno.Command.outputSync), so the Batcher's synchronous write()
-// can read a clip when it needs it. Every failure names the file.
+// can read a clip when it needs it. Every failure names the file. Each subprocess costs about half a
+// second, so a probe is remembered while its file is unchanged (cache.ts), and the frames of a folder are
+// decoded by one ffmpeg call.
+
+import { fileVersion, LruCache } from "./cache.ts";
 
 /** Decoded frames: `count` frames of height × width × 3 bytes (rgb24, rows top to bottom). */
 export interface Frames {
@@ -32,8 +36,16 @@ export const FRAME_EXTENSIONS: readonly string[] = [".jpg", ".jpeg", ".png", ".b
 /** The largest decoded clip accepted (frames·width·height·3 bytes), so a huge video fails clearly. */
 export const MAX_DECODED_BYTES = 1 << 30;
 
+let toolRuns = 0;
+
+/** How many ffmpeg / ffprobe subprocesses this module has started (tests check what the caches spare). */
+export function videoToolRuns(): number {
+  return toolRuns;
+}
+
 function run(path: string, tool: string, args: string[]): Uint8Array {
   let r: Deno.CommandOutput;
+  toolRuns++;
   try {
     r = new Deno.Command(tool, { args, stdout: "piped", stderr: "piped", stdin: "null" }).outputSync();
   } catch (e) {
@@ -57,12 +69,23 @@ function exists(path: string): Deno.FileInfo {
   }
 }
 
+/** Frame sizes by file version; an entry is a few dozen bytes, so only their number is bounded. */
+const probes = new LruCache<{ width: number; height: number }>(Infinity, () => 0, 4096);
+
+/** Forgets every remembered probe (the decoded-clip cache is clips.ts's clipCache). */
+export function clearProbeCache(): void {
+  probes.clear();
+}
+
 /**
  * Width, height and (with `count`, by decoding it: containers' frame counts are unreliable) frame count
  * of a video file's first video stream, by ffprobe. Without `count`, frames is 0.
  */
 export function probeVideo(path: string, count = true): { width: number; height: number; frames: number } {
-  if (!exists(path).isFile) throw new VideoError(path, "not a file");
+  const info = exists(path);
+  if (!info.isFile) throw new VideoError(path, "not a file");
+  const key = fileVersion(path, info), known = count ? undefined : probes.get(key);
+  if (known) return { ...known, frames: 0 };
   const out = run(path, "ffprobe", [
     ...["-v", "error", "-select_streams", "v:0", ...(count ? ["-count_frames"] : [])],
     ...["-show_entries", `stream=width,height${count ? ",nb_read_frames" : ""}`, "-of", "json", path],
@@ -77,6 +100,7 @@ export function probeVideo(path: string, count = true): { width: number; height:
   const frames = Number(s.nb_read_frames), width = Number(s.width), height = Number(s.height);
   if (!(width > 0 && height > 0)) throw new VideoError(path, `bad frame size ${s.width}×${s.height}`);
   if (count && !(frames > 0)) throw new VideoError(path, "the video has no frames");
+  probes.set(key, { width, height });
   return { width, height, frames: count ? frames : 0 };
 }
 
@@ -135,31 +159,85 @@ export function decodeFrameFolder(
   const files = listFrameFiles(dir);
   const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= files.length);
   if (bad !== undefined) throw new VideoError(dir, `frame ${bad} requested, the folder has ${files.length}`);
-  const cache = new Map<number, Uint8Array>();
-  let width = 0, height = 0;
-  for (const i of new Set(indices)) {
+  const unique = [...new Set(indices)];
+  if (!unique.length) return { path: dir, width: size?.width ?? 0, height: size?.height ?? 0, frames: [] };
+  const first = probeVideo(files[unique[0]], false);
+  const width = size?.width ?? first.width, height = size?.height ?? first.height;
+  const decoded = decodeFrameFiles(files, unique, first, size);
+  const at = new Map(unique.map((i, k) => [i, decoded[k]]));
+  return { path: dir, width, height, frames: indices.map((i) => at.get(i)!) };
+}
+
+/**
+ * The frame images files[i] for the distinct indices `unique`, which must all have the size `first`
+ * (the error names one that differs), resized to `size` when given: one ffmpeg call for all of them
+ * when it succeeds, else one per file.
+ */
+export function decodeFrameFiles(
+  files: readonly string[],
+  unique: readonly number[],
+  first: { width: number; height: number },
+  size?: { width: number; height: number },
+): Uint8Array[] {
+  return (unique.length > 1 && concatFrames(files, unique, first, size)) ||
+    frameByFrame(files, unique, first, size);
+}
+
+/**
+ * The frames of files[unique] from one ffmpeg call (ffmpeg's concat filter, then the same scale as for
+ * one file), or undefined when that fails — a file of another size or an unreadable one: frameByFrame
+ * then names it.
+ */
+function concatFrames(
+  files: readonly string[],
+  unique: readonly number[],
+  first: { width: number; height: number },
+  size?: { width: number; height: number },
+): Uint8Array[] | undefined {
+  const scale = scaleArgs(first.width, first.height, size)[1];
+  const graph = unique.map((_, k) => `[${k}:v]`).join("") + `concat=n=${unique.length}:v=1:a=0` +
+    (scale ? `,${scale}` : "");
+  let raw: Uint8Array;
+  try {
+    raw = run(files[unique[0]], "ffmpeg", [
+      ...["-v", "error", "-nostdin", ...unique.flatMap((i) => ["-i", files[i]])],
+      ...["-filter_complex", graph, "-vsync", "passthrough"], // constant frame rate would drop frames
+      ...["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+    ]);
+  } catch (e) {
+    if (e instanceof VideoError && e.message.includes("is not installed")) throw e;
+    return undefined;
+  }
+  const w = size?.width ?? first.width, h = size?.height ?? first.height;
+  if (raw.length !== unique.length * w * h * 3) return undefined; // e.g. an animated image: one by one
+  return splitFrames(files[unique[0]], raw, w, h);
+}
+
+/** The frames of files[unique], one ffprobe (remembered) and one ffmpeg call per file. */
+function frameByFrame(
+  files: readonly string[],
+  unique: readonly number[],
+  first: { width: number; height: number },
+  size?: { width: number; height: number },
+): Uint8Array[] {
+  for (const i of unique) {
     const p = probeVideo(files[i], false);
-    if (!width) [width, height] = [p.width, p.height];
-    else if (p.width !== width || p.height !== height) {
+    if (p.width !== first.width || p.height !== first.height) {
       throw new VideoError(
         files[i],
-        `frame is ${p.width}×${p.height}, the folder's first is ${width}×${height}`,
+        `frame is ${p.width}×${p.height}, the folder's first is ${first.width}×${first.height}`,
       );
     }
-    const w = size?.width ?? p.width, h = size?.height ?? p.height;
+  }
+  const w = size?.width ?? first.width, h = size?.height ?? first.height;
+  return unique.map((i) => {
     const raw = run(files[i], "ffmpeg", [
       ...["-v", "error", "-nostdin", "-i", files[i]],
-      ...scaleArgs(p.width, p.height, size),
+      ...scaleArgs(first.width, first.height, size),
       ...["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
     ]);
-    cache.set(i, splitFrames(files[i], raw, w, h)[0]);
-  }
-  return {
-    path: dir,
-    width: size?.width ?? width,
-    height: size?.height ?? height,
-    frames: indices.map((i) => cache.get(i)!),
-  };
+    return splitFrames(files[i], raw, w, h)[0];
+  });
 }
 
 /** Frame count of a video file or a frame folder. */

@@ -19,6 +19,7 @@
 export {
   averageViews,
   type Box,
+  clipCache,
   type ClipOptions,
   clipSize,
   IMAGENET_MEAN,
@@ -31,7 +32,9 @@ export {
   type ViewSamples,
   writeClip,
 } from "./clips.ts";
+export { LruCache } from "./cache.ts";
 export {
+  clearProbeCache,
   decodeFrameFolder,
   decodeVideo,
   FRAME_EXTENSIONS,
@@ -41,6 +44,7 @@ export {
   MAX_DECODED_BYTES,
   probeVideo,
   VideoError,
+  videoToolRuns,
 } from "./decode.ts";
 export {
   parseSsv2,
