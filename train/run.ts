@@ -22,7 +22,7 @@ import {
   saveCheckpoint,
 } from "../io/checkpoint.ts";
 import { CheckpointError } from "../io/weights.ts";
-import { Batcher, type BatcherState } from "../data/batcher.ts";
+import { type Batch, Batcher, type BatcherState } from "../data/batcher.ts";
 import { ImagePipeline, type PrefetchLoader } from "../data/image/pipeline.ts";
 import { DivergedError, Trainer } from "./trainer.ts";
 import { Metrics, resumeMetrics } from "./progress.ts";
@@ -234,6 +234,7 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
     });
     let checkpoint: string | undefined;
     let loader: PrefetchLoader | undefined; // made at the first step, after a resumed batcher's restore
+    let prevBatch: Batch | undefined;
     const r = await trainLoop({
       trainer,
       total,
@@ -250,8 +251,11 @@ export async function runTraining(opts: RunOptions): Promise<RunSummary> {
       log,
       metrics,
       feeds: async () => {
+        // the previous batch was uploaded by its step (writeBuffer copies at the call): its array takes
+        // the next prefetched batch instead of a fresh 38 MB allocation per 224² batch
+        if (prevBatch) loader!.release(prevBatch);
         const b = trainSet instanceof ImagePipeline
-          ? await (loader ??= trainSet.loader(batcher)).next()
+          ? prevBatch = await (loader ??= trainSet.loader(batcher)).next()
           : batcher.next();
         const feeds = new Map<Node, HostArray>([[m.input, b.x]]);
         if (mixer && targets) feeds.set(targets, mixer.mix(b.x, b.labels));

@@ -19,23 +19,42 @@
 
 import type { Rng } from "../../compiler/core/random.ts";
 import type { DecodedImage } from "./decode.ts";
-import { crop, IMAGENET_MEAN, IMAGENET_STD, normalizeToChw, resizeBicubic } from "./transforms.ts";
+import { IMAGENET_MEAN, IMAGENET_STD, normalizeToChw, resizeBicubic } from "./transforms.ts";
 
 const clamp8 = (v: number) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v));
 
 /** A copy of img with every sample mapped through `lut` (256 entries, or 256 per channel). */
 export function point(img: DecodedImage, lut: ArrayLike<number>): DecodedImage {
-  const per = lut.length === 256 ? 0 : 256;
-  const out = new Uint8Array(img.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = lut[(i % img.channels) * per + img.data[i]];
+  const d = img.data, n = d.length, c = img.channels, out = new Uint8Array(n);
+  // one typed table, and no `i % channels` per sample: the loop runs once per image per op
+  const t = Uint8Array.from(lut);
+  if (t.length === 256) {
+    for (let i = 0; i < n; i++) out[i] = t[d[i]];
+  } else if (c === 3) {
+    for (let i = 0; i < n; i += 3) {
+      out[i] = t[d[i]];
+      out[i + 1] = t[256 + d[i + 1]];
+      out[i + 2] = t[512 + d[i + 2]];
+    }
+  } else {
+    for (let i = 0; i < n; i++) out[i] = t[(i % c) * 256 + d[i]];
+  }
   return { ...img, data: out };
 }
 
 /** Per-channel 256-bin histograms. */
-function histograms(img: DecodedImage): number[][] {
-  const h = Array.from({ length: img.channels }, () => new Array(256).fill(0));
-  for (let i = 0; i < img.data.length; i++) h[i % img.channels][img.data[i]]++;
-  return h;
+function histograms(img: DecodedImage): Int32Array[] {
+  const c = img.channels, d = img.data, all = new Int32Array(256 * c);
+  if (c === 3) {
+    for (let i = 0; i < d.length; i += 3) {
+      all[d[i]]++;
+      all[256 + d[i + 1]]++;
+      all[512 + d[i + 2]]++;
+    }
+  } else {
+    for (let i = 0; i < d.length; i++) all[(i % c) * 256 + d[i]]++;
+  }
+  return Array.from({ length: c }, (_, k) => all.subarray(k * 256, (k + 1) * 256));
 }
 
 /** ImageOps.autocontrast(img) (cutoff 0): each channel stretched from [lo, hi] to [0, 255]. */
@@ -109,57 +128,81 @@ export function blend(a: Uint8Array, b: Uint8Array, alpha: number): Uint8Array {
   return out;
 }
 
-const enhance = (img: DecodedImage, degenerate: Uint8Array, factor: number): DecodedImage => ({
-  ...img,
-  data: blend(degenerate, img.data, factor),
-});
+/**
+ * blend(a constant image of value `a`, img, f) as a table over the 256 sample values (the same float32
+ * arithmetic as blend, computed once per value instead of once per sample).
+ */
+function blendConstant(img: DecodedImage, a: number, f: number): DecodedImage {
+  const ff = Math.fround(f), lut = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) {
+    lut[v] = f === 0 ? a : f === 1 ? v : clamp8(Math.fround(a + Math.fround(ff * (v - a))));
+  }
+  return point(img, lut);
+}
 
 /** ImageEnhance.Color(img).enhance(f): blend with the grayscale (L, back to RGB) image. */
 export function color(img: DecodedImage, f: number): DecodedImage {
-  const l = luma(img), c = img.channels;
-  return enhance(img, Uint8Array.from({ length: img.data.length }, (_, i) => l[Math.floor(i / c)]), f);
+  if (img.channels === 1) return { ...img, data: img.data.slice() }; // the gray image is the image itself
+  const d = img.data, n = img.width * img.height, out = new Uint8Array(d.length);
+  if (f === 0 || f === 1) { // blend's exact copies of either image
+    for (let p = 0; p < n; p++) {
+      const l = (d[3 * p] * 19595 + d[3 * p + 1] * 38470 + d[3 * p + 2] * 7471 + 0x8000) >> 16;
+      for (let k = 3 * p; k < 3 * p + 3; k++) out[k] = f === 0 ? l : d[k];
+    }
+    return { ...img, data: out };
+  }
+  const ff = Math.fround(f);
+  // blend(L replicated, img, f) fused with the L conversion: no gray or replicated image in memory
+  for (let p = 0, i = 0; p < n; p++, i += 3) {
+    const r = d[i], g = d[i + 1], b = d[i + 2];
+    const l = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+    out[i] = clamp8(Math.fround(l + Math.fround(ff * (r - l))));
+    out[i + 1] = clamp8(Math.fround(l + Math.fround(ff * (g - l))));
+    out[i + 2] = clamp8(Math.fround(l + Math.fround(ff * (b - l))));
+  }
+  return { ...img, data: out };
 }
 
 /** ImageEnhance.Contrast(img).enhance(f): blend with the mean gray level int(mean(L) + 0.5). */
 export function contrast(img: DecodedImage, f: number): DecodedImage {
   const l = luma(img);
   let s = 0;
-  for (const v of l) s += v;
-  return enhance(img, new Uint8Array(img.data.length).fill(Math.trunc(s / l.length + 0.5)), f);
+  for (let p = 0; p < l.length; p++) s += l[p];
+  return blendConstant(img, Math.trunc(s / l.length + 0.5), f);
 }
 
 /** ImageEnhance.Brightness(img).enhance(f): blend with black. */
-export const brightness = (img: DecodedImage, f: number): DecodedImage =>
-  enhance(img, new Uint8Array(img.data.length), f);
+export const brightness = (img: DecodedImage, f: number): DecodedImage => blendConstant(img, 0, f);
+
+// SMOOTH's taps as float32 products v·(1/13) and v·(5/13) for every byte v (Filter.c multiplies in float).
+const K1 = Math.fround(1 / 13), K5 = Math.fround(5 / 13);
+const TAP1 = Float64Array.from({ length: 256 }, (_, v) => Math.fround(v * K1));
+const TAP5 = Float64Array.from({ length: 256 }, (_, v) => Math.fround(v * K5));
 
 /** ImageFilter.SMOOTH (3×3 [1 1 1; 1 5 1; 1 1 1] / 13) as libImaging/Filter.c: float32 sums, border kept. */
 export function smooth(img: DecodedImage): DecodedImage {
   const { width: w, height: h, channels: c, data } = img;
   const out = data.slice();
   if (w < 3 || h < 3) return { ...img, data: out };
-  const k = [1, 1, 1, 1, 5, 1, 1, 1, 1].map((v) => Math.fround(v / 13));
-  const at = (x: number, y: number, ch: number) => data[(y * w + x) * c + ch];
-  const row = (y: number, x: number, ch: number, k0: number) =>
-    Math.fround(
-      Math.fround(Math.fround(at(x - 1, y, ch) * k[k0]) + Math.fround(at(x, y, ch) * k[k0 + 1])) +
-        Math.fround(at(x + 1, y, ch) * k[k0 + 2]),
-    );
+  const fr = Math.fround, half = fr(0.5), row = w * c;
   for (let y = 1; y < h - 1; y++) {
-    for (let x = 1; x < w - 1; x++) {
-      for (let ch = 0; ch < c; ch++) {
-        let ss = Math.fround(0.5);
-        ss = Math.fround(ss + row(y + 1, x, ch, 0));
-        ss = Math.fround(ss + row(y, x, ch, 3));
-        ss = Math.fround(ss + row(y - 1, x, ch, 6));
-        out[(y * w + x) * c + ch] = clamp8(ss);
-      }
+    for (let i = y * row + c, end = y * row + row - c; i < end; i++) {
+      // rows y+1, y, y-1 in Filter.c's order; each row sums its three products left to right
+      const b = i + row, m = i, t = i - row;
+      const rb = fr(fr(TAP1[data[b - c]] + TAP1[data[b]]) + TAP1[data[b + c]]);
+      const rm = fr(fr(TAP1[data[m - c]] + TAP5[data[m]]) + TAP1[data[m + c]]);
+      const rt = fr(fr(TAP1[data[t - c]] + TAP1[data[t]]) + TAP1[data[t + c]]);
+      out[i] = clamp8(fr(fr(fr(half + rb) + rm) + rt));
     }
   }
   return { ...img, data: out };
 }
 
 /** ImageEnhance.Sharpness(img).enhance(f): blend with the SMOOTH-filtered image. */
-export const sharpness = (img: DecodedImage, f: number): DecodedImage => enhance(img, smooth(img).data, f);
+export const sharpness = (img: DecodedImage, f: number): DecodedImage => ({
+  ...img,
+  data: blend(smooth(img).data, img.data, f),
+});
 
 /** Interpolation of the geometric ops. */
 export type Resample = "nearest" | "bilinear" | "bicubic";
@@ -182,13 +225,14 @@ export function affine(
 ): DecodedImage {
   const { width: w, height: h, channels: c, data } = img;
   const out = new Uint8Array(data.length);
-  for (let i = 0; i < out.length; i++) out[i] = fill[i % c];
-  const xc = (x: number) => (x < 0 ? 0 : x < w ? x : w - 1);
+  for (let p = 0; p < w * h; p++) for (let ch = 0; ch < c; ch++) out[p * c + ch] = fill[ch];
+  const [m0, m1, m2, m3, m4, m5] = m;
+  const rowBytes = w * c;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const o = (y * w + x) * c;
-      let xin = m[0] * (x + 0.5) + m[1] * (y + 0.5) + m[2];
-      let yin = m[3] * (x + 0.5) + m[4] * (y + 0.5) + m[5];
+      let xin = m0 * (x + 0.5) + m1 * (y + 0.5) + m2;
+      let yin = m3 * (x + 0.5) + m4 * (y + 0.5) + m5;
       if (resample === "nearest") {
         // Pillow takes the fixed-point or float nearest path; both floor the sample position
         const xi = xin < 0 ? -1 : Math.trunc(xin), yi = yin < 0 ? -1 : Math.trunc(yin);
@@ -200,27 +244,37 @@ export function affine(
       xin -= 0.5;
       yin -= 0.5;
       const x0 = Math.floor(xin), y0 = Math.floor(yin), dx = xin - x0, dy = yin - y0;
-      for (let ch = 0; ch < c; ch++) {
-        const px = (yy: number, xx: number) => data[(yy * w + xc(xx)) * c + ch];
-        let v: number;
-        if (resample === "bilinear") {
-          const yc = y0 < 0 ? 0 : y0 < h ? y0 : h - 1;
-          const v1 = px(yc, x0) + (px(yc, x0 + 1) - px(yc, x0)) * dx;
-          const v2 = y0 + 1 >= 0 && y0 + 1 < h
-            ? px(y0 + 1, x0) + (px(y0 + 1, x0 + 1) - px(y0 + 1, x0)) * dx
-            : v1;
-          v = v1 + (v2 - v1) * dy;
-          out[o + ch] = Math.trunc(v); // (UINT8) of a value within [0, 255]
-          continue;
+      if (resample === "bilinear") {
+        const xa = (x0 < 0 ? 0 : x0 < w ? x0 : w - 1) * c, xb = (x0 + 1 < w ? x0 + 1 : w - 1) * c;
+        const ra = (y0 < 0 ? 0 : y0 < h ? y0 : h - 1) * rowBytes;
+        const rb = y0 + 1 >= 0 && y0 + 1 < h ? (y0 + 1) * rowBytes : -1;
+        for (let ch = 0; ch < c; ch++) {
+          const a0 = data[ra + xa + ch], a1 = data[ra + xb + ch];
+          const v1 = a0 + (a1 - a0) * dx;
+          let v2 = v1;
+          if (rb >= 0) {
+            const b0 = data[rb + xa + ch], b1 = data[rb + xb + ch];
+            v2 = b0 + (b1 - b0) * dx;
+          }
+          out[o + ch] = Math.trunc(v1 + (v2 - v1) * dy); // (UINT8) of a value within [0, 255]
         }
-        const xs = x0 - 1, ys = y0 - 1;
-        const rowv = (yy: number) => cubic(px(yy, xs), px(yy, xs + 1), px(yy, xs + 2), px(yy, xs + 3), dx);
-        const v1 = rowv(ys < 0 ? 0 : ys < h ? ys : h - 1);
-        const v2 = ys + 1 >= 0 && ys + 1 < h ? rowv(ys + 1) : v1;
-        const v3 = ys + 2 >= 0 && ys + 2 < h ? rowv(ys + 2) : v2;
-        const v4 = ys + 3 >= 0 && ys + 3 < h ? rowv(ys + 3) : v3;
-        v = cubic(v1, v2, v3, v4, dy);
-        out[o + ch] = clamp8(v);
+        continue;
+      }
+      // Geometry.c's BICUBIC: columns clamped into the image; a row outside it repeats the row before
+      const xs = x0 - 1, ys = y0 - 1;
+      const c0 = (xs < 0 ? 0 : xs < w ? xs : w - 1) * c,
+        c1 = (xs + 1 < 0 ? 0 : xs + 1 < w ? xs + 1 : w - 1) * c;
+      const c2 = (xs + 2 < w ? xs + 2 : w - 1) * c, c3 = (xs + 3 < w ? xs + 3 : w - 1) * c; // xs >= -2
+      const r0 = (ys < 0 ? 0 : ys < h ? ys : h - 1) * rowBytes;
+      const r1 = ys + 1 >= 0 && ys + 1 < h ? (ys + 1) * rowBytes : r0;
+      const r2 = ys + 2 >= 0 && ys + 2 < h ? (ys + 2) * rowBytes : r1;
+      const r3 = ys + 3 >= 0 && ys + 3 < h ? (ys + 3) * rowBytes : r2;
+      for (let ch = 0; ch < c; ch++) {
+        const v1 = cubic(data[r0 + ch + c0], data[r0 + ch + c1], data[r0 + ch + c2], data[r0 + ch + c3], dx);
+        const v2 = cubic(data[r1 + ch + c0], data[r1 + ch + c1], data[r1 + ch + c2], data[r1 + ch + c3], dx);
+        const v3 = cubic(data[r2 + ch + c0], data[r2 + ch + c1], data[r2 + ch + c2], data[r2 + ch + c3], dx);
+        const v4 = cubic(data[r3 + ch + c0], data[r3 + ch + c1], data[r3 + ch + c2], data[r3 + ch + c3], dx);
+        out[o + ch] = clamp8(cubic(v1, v2, v3, v4, dy));
       }
     }
   }
@@ -442,7 +496,7 @@ export function resizedCrop(
   c: { top: number; left: number; height: number; width: number },
   size: number,
 ): DecodedImage {
-  return resizeBicubic(crop(img, c.left, c.top, c.width, c.height), size, size);
+  return resizeBicubic(img, size, size, undefined, { x0: c.left, y0: c.top, w: c.width, h: c.height });
 }
 
 /** Mirror left-right. */
@@ -527,8 +581,16 @@ export interface TrainTransformOptions {
   std?: readonly number[];
 }
 
-/** timm's create_transform(is_training=True) with DeiT's arguments: [3, imgSize, imgSize] float32. */
-export function trainTransform(img: DecodedImage, opts: TrainTransformOptions, rng: Rng): Float32Array {
+/**
+ * timm's create_transform(is_training=True) with DeiT's arguments: [3, imgSize, imgSize] float32, written
+ * into `out` when given (3 × imgSize² floats).
+ */
+export function trainTransform(
+  img: DecodedImage,
+  opts: TrainTransformOptions,
+  rng: Rng,
+  out?: Float32Array,
+): Float32Array {
   if (img.channels !== 3) throw new Error("trainTransform: expects an RGB image (convert gray first)");
   const size = opts.imgSize;
   let x = resizedCrop(img, randomResizedCropParams(img.width, img.height, rng, opts.scale, opts.ratio), size);
@@ -541,7 +603,7 @@ export function trainTransform(img: DecodedImage, opts: TrainTransformOptions, r
   } else if ((opts.colorJitter ?? 0.4) > 0) {
     x = colorJitter(x, opts.colorJitter ?? 0.4, rng);
   }
-  const t = normalizeToChw(x, mean, std, 3);
+  const t = normalizeToChw(x, mean, std, 3, out);
   if ((opts.reprob ?? 0.25) > 0) randomErasing(t, 3, size, size, opts.reprob ?? 0.25, rng);
   return t;
 }

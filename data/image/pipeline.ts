@@ -31,6 +31,8 @@ export interface WorkerJob {
   names: string[];
   /** In-memory datasets send the images along (per bytes each). */
   pixels?: { shape: { width: number; height: number; channels: 1 | 3 }; per: number; data: Uint8Array };
+  /** A reply buffer coming back for reuse (transferred): the worker writes into it when it is big enough. */
+  buffer?: ArrayBuffer;
 }
 
 /** A worker's answer: the samples' floats back to back, and [position, message] of failed samples. */
@@ -65,6 +67,9 @@ class WorkerPool {
   private pending = new Map<number, { resolve: (d: Done) => void; reject: (e: Error) => void; w: Worker }>();
   private nextId = 0;
   private failed: Error | undefined;
+  // Reply buffers whose floats were copied into their batch, sent back with later jobs: a worker then
+  // writes into memory already mapped instead of a new array per job (see ImagePipeline.recycle).
+  private buffers: ArrayBuffer[] = [];
 
   constructor(count: number, items: ImageItems, spec: ImageTransformSpec) {
     // in-memory pixels travel with each job, not to every worker at start
@@ -94,7 +99,12 @@ class WorkerPool {
     while (this.idle.length && this.queue.length) {
       const w = this.idle.pop()!, q = this.queue.shift()!;
       this.pending.set(q.job.id, { resolve: q.resolve, reject: q.reject, w });
-      w.postMessage({ type: "job", ...q.job });
+      const buffer = this.buffers.pop();
+      // transferred, not copied: the reuse buffer and an in-memory dataset's pixels (made for this job)
+      const transfer: Transferable[] = [];
+      if (buffer) transfer.push(buffer);
+      if (q.job.pixels) transfer.push(q.job.pixels.data.buffer as ArrayBuffer);
+      w.postMessage({ type: "job", ...q.job, buffer }, transfer);
     }
   }
 
@@ -112,6 +122,11 @@ class WorkerPool {
     for (const q of this.queue) q.reject(e);
     this.pending.clear();
     this.queue = [];
+  }
+
+  /** Takes a reply buffer back once its floats are copied out. */
+  giveBack(out: Float32Array): void {
+    if (this.buffers.length < 2 * this.workers.length) this.buffers.push(out.buffer as ArrayBuffer);
   }
 
   close(): void {
@@ -137,6 +152,7 @@ export class ImagePipeline implements Samples {
   /** Files skipped as corrupt (skipBad), by name. */
   readonly skipped: Set<string> = new Set();
   private pool: WorkerPool | undefined;
+  private spares: Float32Array[] = [];
   private recording: { idx: number[]; seeds: number[] } | undefined;
 
   /** Use `openImagePipeline` (it initialises the decoders the main-thread path needs). */
@@ -164,7 +180,14 @@ export class ImagePipeline implements Samples {
     }
     const name = itemName(this.dataset.items, i, this.dataset.names);
     try {
-      out.set(transformSample(readItem(this.dataset.items, i), this.spec, seed, name), offset);
+      const S = this.sampleSize;
+      transformSample(
+        readItem(this.dataset.items, i),
+        this.spec,
+        seed,
+        name,
+        out.subarray(offset, offset + S),
+      );
     } catch (e) {
       if (!this.opts.skipBad) throw e;
       // alone, a sample has no batch to borrow from: the next good sample of the dataset stands in
@@ -220,11 +243,26 @@ export class ImagePipeline implements Samples {
     return done;
   }
 
+  /**
+   * Takes back a batch's floats that its consumer no longer reads (PrefetchLoader.release): a later batch
+   * of the same size is written into them instead of into the Batcher's new array. A new array of a
+   * 64-image 224² batch is 38.5 MB that the kernel must map page by page on first write, which costs more
+   * than writing already mapped memory many times over (Linux serves it from mmap: it is above malloc's
+   * 32 MiB reuse limit), and it would all happen here, in the thread that feeds the GPU.
+   */
+  recycle(x: Float32Array): void {
+    if (this.spares.length < 4 && !this.spares.includes(x)) this.spares.push(x);
+  }
+
   private async compute(batch: Batch, idx: number[], seeds: number[]): Promise<void> {
     const items = this.dataset.items, S = this.sampleSize, B = idx.length;
+    const spare = this.spares.findIndex((x) => x.length === batch.x.length);
+    if (spare >= 0) batch.x = this.spares.splice(spare, 1)[0]; // every sample slot is overwritten below
     const workers = Math.max(1, this.opts.workers || navigator.hardwareConcurrency || 1);
-    this.pool ??= new WorkerPool(workers, items, this.spec);
-    const chunk = Math.max(1, Math.ceil(B / (2 * workers)));
+    const pool = this.pool ??= new WorkerPool(workers, items, this.spec);
+    // Small jobs (about 4 per worker per batch, at most 8 samples): a worker that drew cheap samples takes
+    // the next job instead of idling while one slow job holds up the batch; a job costs two messages.
+    const chunk = Math.max(1, Math.min(8, Math.ceil(B / (4 * workers))));
     const jobs: Promise<Done>[] = [];
     for (let s = 0; s < B; s += chunk) {
       const part = idx.slice(s, s + chunk);
@@ -242,7 +280,7 @@ export class ImagePipeline implements Samples {
           data,
         };
       }
-      const p = this.pool.run(job);
+      const p = pool.run(job);
       p.catch(() => {}); // awaited below; a failure after the first is not unhandled
       jobs.push(p);
     }
@@ -250,6 +288,7 @@ export class ImagePipeline implements Samples {
     for (const [j, p] of jobs.entries()) {
       const r = await p;
       batch.x.set(r.out, j * chunk * S);
+      pool.giveBack(r.out);
       for (const [k, msg] of r.errors) {
         if (!this.opts.skipBad) throw new Error(msg);
         bad.add(j * chunk + k);
@@ -295,6 +334,15 @@ export class PrefetchLoader {
     this.last = h.state;
     this.top();
     return h.batch;
+  }
+
+  /**
+   * Hands a batch returned by next() back once its floats are no longer read (e.g. uploaded to the GPU:
+   * writeBuffer copies them at the call); a later batch reuses the array. Optional: without it every
+   * batch gets a new array. The batch's `x` must not be read after this.
+   */
+  release(batch: Batch): void {
+    this.pipe.recycle(batch.x);
   }
 
   /** The Batcher state after the last batch returned by next(). */

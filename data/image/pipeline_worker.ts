@@ -26,7 +26,10 @@ port.onmessage = async (e: MessageEvent) => {
   }
   await ready;
   const S = sampleSizeOf(spec!), n = m.indices.length;
-  const out = new Float32Array(n * S);
+  // the buffer of an earlier reply when one came back and is big enough (its old floats get overwritten)
+  const out = m.buffer && m.buffer.byteLength >= n * S * 4
+    ? new Float32Array(m.buffer, 0, n * S)
+    : new Float32Array(n * S);
   const errors: [number, string][] = [];
   for (let k = 0; k < n; k++) {
     const i = m.indices[k];
@@ -36,7 +39,8 @@ port.onmessage = async (e: MessageEvent) => {
         ? { ...m.pixels.shape, data: m.pixels.data.subarray(k * m.pixels.per, (k + 1) * m.pixels.per) }
         : readItem(items!, i);
       const seed = Number.isNaN(m.seeds[k]) ? undefined : m.seeds[k];
-      out.set(transformSample(img, spec!, seed, m.names[k]), k * S);
+      // straight into the reply's buffer: no per-sample array, no copy
+      transformSample(img, spec!, seed, m.names[k], out.subarray(k * S, (k + 1) * S));
     } catch (err) {
       errors.push([k, (err as Error).message]);
     }

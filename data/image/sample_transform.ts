@@ -72,13 +72,15 @@ function mirror(img: DecodedImage): DecodedImage {
 /**
  * One sample: [chans, imgSize, imgSize] float32. Without a seed (evaluation), the eval transform;
  * with one, the spec's augmentation drawn from Rng(seed). `name` is for the error of an RGB image fed to
- * a 1-channel model.
+ * a 1-channel model. With `out` (sampleSizeOf(spec) floats, e.g. the sample's slice of a batch), the
+ * floats are written there and no sample-sized array is allocated.
  */
 export function transformSample(
   img: DecodedImage,
   spec: ImageTransformSpec,
   seed: number | undefined,
   name: string,
+  out?: Float32Array,
 ): Float32Array {
   if (spec.chans === 1 && img.channels === 3) {
     throw new ImageDecodeError(name, "an RGB image, but the model takes 1 channel (--chans 3)");
@@ -87,9 +89,14 @@ export function transformSample(
   const augment = seed === undefined ? "none" : spec.augment ?? "none";
   if (augment === "deit") {
     if (spec.chans !== 3) throw new Error("--augment deit needs 3-channel input (--chans 3)");
-    return trainTransform(grayToRgb(img), { ...spec.deit, imgSize: spec.imgSize, mean, std }, new Rng(seed!));
+    return trainTransform(
+      grayToRgb(img),
+      { ...spec.deit, imgSize: spec.imgSize, mean, std },
+      new Rng(seed!),
+      out,
+    );
   }
   let u8 = resizeCenterCrop(img, spec.imgSize, spec.cropPct ?? 0.875);
   if (augment === "flip" && new Rng(seed!).next() < 0.5) u8 = mirror(u8);
-  return normalizeToChw(u8, mean, std, spec.chans);
+  return normalizeToChw(u8, mean, std, spec.chans, out);
 }

@@ -84,15 +84,29 @@ function clip8(ss: number): number {
  * Pillow's `Image.resize((outW, outH), Image.BICUBIC)` of an 8-bit image, exact. With `window`, only that
  * part of the output is computed (each output pixel depends only on its own coefficients, so a crop of the
  * full result and the windowed result are the same bytes); it saves the work a center crop throws away.
+ * With `source`, the input is that rectangle of `img` (`img.crop(source).resize(...)`, without the copy).
  */
-export function resizeBicubic(img: DecodedImage, outW: number, outH: number, window?: Window): DecodedImage {
-  const { width: inW, height: inH, channels: C, data } = img;
+export function resizeBicubic(
+  img: DecodedImage,
+  outW: number,
+  outH: number,
+  window?: Window,
+  source?: Window,
+): DecodedImage {
+  const { channels: C, data } = img, fullW = img.width;
+  const src = source ?? { x0: 0, y0: 0, w: img.width, h: img.height };
+  if (src.x0 < 0 || src.y0 < 0 || src.x0 + src.w > img.width || src.y0 + src.h > img.height) {
+    throw new Error(
+      `crop ${src.w}x${src.h}+${src.x0}+${src.y0} outside the ${img.width}x${img.height} image`,
+    );
+  }
+  const inW = src.w, inH = src.h;
   const win = window ?? { x0: 0, y0: 0, w: outW, h: outH };
   if (win.x0 < 0 || win.y0 < 0 || win.x0 + win.w > outW || win.y0 + win.h > outH) {
     throw new Error(`resize window ${JSON.stringify(win)} outside ${outW}x${outH}`);
   }
   const needH = outW !== inW, needV = outH !== inH;
-  if (!needH && !needV) return crop(img, win.x0, win.y0, win.w, win.h);
+  if (!needH && !needV) return crop(img, src.x0 + win.x0, src.y0 + win.y0, win.w, win.h);
   const vert = coeffs(inH, outH);
   // Source rows the vertical pass reads for the window's rows.
   const yFirst = needV ? vert.bounds[win.y0 * 2] : win.y0;
@@ -108,7 +122,7 @@ export function resizeBicubic(img: DecodedImage, outW: number, outH: number, win
     const half = 1 << (PRECISION_BITS - 1);
     const hk = hor.k;
     for (let y = yFirst; y < yLast; y++) {
-      const rowIn = y * inW * C, rowOut = (y - yFirst) * midW * C;
+      const rowIn = ((y + src.y0) * fullW + src.x0) * C, rowOut = (y - yFirst) * midW * C;
       for (let xx = 0; xx < midW; xx++) {
         const o = xx + win.x0, xmin = hor.bounds[o * 2], n = hor.bounds[o * 2 + 1], kb = o * hor.ksize;
         if (C === 3) { // the common case, all three sums in one pass over the taps
@@ -131,9 +145,9 @@ export function resizeBicubic(img: DecodedImage, outW: number, outH: number, win
       }
     }
   } else {
-    mid = data.subarray(yFirst * inW * C, yLast * inW * C);
-    midW = inW;
-    midX0 = win.x0;
+    mid = data.subarray((yFirst + src.y0) * fullW * C, (yLast + src.y0) * fullW * C);
+    midW = fullW;
+    midX0 = src.x0 + win.x0;
   }
   const out = new Uint8Array(win.w * win.h * C);
   if (!needV) {
@@ -217,13 +231,16 @@ export function resizeCenterCrop(img: DecodedImage, imgSize: number, cropPct = 0
 
 /**
  * ToTensor + Normalize in float32 as torch computes them: x = u8 / 255, then (x - mean) / std, each rounded
- * to float32. Returns [C, H, W] (channel-major), replicating a gray image to 3 channels when asked.
+ * to float32. Returns [C, H, W] (channel-major), replicating a gray image to 3 channels when asked. With
+ * `out` (exactly channels × H × W floats, e.g. a sample's slice of a batch) it writes there instead of
+ * allocating.
  */
 export function normalizeToChw(
   img: DecodedImage,
   mean: readonly number[] = IMAGENET_MEAN,
   std: readonly number[] = IMAGENET_STD,
   channels: 1 | 3 = 3,
+  out?: Float32Array,
 ): Float32Array {
   const { width, height, channels: C, data } = img;
   if (C === 3 && channels === 1) throw new Error("normalizeToChw: an RGB image cannot become 1 channel");
@@ -231,7 +248,10 @@ export function normalizeToChw(
     throw new Error(`normalizeToChw: mean/std need ${channels} values, got ${mean.length}/${std.length}`);
   }
   const hw = width * height;
-  const out = new Float32Array(channels * hw);
+  if (out && out.length !== channels * hw) {
+    throw new Error(`normalizeToChw: out has ${out.length} floats, the image needs ${channels * hw}`);
+  }
+  out ??= new Float32Array(channels * hw);
   for (let c = 0; c < channels; c++) {
     // A lookup table per channel: the f32 result for each byte value, computed with torch's roundings.
     const m = Math.fround(mean[c]), s = Math.fround(std[c]);
