@@ -40,6 +40,9 @@ test("train flags: one table, the same defaults for the same idea, task recipes 
   const custom = trainOptionsFromFlags("points", { dim: "32", heads: "2" });
   assert.deepEqual(custom.model, { ...POINT_PRESETS["fmnist-points"], dim: 32, heads: 2 });
   assert.equal(custom.modelName, "custom");
+  const vit = trainOptionsFromFlags("image", { model: "tiny", dim: "64", depth: "2", heads: "2" });
+  assert.deepEqual(vit.model, { ...VIT_PRESETS.tiny, dim: 64, depth: 2, heads: 2 });
+  assert.equal(vit.modelName, "custom");
   // memory sizes take units, everywhere the same parser
   assert.equal(trainOptionsFromFlags("image", { "gpu-memory": "600MB" }).gpuMemory, 600e6);
   assert.deepEqual(
@@ -121,7 +124,11 @@ test("train flags: a resumed run reuses every stored setting and refuses conflic
   // the runner's own check (library callers that pass full options)
   assert.equal(conflictingOption({ ...stored }, stored), undefined);
   assert.match(conflictingOption({ ...stored, lr: 1e-3 }, stored)!, /^--lr: .*trained with 0\.002/);
-  assert.match(conflictingOption({ ...stored, model: { ...stored.model, dim: 48 } }, stored)!, /^--model:/);
+  assert.match(
+    conflictingOption({ ...stored, model: { ...stored.model, dim: 48 } }, stored)!,
+    /^--dim: .*trained with 32, not 48/,
+  );
+  assert.match(conflictingOption({ ...stored, model: { ...stored.model, chans: 3 } }, stored)!, /^--chans:/);
   const pts = given({});
   assertThrowsMsg(
     () => resumedOptions({ ...pts.opts, task: "points" }, pts.set, stored, "runs/a"),

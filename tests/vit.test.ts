@@ -139,7 +139,7 @@ test("vit: missing data, a model with another class count and a foreign checkpoi
             resume: `${tmp}/c/checkpoint`,
           }),
         ),
-      "--model",
+      "--dim",
       "state.json",
       "'run'",
     );

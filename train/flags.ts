@@ -70,9 +70,9 @@ const SHAPE: [string, string, string, TaskName[]][] = [
   ["patch", "patch", "patch side in pixels", ["image", "video"]],
   ["chans", "chans", "channels per image or frame (1 or 3)", ["image", "video"]],
   ["classes", "classes", "classes", ["image", "video", "points"]],
-  ["dim", "dim", "transformer dim", ["points", "video"]],
-  ["depth", "depth", "transformer blocks", ["points", "video"]],
-  ["heads", "heads", "attention heads", ["points", "video"]],
+  ["dim", "dim", "transformer dim", ["image", "points", "video"]],
+  ["depth", "depth", "transformer blocks", ["image", "points", "video"]],
+  ["heads", "heads", "attention heads", ["image", "points", "video"]],
 ];
 
 /** Every training flag. */
