@@ -27,7 +27,9 @@ async function folder(bad: boolean): Promise<string> {
 }
 
 test("pipeline: released batches are reused and every batch keeps its own bytes", async () => {
-  for (const bad of [false, true]) {
+  // one folder with a corrupt file: reuse must also hold for batches patched with a borrowed good sample
+  {
+    const bad = true;
     const dir = await folder(bad);
     try {
       const ds = await openImageDataset(dir, "train");
@@ -36,7 +38,7 @@ test("pipeline: released batches are reused and every batch keeps its own bytes"
         const pipe = await openImagePipeline(ds, spec, { workers: 2, prefetch: 2, skipBad: true });
         const loader = pipe.loader(new Batcher(pipe, { batchSize: 4, seed: 3, augment: true }));
         const copies: Float32Array[] = [], arrays: Float32Array[] = [];
-        for (let k = 0; k < 8; k++) {
+        for (let k = 0; k < 6; k++) {
           const b = await loader.next();
           copies.push(b.x.slice());
           arrays.push(b.x);
@@ -46,11 +48,11 @@ test("pipeline: released batches are reused and every batch keeps its own bytes"
         return { copies, arrays };
       };
       const plain = await run(false), reused = await run(true);
-      for (let k = 0; k < 8; k++) {
+      for (let k = 0; k < 6; k++) {
         assert.ok(same(plain.copies[k], reused.copies[k]), `bad=${bad}: batch ${k}`);
       }
-      assert.equal(new Set(plain.arrays).size, 8, "without release every batch has its own array");
-      assert.ok(new Set(reused.arrays).size < 8, "released arrays come back as later batches' x");
+      assert.equal(new Set(plain.arrays).size, 6, "without release every batch has its own array");
+      assert.ok(new Set(reused.arrays).size < 6, "released arrays come back as later batches' x");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
