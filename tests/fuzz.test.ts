@@ -10,8 +10,19 @@ const MUTANTS = Number(Deno.env.get("FUZZ_MUTANTS") ?? 120);
 
 test(`fuzz: ${MUTANTS} mutants per parser, no crash / hang / memory blow-up / accepted-corrupt`, async () => {
   const script = new URL("./fuzz/fuzz_parsers.ts", import.meta.url).pathname;
-  const args = ["run", "-A", script, "--mutants", String(MUTANTS), "--seed", "20240611", "--timeout-ms", "5000"];
-  const out = await new Deno.Command(Deno.execPath(), { args: [...args, "--json"], stderr: "piped" }).output();
+  const args = [
+    "run",
+    "-A",
+    script,
+    "--mutants",
+    String(MUTANTS),
+    "--seed",
+    "20240611",
+    "--timeout-ms",
+    "5000",
+  ];
+  const out = await new Deno.Command(Deno.execPath(), { args: [...args, "--json"], stderr: "piped" })
+    .output();
   const text = new TextDecoder().decode(out.stdout).trim();
   const err = new TextDecoder().decode(out.stderr);
   assert(text.startsWith("["), `the fuzzer printed no result (exit ${out.code}):\n${text}\n${err}`);

@@ -13,7 +13,11 @@ export class LruCache<V> {
    * `maxBytes`: the most bytes kept (a larger value is not kept at all); `sizeOf`: a value's bytes;
    * `maxEntries`: the most values kept.
    */
-  constructor(public maxBytes: number, readonly sizeOf: (v: V) => number, public maxEntries = Infinity) {}
+  constructor(
+    public maxBytes: number,
+    readonly sizeOf: (v: V) => number,
+    public maxEntries: number = Infinity,
+  ) {}
 
   /** The value under `key` (now the most recently used), or undefined. */
   get(key: string): V | undefined {
