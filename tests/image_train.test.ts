@@ -12,6 +12,10 @@ import { exportFashionMnistPng } from "../data/export_fmnist_png.ts";
 import { ImagePipeline } from "../data/image/pipeline.ts";
 import { VIT_PRESETS } from "../models/presets.ts";
 import { imageTask, type TaskConfig } from "../train/tasks.ts";
+import { runTraining } from "../train/run.ts";
+import { evaluateCheckpoint } from "../train/evaluate.ts";
+import { predictImages } from "../train/predict.ts";
+import { tinyRun } from "./fuzz/kill_checkpoint.ts";
 
 const SUBSET = new URL("../data/fashion-mnist-subset", import.meta.url).pathname;
 
@@ -72,6 +76,59 @@ test("Fashion-MNIST as PNG ImageFolder: the same training batches as its IDX fil
     assert.deepEqual(Array.from(tp.labels), Array.from(ti.labels));
     // (a pixel one level off would differ by 1/255/0.353 ≈ 0.011; only rounding differences remain)
     assert.ok(ulps <= 6 * 16 * 784);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+test("predict: per-image top-k agrees with eval on the same checkpoint; probabilities are a softmax; a bad file is named", async () => {
+  const root = await Deno.makeTempDir({ prefix: "fmnist-predict-" });
+  try {
+    const idx = join(root, "idx"), png = join(root, "png"), out = join(root, "run");
+    await Deno.mkdir(idx);
+    await sortedIdx(idx, 60, 20);
+    await exportFashionMnistPng(idx, png);
+    await runTraining({
+      ...tinyRun(out),
+      model: VIT_PRESETS.fmnist,
+      modelName: "fmnist",
+      data: png,
+      cropPct: 1,
+      mean: "0.2860",
+      std: "0.3530",
+      workers: 1,
+      augment: "none",
+      epochs: 1,
+      trainLimit: 0,
+      evalLimit: 20,
+    });
+    const ev = await evaluateCheckpoint({ checkpoint: out, split: "test" });
+    assert.equal(ev.n, 20);
+    // the val files in dataset order (class folders sorted, files sorted), and one corrupt file
+    const files: string[] = [], labels: number[] = [];
+    const classes = [...Deno.readDirSync(join(png, "val"))].map((e) => e.name).sort();
+    for (const [k, c] of classes.entries()) {
+      for (const f of [...Deno.readDirSync(join(png, "val", c))].map((e) => e.name).sort()) {
+        files.push(join(png, "val", c, f)), labels.push(k);
+      }
+    }
+    const bad = join(root, "bad.png");
+    await Deno.writeFile(bad, new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 1, 2]));
+    const preds = await predictImages(out, [...files, bad], { k: 10 });
+    assert.equal(preds.length, 21);
+    assert.ok(preds[20].error?.includes(bad) && preds[20].top.length === 0, JSON.stringify(preds[20]));
+    let right = 0;
+    for (const [i, p] of preds.slice(0, 20).entries()) {
+      assert.equal(p.error, undefined);
+      assert.deepEqual(p.top.map((t) => t.label).sort((a, b) => a - b), [...Array(10).keys()], "all classes");
+      const probs = p.top.map((t) => t.prob);
+      assert.ok(probs.every((q, j) => q > 0 && (j === 0 || q <= probs[j - 1])), "sorted probabilities");
+      assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-6, "a softmax sums to 1");
+      assert.equal(p.top[0].name, classes[p.top[0].label], "class names are the folders");
+      if (p.top[0].label === labels[i]) right++;
+    }
+    // the same model and eval transform: predict's top-1 hits are eval's top-1 accuracy
+    assert.equal(right / 20, ev.top1);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -3,7 +3,7 @@
 // the split evaluated once (top-1, and top-5 when there are at least 5 classes).
 
 import { Graph } from "../compiler/core/ir.ts";
-import { compile } from "../compiler/runtime/executable.ts";
+import { compile, type Executable } from "../compiler/runtime/executable.ts";
 import { getGpu } from "../compiler/runtime/device.ts";
 import { parseLayerSelection } from "../io/config.ts";
 import { findCheckpoint, loadCheckpoint, readCheckpointState } from "../io/checkpoint.ts";
@@ -13,7 +13,7 @@ import type { Split } from "../data/fashion_mnist.ts";
 import { closeRunLlm, openRunLlm } from "./loop.ts";
 import { AccuracyCounter } from "./scores.ts";
 import type { RunConfig } from "./config.ts";
-import { TASKS } from "./tasks.ts";
+import { type TaskModel, TASKS } from "./tasks.ts";
 
 /** What to evaluate. */
 export interface EvalOptions {
@@ -74,44 +74,53 @@ export async function evaluateCheckpoint(opts: EvalOptions): Promise<EvalResult>
   const batch = opts.batch ?? run.evalBatch;
   await getGpu({ quiet: true });
   const samples = await task.samples(run, split, opts.limit ?? 0);
+  return await withSavedModel(run, batch, where.checkpoint, opts.gpuMemory, async (m, exe) => {
+    const classes = task.classes(run);
+    // per video when the samples are several views of each (multi-clip × multi-crop testing)
+    const acc = new AccuracyCounter(samples, classes, classes >= 5 ? [1, 5] : [1]);
+    for (
+      const b of new Batcher(samples, { batchSize: batch, seed: 0, augment: false, dropLast: false })
+        .evalBatches()
+    ) {
+      exe.write(m.input, b.x);
+      const [lg] = await exe.run([m.logits]);
+      acc.add(lg, b.labels, b.valid);
+    }
+    const [top1, top5] = acc.accuracies();
+    return { top1, top5, n: acc.n, split, step: st.step, checkpoint: where.checkpoint, run };
+  });
+}
+
+/**
+ * Runs `use` on a saved run's model for inference: rebuilt from its stored settings for `batch`
+ * samples (its frozen LLM opened as the run names it), compiled, its trainable weights and BatchNorm
+ * statistics loaded from `checkpoint`; everything is closed afterwards.
+ */
+export async function withSavedModel<T>(
+  run: RunConfig,
+  batch: number,
+  checkpoint: string,
+  gpuMemory: number | undefined,
+  use: (m: TaskModel, exe: Executable) => Promise<T>,
+): Promise<T> {
   const runLlm = await openRunLlm(run.llm);
   try {
     const ck = runLlm.ck;
     const llm = ck ? { ck, layers: parseLayerSelection(run.llmLayers, ck.cfg.layers) } : undefined;
     const g = new Graph();
-    const m = await task.build(g, run, batch, false, llm);
+    const m = await TASKS[run.task].build(g, run, batch, false, llm);
     const exe = await compile([m.logits], {
       weights: m.llm?.loader,
-      gpuMemoryBudget: opts.gpuMemory || undefined,
+      gpuMemoryBudget: gpuMemory || undefined,
     });
     try {
       await loadCheckpoint(
-        where.checkpoint,
+        checkpoint,
         exe,
         [...g.params.filter((p) => p.trainable), ...m.buffers],
         undefined,
       );
-      const classes = task.classes(run);
-      // per video when the samples are several views of each (multi-clip × multi-crop testing)
-      const acc = new AccuracyCounter(samples, classes, classes >= 5 ? [1, 5] : [1]);
-      for (
-        const b of new Batcher(samples, { batchSize: batch, seed: 0, augment: false, dropLast: false })
-          .evalBatches()
-      ) {
-        exe.write(m.input, b.x);
-        const [lg] = await exe.run([m.logits]);
-        acc.add(lg, b.labels, b.valid);
-      }
-      const [top1, top5] = acc.accuracies();
-      return {
-        top1,
-        top5,
-        n: acc.n,
-        split,
-        step: st.step,
-        checkpoint: where.checkpoint,
-        run,
-      };
+      return await use(m, exe);
     } finally {
       exe.destroy();
     }

@@ -1,17 +1,14 @@
 // Predictions of a saved image run for image files: the model rebuilt from the checkpoint's state.json,
 // each image through the run's eval transform, softmax probabilities, the top-k classes by name.
 
-import { Graph } from "../compiler/core/ir.ts";
-import { compile } from "../compiler/runtime/executable.ts";
 import { getGpu } from "../compiler/runtime/device.ts";
-import { parseLayerSelection } from "../io/config.ts";
-import { findCheckpoint, loadCheckpoint, readCheckpointState } from "../io/checkpoint.ts";
+import { findCheckpoint, readCheckpointState } from "../io/checkpoint.ts";
 import { CheckpointError } from "../io/weights.ts";
 import { decodeImage, ImageDecodeError } from "../data/image/decode.ts";
 import { transformSample } from "../data/image/sample_transform.ts";
-import { closeRunLlm, openRunLlm } from "./loop.ts";
 import type { RunConfig } from "./config.ts";
 import { imageClassNames, imageEvalSpec, TASKS } from "./tasks.ts";
+import { withSavedModel } from "./evaluate.ts";
 
 /** One image's prediction. */
 export interface Prediction {
@@ -58,40 +55,19 @@ export async function predictImages(
     }
   }
   await getGpu({ quiet: true });
-  const runLlm = await openRunLlm(run.llm);
-  try {
-    const ck = runLlm.ck;
-    const llm = ck ? { ck, layers: parseLayerSelection(run.llmLayers, ck.cfg.layers) } : undefined;
-    const g = new Graph();
-    const m = await TASKS.image.build(g, run, files.length, false, llm);
-    const exe = await compile([m.logits], {
-      weights: m.llm?.loader,
-      gpuMemoryBudget: opts.gpuMemory || undefined,
+  return await withSavedModel(run, files.length, where.checkpoint, opts.gpuMemory, async (m, exe) => {
+    exe.write(m.input, x);
+    const [logits] = await exe.run([m.logits]);
+    const k = Math.min(opts.k ?? 5, classes);
+    return files.map((file, i) => {
+      if (errors.has(i)) return { file, top: [], error: errors.get(i) };
+      const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
+      const mx = Math.max(...row), e = row.map((v) => Math.exp(v - mx)), z = e.reduce((a, b) => a + b, 0);
+      const order = [...row.keys()].sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
+      return {
+        file,
+        top: order.map((c) => ({ label: c, name: names[c] ?? `class ${c}`, prob: e[c] / z })),
+      };
     });
-    try {
-      await loadCheckpoint(
-        where.checkpoint,
-        exe,
-        [...g.params.filter((p) => p.trainable), ...m.buffers],
-        undefined,
-      );
-      exe.write(m.input, x);
-      const [logits] = await exe.run([m.logits]);
-      const k = Math.min(opts.k ?? 5, classes);
-      return files.map((file, i) => {
-        if (errors.has(i)) return { file, top: [], error: errors.get(i) };
-        const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
-        const mx = Math.max(...row), e = row.map((v) => Math.exp(v - mx)), z = e.reduce((a, b) => a + b, 0);
-        const order = [...row.keys()].sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
-        return {
-          file,
-          top: order.map((c) => ({ label: c, name: names[c] ?? `class ${c}`, prob: e[c] / z })),
-        };
-      });
-    } finally {
-      exe.destroy();
-    }
-  } finally {
-    closeRunLlm(runLlm);
-  }
+  });
 }
