@@ -21,7 +21,8 @@ export { type LlmConfig, parseLayerSelection, readConfig } from "./config.ts";
 export { type LlmCheckpoint, openLlm } from "./llm.ts";
 export { hfLlamaConfig, type HfLlamaOptions, writeHfLlama } from "./hf_llama.ts";
 export { LLAMA_7B, type RandomLlamaShape, writeRandomLlama } from "./random_llm.ts";
-export { crc32, encodePng } from "./png.ts";
+export { encodePng } from "./png.ts";
+export { crc32 } from "./inflate.ts";
 export {
   type CheckpointLocation,
   type CheckpointState,

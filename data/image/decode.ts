@@ -14,6 +14,7 @@ import initPng, {
   decode as pngDecode,
   decode_rgba16 as pngDecode16,
 } from "@jsquash/png/codec/pkg/squoosh_png.js";
+import { crc32 } from "../../io/inflate.ts";
 
 /** A decoded image: row-major, interleaved channels (1 = gray, 3 = RGB), 8 bits per sample. */
 export interface DecodedImage {
@@ -181,29 +182,13 @@ function checkPngChunks(b: Uint8Array, name: string): void {
     const len = view.getUint32(i);
     if (i + 12 + len > b.length) break;
     const type = String.fromCharCode(b[i + 4], b[i + 5], b[i + 6], b[i + 7]);
-    if (crc32(b, i + 4, i + 8 + len) !== view.getUint32(i + 8 + len)) {
+    if (crc32(b.subarray(i + 4, i + 8 + len)) !== view.getUint32(i + 8 + len)) {
       throw new ImageDecodeError(name, `corrupt PNG (bad CRC in chunk ${type} at byte ${i})`);
     }
     if (type === "IEND") return;
     i += 12 + len;
   }
   throw new ImageDecodeError(name, "truncated PNG (no IEND chunk)");
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(b: Uint8Array, start: number, end: number): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 /** Keeps the first `channels` of each RGBA pixel (gray decoders replicate gray into R, G and B). */

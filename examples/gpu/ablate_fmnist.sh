@@ -24,22 +24,12 @@ mkdir -p "$OUT"
 # DEVICE_SETUP=0 skips the device setup and EXTRA adds flags (a smoke test on this machine:
 #   DEVICE_SETUP=0 MINUTES=3 EXTRA="--model fmnist --steps 2 --train-limit 64 --eval-limit 64" bash ...).
 if [[ ${DEVICE_SETUP:-1} == 1 ]]; then
-  for f in .device/debs/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-  mkdir -p /tmp/deno-bin
-  python3 -c "import lzma,shutil;shutil.copyfileobj(lzma.open('.device/deno.xz'),open('/tmp/deno-bin/deno','wb'))"
-  chmod +x /tmp/deno-bin/deno
-  tar -xJf .device/dd.tar.xz -C /tmp
-  export PATH=/tmp/deno-bin:$PATH HOME=${HOME:-/tmp} DENO_DIR=/tmp/deno-dir DENO_NO_UPDATE_CHECK=1
-  if [[ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]]; then
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-  fi
-  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | sed 's/^/gpu: /' | tee "$OUT/log"
+  source examples/gpu/setup.sh log
+else
+  export XDG_RUNTIME_DIR=/tmp/xdg
+  mkdir -p /tmp/xdg && chmod 700 /tmp/xdg
+  python3 -c "import json;c=json.load(open('deno.json'));json.dump({k:c[k] for k in ('imports','compilerOptions') if k in c},open('/tmp/deno.json','w'))"
 fi
-export XDG_RUNTIME_DIR=/tmp/xdg
-mkdir -p /tmp/xdg && chmod 700 /tmp/xdg
-# The repo's imports and compiler options only (no lock file, no tasks): the npm cache came in dd.tar.xz.
-python3 -c "import json;c=json.load(open('deno.json'));json.dump({k:c[k] for k in ('imports','compilerOptions') if k in c},open('/tmp/deno.json','w'))"
 DENO="deno run --no-lock --config /tmp/deno.json -A"
 [[ ${DEVICE_SETUP:-1} == 1 ]] && DENO="$DENO --cached-only"
 
