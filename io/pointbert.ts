@@ -15,7 +15,7 @@
 import type { Node } from "../compiler/core/ir.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";
 import { openPth } from "./pth.ts";
-import { CheckpointError, takeFloatTensor } from "./weights.ts";
+import { readImported } from "./weights.ts";
 
 /** The keys a Point-BERT checkpoint keeps its state dict under. */
 export const POINTBERT_MODEL_KEYS: readonly string[] = ["base_model", "model"];
@@ -45,45 +45,24 @@ export async function initFromPointBert(
   params: readonly Node[],
 ): Promise<{ loaded: string[]; skipped: string[]; kept: string[] }> {
   const src = await openPth(file, POINTBERT_MODEL_KEYS);
-  const byName = new Map(params.map((p) => [p.name!, p]));
-  const values = new Map<string, Float32Array>(), skipped: string[] = [];
+  let r: Awaited<ReturnType<typeof readImported>>;
   try {
-    const list = src.list();
-    const pretrain = list.some((t) => /^(transformer_q|base_model)\./.test(t.name.replaceAll("module.", "")));
-    for (const t of list) {
-      const name = pointBertName(t.name, pretrain);
-      const p = name === undefined ? undefined : byName.get(name);
-      if (!p || name === undefined) {
-        skipped.push(`${t.name}: not in the model`);
-        continue;
-      }
-      if (t.shape.join() !== p.shape.join()) {
-        if (name.startsWith("cls_head_finetune.")) {
-          skipped.push(`${t.name}: [${t.shape}] is another class count than the model's [${p.shape}]`);
-          continue;
-        }
-        throw new CheckpointError(
-          file,
-          `tensor '${t.name}' has shape [${t.shape}] but the model's '${name}' is [${p.shape}]: ` +
-            `a checkpoint of another model (dim, encoder dim)?`,
-        );
-      }
-      await takeFloatTensor(file, src, t, name, values);
-    }
+    const pretrain = src.list().some((t) =>
+      /^(transformer_q|base_model)\./.test(t.name.replaceAll("module.", ""))
+    );
+    r = await readImported(file, src, params, {
+      name: (t) => pointBertName(t.name, pretrain),
+      headPrefix: "cls_head_finetune.",
+      shapeHint: "dim, encoder dim",
+      noneMatch: "no tensor matches the model's names (Point-BERT names expected, e.g. " +
+        "'module.transformer_q.blocks.blocks.0.attn.qkv.weight' or 'encoder.first_conv.0.weight')",
+    });
   } finally {
     src.close();
   }
-  if (!values.size) {
-    throw new CheckpointError(
-      file,
-      "no tensor matches the model's names (Point-BERT names expected, e.g. " +
-        "'module.transformer_q.blocks.blocks.0.attn.qkv.weight' or 'encoder.first_conv.0.weight')",
-    );
-  }
   for (const p of params) {
-    const v = values.get(p.name!);
+    const v = r.values.get(p.name!);
     if (v) exe.write(p, v);
   }
-  const kept = params.map((p) => p.name!).filter((n) => !values.has(n));
-  return { loaded: [...values.keys()], skipped, kept };
+  return { loaded: [...r.values.keys()], skipped: r.skipped, kept: r.kept };
 }

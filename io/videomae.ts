@@ -16,7 +16,7 @@
 import type { Node } from "../compiler/core/ir.ts";
 import type { Executable } from "../compiler/runtime/executable.ts";
 import { openPth } from "./pth.ts";
-import { CheckpointError, takeFloatTensor, type WeightSource } from "./weights.ts";
+import { CheckpointError, readImported, type WeightSource } from "./weights.ts";
 
 /** The keys a VideoMAE training checkpoint keeps its state dict under (run_class_finetuning's default). */
 export const VIDEOMAE_MODEL_KEYS: readonly string[] = ["model", "module"];
@@ -65,44 +65,21 @@ export async function openVideoMae(file: string): Promise<WeightSource> {
 /** Reads the values of `params` from a VideoMAE checkpoint, by the rules at the top of this file. */
 export async function readVideoMae(file: string, params: readonly ParamSpec[]): Promise<VideoMaeWeights> {
   const src = await openVideoMae(file);
-  const byName = new Map(params.map((p) => [p.name!, p]));
-  const values = new Map<string, Float32Array>(), skipped: string[] = [];
   try {
-    for (const t of src.list()) {
-      const name = videoMaeName(t.name);
-      const p = byName.get(name);
-      if (name === "pos_embed") {
-        skipped.push(`${t.name}: the position table is a fixed sinusoid, recomputed for the model's size`);
-        continue;
-      }
-      if (!p) {
-        skipped.push(`${t.name}: not in the model`);
-        continue;
-      }
-      if (t.shape.join() !== p.shape.join()) {
-        if (name.startsWith("head.")) {
-          skipped.push(`${t.name}: [${t.shape}] is another class count than the model's [${p.shape}]`);
-          continue;
-        }
-        throw new CheckpointError(
-          file,
-          `tensor '${t.name}' has shape [${t.shape}] but the model's '${name}' is [${p.shape}]: ` +
-            `a checkpoint of another model (size, patch, tubelet or channels)?`,
-        );
-      }
-      await takeFloatTensor(file, src, t, name, values);
-    }
+    return await readImported(file, src, params, {
+      name: (t) => videoMaeName(t.name),
+      skip: (name) =>
+        name === "pos_embed"
+          ? "the position table is a fixed sinusoid, recomputed for the model's size"
+          : undefined,
+      headPrefix: "head.",
+      shapeHint: "size, patch, tubelet or channels",
+      noneMatch:
+        "no tensor matches the model's parameter names (VideoMAE names expected, e.g. 'blocks.0.attn.qkv.weight')",
+    });
   } finally {
     src.close();
   }
-  if (!values.size) {
-    throw new CheckpointError(
-      file,
-      `no tensor matches the model's parameter names (VideoMAE names expected, e.g. 'blocks.0.attn.qkv.weight')`,
-    );
-  }
-  const kept = params.map((p) => p.name!).filter((n) => !values.has(n));
-  return { values, skipped, kept };
 }
 
 /**

@@ -117,3 +117,60 @@ export async function takeFloatTensor(
   }
   values.set(name, toFloat32(t, await src.read(t.name)));
 }
+
+/** How an importer maps a foreign checkpoint (VideoMAE, Point-BERT `.pth`) onto a model's parameters. */
+export interface ImportRules {
+  /** The model's name of a checkpoint tensor (undefined: not one the model has). */
+  name(t: TensorInfo): string | undefined;
+  /** Why a tensor the model does have is skipped anyway, if it is (e.g. a recomputed table). */
+  skip?(name: string): string | undefined;
+  /** Names starting with this are the classifier head: another shape there is another class count. */
+  headPrefix: string;
+  /** What a shape mismatch elsewhere suggests, e.g. "dim, encoder dim". */
+  shapeHint: string;
+  /** The refusal when no tensor matches, naming the names expected. */
+  noneMatch: string;
+}
+
+/**
+ * Reads the tensors of `src` that `params` take, as `rules` map them: a head of another class count
+ * and the tensors the model lacks are skipped (with why), another shape elsewhere is refused naming
+ * both shapes; returns the values by the model's names and the params left at their init.
+ */
+export async function readImported(
+  file: string,
+  src: WeightSource,
+  params: readonly { name?: string; shape: readonly number[] }[],
+  rules: ImportRules,
+): Promise<{ values: Map<string, Float32Array>; skipped: string[]; kept: string[] }> {
+  const byName = new Map(params.map((p) => [p.name!, p]));
+  const values = new Map<string, Float32Array>(), skipped: string[] = [];
+  for (const t of src.list()) {
+    const name = rules.name(t);
+    const why = name === undefined ? undefined : rules.skip?.(name);
+    if (why) {
+      skipped.push(`${t.name}: ${why}`);
+      continue;
+    }
+    const p = name === undefined ? undefined : byName.get(name);
+    if (!p || name === undefined) {
+      skipped.push(`${t.name}: not in the model`);
+      continue;
+    }
+    if (t.shape.join() !== p.shape.join()) {
+      if (name.startsWith(rules.headPrefix)) {
+        skipped.push(`${t.name}: [${t.shape}] is another class count than the model's [${p.shape}]`);
+        continue;
+      }
+      throw new CheckpointError(
+        file,
+        `tensor '${t.name}' has shape [${t.shape}] but the model's '${name}' is [${p.shape}]: ` +
+          `a checkpoint of another model (${rules.shapeHint})?`,
+      );
+    }
+    await takeFloatTensor(file, src, t, name, values);
+  }
+  if (!values.size) throw new CheckpointError(file, rules.noneMatch);
+  const kept = params.map((p) => p.name!).filter((n) => !values.has(n));
+  return { values, skipped, kept };
+}
