@@ -20,6 +20,7 @@ import {
   FASHION_MNIST_MEAN,
   FASHION_MNIST_STD,
   type FashionMnist,
+  idxCache,
   type ImageSampleOptions,
   imageSamples,
   loadFashionMnist,
@@ -29,6 +30,7 @@ import {
   SYSTEM_DATA_DIR,
 } from "../data/fashion_mnist.ts";
 import { stratifiedIndices } from "../data/make_subset.ts";
+import { fileVersion } from "../data/cache.ts";
 
 const HW = 28 * 28;
 
@@ -102,6 +104,37 @@ test("fashion-mnist: readIdx reads the subset files gzipped and raw", async () =
     const raw = await loadFashionMnist(dir, "test");
     assertDeepEquals(raw.labels, t.labels);
     assertSameArray(raw.images, t.images);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+test("fashion-mnist: a gzipped IDX file is inflated once while unchanged; readers never share bytes", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/labels-idx1-ubyte.gz`;
+    await Deno.writeFile(path, encodeIdxGz([4], Uint8Array.of(1, 2, 3, 4)));
+    const first = await readIdx(path, 1);
+    // the inflated file is kept under its version: marking the kept bytes shows the next read is served
+    // from them
+    const kept = idxCache.get(fileVersion(path, await Deno.stat(path)));
+    assert.ok(kept, "kept after the first read");
+    kept[8] = 7; // past the 8-byte header (magic, one dim)
+    assertDeepEquals([...(await readIdx(path, 1)).data], [7, 2, 3, 4]);
+    kept[8] = 1;
+    first.data[0] = 9; // a reader's change reaches neither the cache nor a later reader
+    const second = await readIdx(path, 1);
+    assertDeepEquals([...second.data], [1, 2, 3, 4]);
+    second.data[1] = 9;
+    assertDeepEquals([...(await readIdx(path, 1)).data], [1, 2, 3, 4]);
+    // a cached file is still checked as asked: the wrong rank is refused, naming the file
+    await assertRejectsMsg(() => readIdx(path, 3), path, "3");
+    // a rewrite (new size and mtime) is read again
+    await Deno.writeFile(path, encodeIdxGz([5], Uint8Array.of(5, 6, 7, 8, 9)));
+    assertDeepEquals([...(await readIdx(path, 1)).data], [5, 6, 7, 8, 9]);
+    // a file that no longer exists is an error, not a cached answer
+    await Deno.remove(path);
+    await assertRejectsMsg(() => readIdx(path, 1), path, "not found");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -13,7 +13,7 @@ import {
   probeVideo,
   videoToolRuns,
 } from "../data/video/decode.ts";
-import { LruCache } from "../data/video/cache.ts";
+import { LruCache } from "../data/cache.ts";
 import { parseRandAugment } from "../data/image/augment.ts";
 import { parseSsv2, parseVideoList } from "../data/video/labels.ts";
 import {

@@ -23,7 +23,7 @@ import {
   VideoError,
 } from "./decode.ts";
 import type { VideoEntry } from "./labels.ts";
-import { fileVersion, LruCache } from "./cache.ts";
+import { fileVersion, LruCache } from "../cache.ts";
 import {
   cropOffset,
   denseTestIndices,

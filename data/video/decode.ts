@@ -6,7 +6,7 @@
 // second, so a probe is remembered while its file is unchanged (cache.ts), and the frames of a folder are
 // decoded by one ffmpeg call.
 
-import { fileVersion, LruCache } from "./cache.ts";
+import { fileVersion, LruCache } from "../cache.ts";
 
 /** Decoded frames: `count` frames of height × width × 3 bytes (rgb24, rows top to bottom). */
 export interface Frames {

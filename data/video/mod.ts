@@ -32,7 +32,7 @@ export {
   type ViewSamples,
   writeClip,
 } from "./clips.ts";
-export { LruCache } from "./cache.ts";
+export { LruCache } from "../cache.ts";
 export {
   clearProbeCache,
   decodeFrameFolder,

@@ -1,7 +1,8 @@
-// What decoding learns about a file, kept while the file stays the same: starting ffmpeg or ffprobe costs
-// about half a second, so a training epoch that revisits a video, or the test views of one video, must not
-// decode it again. Entries are keyed by the file's version (path, size, mtime, ctime, inode: any rewrite
-// changes the key) plus whatever geometry was asked for, and evicted least recently used first once a
+// What decoding learns about a file, kept while the file stays the same. Starting ffmpeg or ffprobe costs
+// about half a second and inflating a gzipped IDX split a tenth of one, so a process that revisits a video
+// in the next epoch, evaluates the views of one video, or trains, evaluates and resumes on one split must
+// not decode it again. Entries are keyed by the file's version (path, size, mtime, ctime, inode: any
+// rewrite changes the key) plus whatever was asked of it, and evicted least recently used first once a
 // byte or entry bound is reached.
 
 /** A least-recently-used map bounded in bytes (as `sizeOf` counts them) and in entries. */
