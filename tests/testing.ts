@@ -10,16 +10,9 @@ import assert from "node:assert/strict";
 // 60-75% of the CPU time; the tests' tiny tensors run no slower measurably (warm suite unchanged).
 // Mesa reads it when the first adapter is opened, which no module does at import; the CLIs the tests
 // spawn inherit it. An explicit GALLIVM_PERF (even empty) wins; GPU drivers ignore it.
-//
-// LP_NUM_THREADS=0 runs lavapipe's dispatches on its queue thread instead of a pool of one thread per core.
-// With a pool, a test process that ran several GPU test files (one lavapipe device per file's isolate)
-// sometimes aborted at exit with a glibc heap error (FEATURES.md, Known issues); without one it did not, and
-// the suite is no slower: three test files at a time already keep both cores busy (102.9 and 106.1 s against
-// 109.1 and 101.9 s with the pool, alternating runs, 2026-11-30).
 try {
   if (Deno.env.get("GALLIVM_PERF") === undefined) Deno.env.set("GALLIVM_PERF", "nopt");
-  if (Deno.env.get("LP_NUM_THREADS") === undefined) Deno.env.set("LP_NUM_THREADS", "0");
-} catch { /* no env permission: the tests then run with LLVM's default optimisation and lavapipe's pool */ }
+} catch { /* no env permission: the tests then run with LLVM's default optimisation */ }
 
 export { assert };
 // Assertion functions need explicit type annotations to narrow types (TS2775).
